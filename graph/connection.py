@@ -1,0 +1,186 @@
+"""A connection to one Neo4j database: the driver, explicit transactions, plain-value results.
+
+Everything above this module sees rows as lists of plain Python values (dicts, lists, str,
+int, float, bool, datetime), never driver objects, and sees failures as `graph.errors` classes
+whose messages name the URI but never the password.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, TypeVar
+
+import neo4j
+from neo4j import exceptions as neo4j_exc
+from neo4j.graph import Node, Path, Relationship
+
+from graph.errors import AuthenticationFailed, ConnectionFailed, InvalidURI, QueryError
+from graph.settings import ConnectionSettings
+
+T = TypeVar("T")
+
+_CONNECT_ATTEMPTS = 3  # bounded: a wrong URI fails within seconds, a restarting server is waited for
+
+
+class Connection:
+    """An open connection to a Neo4j database.
+
+    >>> conn = Connection.open(ConnectionSettings(uri="bolt://127.0.0.1:7687"))
+    >>> conn.run("RETURN $x AS x", {"x": 1})
+    [{'x': 1}]
+    """
+
+    def __init__(self, settings: ConnectionSettings, driver: neo4j.Driver) -> None:
+        self.settings = settings
+        self.driver = driver
+
+    def __repr__(self) -> str:
+        db = f", database={self.settings.database!r}" if self.settings.database else ""
+        return f"Connection({self.settings.display_uri!r}, user={self.settings.user!r}{db})"
+
+    @classmethod
+    def open(cls, settings: ConnectionSettings, attempts: int = _CONNECT_ATTEMPTS) -> Connection:
+        """Create the driver and check that the server answers and accepts the credentials."""
+        auth = (settings.user, settings.password) if settings.password is not None else None
+        try:
+            driver = neo4j.GraphDatabase.driver(
+                settings.uri,
+                auth=auth,
+                connection_timeout=10.0,
+                max_transaction_retry_time=30.0,
+                user_agent="lineagegraph",
+                # Server hints ("property key does not exist", ...) would otherwise be printed as
+                # warnings for lineage's own queries against a fresh database.
+                notifications_min_severity="OFF",
+            )
+        except (neo4j_exc.ConfigurationError, ValueError) as exc:
+            raise InvalidURI(
+                f"{settings.display_uri!r} is not a Neo4j URI: {_scrub(str(exc), settings)} "
+                "(expected bolt://, bolt+s://, neo4j:// or neo4j+s://, e.g. bolt://127.0.0.1:7687)"
+            ) from None
+        conn = cls(settings, driver)
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            try:
+                # An auto-commit query, not verify_connectivity() or execute_query(): it proves
+                # the database exists and answers, and is not retried for 30 s by the driver.
+                with driver.session(database=settings.database) as session:
+                    session.run("RETURN 1").consume()
+                return conn
+            except neo4j_exc.AuthError:
+                driver.close()
+                hint = "" if settings.password else " (no password given: set NEO4J_PASSWORD)"
+                raise AuthenticationFailed(
+                    f"Neo4j at {settings.display_uri} rejected the credentials of user "
+                    f"{settings.user!r}{hint}"
+                ) from None
+            except (neo4j_exc.ServiceUnavailable, neo4j_exc.SessionExpired, OSError) as exc:
+                if attempt == attempts:
+                    driver.close()
+                    raise ConnectionFailed(
+                        f"could not connect to Neo4j at {settings.display_uri} after {attempts} "
+                        f"attempts: {_scrub(str(exc), settings)}"
+                    ) from None
+                time.sleep(delay)
+                delay *= 2
+            except neo4j_exc.Neo4jError as exc:
+                driver.close()
+                raise ConnectionFailed(
+                    f"Neo4j at {settings.display_uri} refused the connection: "
+                    f"{_scrub(exc.message or str(exc), settings)}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # -- queries ---------------------------------------------------------------------------
+    def run(self, query: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run one parameterised query in its own (retried) transaction; rows as plain dicts."""
+        return self.run_with_keys(query, parameters)[1]
+
+    def run_with_keys(
+        self, query: str, parameters: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Like `run`, also returning the column names (so an empty result keeps its columns)."""
+
+        def transform(result: neo4j.Result) -> tuple[list[str], list[dict[str, Any]]]:
+            keys = list(result.keys())
+            return keys, [{k: plain(v) for k, v in record.items()} for record in result]
+
+        with self._errors():
+            return self.driver.execute_query(
+                query,
+                parameters or {},
+                database_=self.settings.database,
+                result_transformer_=transform,
+            )
+
+    def write(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        """Run `work(tx)` in one write transaction, retried by the driver on transient errors.
+
+        `work` may run more than once, so it must not have side effects outside `tx`.
+        """
+        with self._errors(), self.driver.session(database=self.settings.database) as session:
+            return session.execute_write(work)
+
+    def read(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        """Run `work(tx)` in one read transaction, retried on transient errors."""
+        with self._errors(), self.driver.session(database=self.settings.database) as session:
+            return session.execute_read(work)
+
+    def server_info(self) -> dict[str, Any]:
+        """Name, version and edition of the server, from `dbms.components()`."""
+        rows = self.run("CALL dbms.components() YIELD name, versions, edition RETURN *")
+        row = rows[0]
+        return {"name": row["name"], "version": row["versions"][0], "edition": row["edition"]}
+
+    def _errors(self) -> _ErrorTranslator:
+        return _ErrorTranslator(self.settings)
+
+
+class _ErrorTranslator:
+    """Turns driver exceptions raised inside a `with` block into `graph.errors` classes."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        uri = self.settings.display_uri
+        if isinstance(exc, neo4j_exc.AuthError):
+            raise AuthenticationFailed(f"Neo4j at {uri} rejected the credentials") from None
+        if isinstance(exc, (neo4j_exc.ServiceUnavailable, neo4j_exc.SessionExpired)):
+            raise ConnectionFailed(
+                f"lost the connection to Neo4j at {uri}: {_scrub(str(exc), self.settings)}"
+            ) from None
+        if isinstance(exc, neo4j_exc.Neo4jError):
+            raise QueryError(f"{exc.code}: {exc.message}") from exc
+        return False
+
+
+def plain(value: Any) -> Any:
+    """A driver value as plain Python: nodes and relationships become their property dicts."""
+    if isinstance(value, (Node, Relationship)):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return [plain(n) for n in value.nodes]
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    to_native = getattr(value, "to_native", None)  # neo4j.time.DateTime, Date, Duration...
+    if callable(to_native):
+        return to_native()
+    return value
+
+
+def _scrub(message: str, settings: ConnectionSettings) -> str:
+    """Drivers sometimes echo the URI (with userinfo) back; never let a password through."""
+    if settings.password:
+        message = message.replace(settings.password, "***")
+    return message.replace(settings.uri, settings.display_uri)

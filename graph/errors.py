@@ -1,0 +1,34 @@
+"""Errors raised by the graph layer.
+
+`lineage.errors` re-exports these, so users catch them from one module.
+"""
+
+from __future__ import annotations
+
+
+class GraphError(Exception):
+    """Base class of every error the graph layer raises."""
+
+
+class ConnectionFailed(GraphError):
+    """Neo4j could not be reached at the configured URI."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """Neo4j answered but rejected the credentials."""
+
+
+class InvalidURI(ConnectionFailed):
+    """The connection URI is not a Neo4j URI the driver accepts."""
+
+
+class QueryError(GraphError):
+    """Neo4j rejected a query (syntax, constraint, type error): the server's code and message."""
+
+
+class ServerError(GraphError):
+    """The local Neo4j server could not be installed, started or stopped."""
+
+
+class SchemaError(GraphError):
+    """The schema could not be installed or is from a newer version of lineage."""

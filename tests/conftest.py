@@ -1,0 +1,114 @@
+"""One real Neo4j for the whole test session, and an empty graph for each test that asks.
+
+Where the Neo4j comes from (DESIGN.md §6), first match wins:
+1. `NEO4J_URI` (with `NEO4J_USER` / `NEO4J_PASSWORD`) if set. The suite wipes that database.
+2. testcontainers' Neo4j, when a Docker engine answers a ping.
+3. The project's own local server, started in a temporary lineage home on a free port.
+
+In cases 2 and 3 the session points `LINEAGE_HOME` at a temporary directory, so no test touches
+the user's own `~/.lineage` server; the Neo4j jars are still shared with the user's install.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import lineage as ln
+from graph import ConnectionSettings
+from graph.server import LocalServer, default_install_dir
+
+
+@dataclass(frozen=True)
+class Neo4jUnderTest:
+    settings: ConnectionSettings
+    kind: str  # "environment", "testcontainers" or "local server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - no client, no socket, no engine: all mean "no Docker"
+        return False
+
+
+@pytest.fixture(scope="session")
+def neo4j_install_dir() -> Path:
+    """The user's Neo4j jar install, shared by every server the tests start."""
+    return default_install_dir()
+
+
+@pytest.fixture(scope="session")
+def neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_install_dir: Path) -> Iterator[Neo4jUnderTest]:
+    saved = {k: os.environ.get(k) for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_INSTALL", "LINEAGE_NEO4J_PORT")}
+    home = tmp_path_factory.mktemp("lineage-home")
+    os.environ["LINEAGE_HOME"] = str(home)
+    os.environ["LINEAGE_NEO4J_INSTALL"] = str(neo4j_install_dir)
+    try:
+        if os.environ.get("NEO4J_URI"):
+            yield Neo4jUnderTest(_env_settings(), "environment")
+        elif _docker_answers():
+            from testcontainers.neo4j import Neo4jContainer
+
+            with Neo4jContainer("neo4j:5.26-community") as container:
+                settings = ConnectionSettings(
+                    uri=container.get_connection_url(),
+                    user="neo4j",
+                    password=container.password,
+                    source="environment",
+                )
+                yield Neo4jUnderTest(settings, "testcontainers")
+        else:
+            # `ln.connect()` with no settings finds this server: it lives in the default home.
+            port = free_port()
+            os.environ["LINEAGE_NEO4J_PORT"] = str(port)
+            server = LocalServer()
+            status = server.start(port=port)
+            try:
+                settings = ConnectionSettings(uri=status.uri, source="local server")
+                yield Neo4jUnderTest(settings, "local server")
+            finally:
+                server.stop()
+    finally:
+        ln.disconnect()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _env_settings() -> ConnectionSettings:
+    return ConnectionSettings(
+        uri=os.environ["NEO4J_URI"],
+        user=os.environ.get("NEO4J_USER", "neo4j"),
+        password=os.environ.get("NEO4J_PASSWORD"),
+        database=os.environ.get("NEO4J_DATABASE") or None,
+        source="environment",
+    )
+
+
+@pytest.fixture
+def db(neo4j: Neo4jUnderTest) -> Iterator[ln.Instance]:
+    """The session's Neo4j, emptied, connected as the current instance, schema installed."""
+    s = neo4j.settings
+    instance = ln.connect(s.uri, user=s.user, password=s.password, database=s.database)
+    instance.connection.run("MATCH (n) DETACH DELETE n")
+    # Connect again so the schema-version node is back: tests start from what `connect` leaves.
+    instance = ln.connect(s.uri, user=s.user, password=s.password, database=s.database)
+    yield instance
+    ln.disconnect()

@@ -1,0 +1,98 @@
+"""Schema install: constraints and indexes from the models, idempotent, versioned."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import lineage as ln
+from graph import Connection, QueryError, SchemaError, install_schema
+from graph.models import RECORD_LABELS
+from graph.schema import SCHEMA_VERSION, expected_constraints, expected_indexes
+
+
+def _drop_lineage_schema(conn: Connection) -> None:
+    for row in conn.run("SHOW CONSTRAINTS YIELD name"):
+        conn.run(f"DROP CONSTRAINT `{row['name']}` IF EXISTS")
+    for row in conn.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"):
+        conn.run(f"DROP INDEX `{row['name']}` IF EXISTS")
+    conn.run("MATCH (s:LineageSchema) DELETE s")
+
+
+def test_every_record_label_gets_uid_and_id_uniqueness(db: ln.Instance) -> None:
+    rows = db.connection.run(
+        "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties "
+        "WHERE type = 'UNIQUENESS' RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+    )
+    have = {(r["label"], r["prop"]) for r in rows}
+    for label in RECORD_LABELS:
+        assert (label, "uid") in have and (label, "id") in have, label
+
+
+def test_indexes_on_key_hash_is_latest_created_at(db: ln.Instance) -> None:
+    rows = db.connection.run(
+        "SHOW INDEXES YIELD type, labelsOrTypes, properties WHERE type = 'RANGE' "
+        "RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+    )
+    have = {(r["label"], r["prop"]) for r in rows}
+    for label in ("Artifact", "Collection", "Transform"):
+        for prop in ("key", "hash", "is_latest", "created_at"):
+            assert (label, prop) in have, (label, prop)
+    for label in RECORD_LABELS:
+        assert (label, "created_at") in have
+
+
+def test_install_twice_creates_once(db: ln.Instance) -> None:
+    conn = db.connection
+    _drop_lineage_schema(conn)
+    first = install_schema(conn)
+    assert set(first.created) == set(expected_constraints()) | set(expected_indexes())
+    assert first.migrations_run == [1] and first.version == SCHEMA_VERSION
+    second = install_schema(conn)
+    assert second.created == [] and second.migrations_run == [] and not second.changed
+    nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
+    assert len(nodes) == 1 and nodes[0]["v"] == SCHEMA_VERSION and len(nodes[0]["m"]) == SCHEMA_VERSION
+
+
+def test_a_dropped_constraint_comes_back(db: ln.Instance) -> None:
+    conn = db.connection
+    conn.run("DROP CONSTRAINT constraint_unique_Artifact_uid")
+    report = install_schema(conn)
+    assert report.created == ["constraint_unique_Artifact_uid"]
+
+
+def test_concurrent_installers_do_not_fail(db: ln.Instance) -> None:
+    _drop_lineage_schema(db.connection)
+    errors: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            install_schema(db.connection)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=install) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert install_schema(db.connection).created == []
+    assert db.connection.run("MATCH (s:LineageSchema) RETURN count(s) AS n")[0]["n"] == 1
+
+
+def test_uniqueness_is_enforced(db: ln.Instance) -> None:
+    db.connection.run("CREATE (:Artifact {uid: 'aaaaaaaaaaaaaaaa0000', id: 1})")
+    with pytest.raises(QueryError, match="ConstraintValidationFailed"):
+        db.connection.run("CREATE (:Artifact {uid: 'aaaaaaaaaaaaaaaa0000', id: 2})")
+    with pytest.raises(QueryError, match="ConstraintValidationFailed"):
+        db.connection.run("CREATE (:Artifact {uid: 'bbbbbbbbbbbbbbbb0000', id: 1})")
+    # The same id under another label is fine: ids are unique per label.
+    db.connection.run("CREATE (:Collection {uid: 'aaaaaaaaaaaaaaaa0000', id: 1})")
+
+
+def test_database_from_a_newer_lineage_is_refused(db: ln.Instance) -> None:
+    db.connection.run("MATCH (s:LineageSchema) SET s.version = $v", {"v": SCHEMA_VERSION + 1})
+    with pytest.raises(SchemaError, match="newer lineage"):
+        install_schema(db.connection)
