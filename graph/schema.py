@@ -1,17 +1,18 @@
 """Installs the graph schema: constraints and indexes from `graph.models`, and a version node.
 
-Installing is idempotent and cheap when nothing is missing (two `SHOW` queries and one `MERGE`),
-so `connect()` runs it every time. neomodel creates what is missing from the model declarations;
-a constraint someone dropped by hand comes back on the next connect.
+Installing is idempotent and cheap when nothing is missing (two `SHOW` queries and a read of
+the version node), so `connect()` runs it every time. What is missing — a fresh database, or a
+constraint someone dropped by hand — is created in one write transaction of
+`CREATE ... IF NOT EXISTS` statements, which the driver retries on transient errors, so several
+processes connecting to a fresh database at once all succeed.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
-import neomodel
+import neo4j
 
 from graph.connection import Connection
 from graph.errors import SchemaError
@@ -32,6 +33,30 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MODELS = (*RECORD_MODELS, SchemaVersion)
 
 
+class SchemaItem(NamedTuple):
+    """One constraint or range index, named the way neomodel names them."""
+
+    kind: str  # "constraint" (uniqueness) or "index" (range)
+    label: str
+    prop: str
+
+    @property
+    def name(self) -> str:
+        if self.kind == "constraint":
+            return f"constraint_unique_{self.label}_{self.prop}"
+        return f"index_{self.label}_{self.prop}"
+
+    def statement(self) -> str:
+        # Labels and property names come from the models, never from users; backticks anyway.
+        target = f"(n:`{self.label}`)"
+        if self.kind == "constraint":
+            return (
+                f"CREATE CONSTRAINT `{self.name}` IF NOT EXISTS "
+                f"FOR {target} REQUIRE n.`{self.prop}` IS UNIQUE"
+            )
+        return f"CREATE INDEX `{self.name}` IF NOT EXISTS FOR {target} ON (n.`{self.prop}`)"
+
+
 @dataclass
 class SchemaReport:
     """What `install_schema` found and did."""
@@ -45,41 +70,42 @@ class SchemaReport:
         return bool(self.created or self.migrations_run)
 
 
-def expected_constraints() -> dict[str, type]:
-    """Constraint name -> model, as neomodel names them."""
-    return {
-        f"constraint_unique_{model.__label__}_{prop.get_db_property_name(name)}": model
-        for model in _MODELS
-        for name, prop in model.defined_properties(aliases=False, rels=False).items()
-        if prop.unique_index and not prop.index
-    }
+def expected_schema() -> list[SchemaItem]:
+    """Every constraint and index the models declare (`unique_index=True` / `index=True`)."""
+    items = []
+    for model in _MODELS:
+        for name, prop in model.defined_properties(aliases=False, rels=False).items():
+            db_name = prop.get_db_property_name(name)
+            if prop.unique_index:
+                items.append(SchemaItem("constraint", model.__label__, db_name))
+            elif prop.index:
+                items.append(SchemaItem("index", model.__label__, db_name))
+    return items
 
 
-def expected_indexes() -> dict[str, type]:
-    """Range index name -> model, as neomodel names them."""
-    return {
-        f"index_{model.__label__}_{prop.get_db_property_name(name)}": model
-        for model in _MODELS
-        for name, prop in model.defined_properties(aliases=False, rels=False).items()
-        if prop.index
+def _present(conn: Connection) -> set[tuple[str, str, str]]:
+    # Compared by what they do, not by name: an equivalent constraint created under another
+    # name satisfies the model (and `IF NOT EXISTS` would not create a second one anyway).
+    constraints = conn.run(
+        "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties "
+        "WHERE type IN ['UNIQUENESS', 'NODE_PROPERTY_UNIQUENESS'] AND size(properties) = 1 "
+        "RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+    )
+    indexes = conn.run(
+        "SHOW INDEXES YIELD type, entityType, labelsOrTypes, properties, owningConstraint "
+        "WHERE type = 'RANGE' AND entityType = 'NODE' AND owningConstraint IS NULL "
+        "AND size(properties) = 1 RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+    )
+    return {("constraint", r["label"], r["prop"]) for r in constraints} | {
+        ("index", r["label"], r["prop"]) for r in indexes
     }
 
 
 def install_schema(conn: Connection) -> SchemaReport:
-    """Create missing constraints and indexes, run pending migrations, record the version."""
-    present = {r["name"] for r in conn.run("SHOW CONSTRAINTS YIELD name")}
-    present |= {r["name"] for r in conn.run("SHOW INDEXES YIELD name")}
-    wanted = {**expected_constraints(), **expected_indexes()}
-    missing = {name: model for name, model in wanted.items() if name not in present}
+    """Create missing constraints and indexes, run pending migrations, record the version.
 
-    if missing:
-        bind_neomodel(conn)
-        # neomodel prints "already exists" errors it tolerates (a concurrent installer won the
-        # race); they are expected here, so its output goes to a buffer, not the user's terminal.
-        sink = io.StringIO()
-        for model in dict.fromkeys(missing.values()):
-            neomodel.db.install_labels(model, quiet=True, stdout=sink)
-
+    A database written by a newer lineage is refused before anything is written to it.
+    """
     recorded = conn.run(
         "MATCH (s:LineageSchema {name: $name}) RETURN s.version AS version", {"name": SCHEMA_NAME}
     )
@@ -89,6 +115,16 @@ def install_schema(conn: Connection) -> SchemaReport:
             f"this database was written by a newer lineage (schema version {current}; this "
             f"lineage knows up to {SCHEMA_VERSION}): upgrade lineage"
         )
+    present = _present(conn)
+    missing = [item for item in expected_schema() if tuple(item) not in present]
+    if missing:
+
+        def create(tx: neo4j.ManagedTransaction) -> None:
+            for item in missing:
+                tx.run(item.statement()).consume()
+
+        conn.write(create)
+
     pending = [m for m in MIGRATIONS if m[0] > current]
     for _, _, step in pending:
         if step is not None:
@@ -108,12 +144,6 @@ def install_schema(conn: Connection) -> SchemaReport:
         )
     return SchemaReport(
         version=SCHEMA_VERSION,
-        created=sorted(missing),
+        created=sorted(item.name for item in missing),
         migrations_run=[v for v, _, _ in pending],
     )
-
-
-def bind_neomodel(conn: Connection) -> None:
-    """Point neomodel's process-wide database handle at this connection's driver and database."""
-    neomodel.get_config().database_name = conn.settings.database
-    neomodel.db.set_connection(driver=conn.driver)

@@ -9,7 +9,7 @@ import pytest
 import lineage as ln
 from graph import Connection, QueryError, SchemaError, install_schema
 from graph.models import RECORD_LABELS
-from graph.schema import SCHEMA_VERSION, expected_constraints, expected_indexes
+from graph.schema import SCHEMA_VERSION, expected_schema
 
 
 def _drop_lineage_schema(conn: Connection) -> None:
@@ -47,7 +47,7 @@ def test_install_twice_creates_once(db: ln.Instance) -> None:
     conn = db.connection
     _drop_lineage_schema(conn)
     first = install_schema(conn)
-    assert set(first.created) == set(expected_constraints()) | set(expected_indexes())
+    assert set(first.created) == {item.name for item in expected_schema()}
     assert first.migrations_run == [1] and first.version == SCHEMA_VERSION
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
@@ -62,21 +62,27 @@ def test_a_dropped_constraint_comes_back(db: ln.Instance) -> None:
     assert report.created == ["constraint_unique_Artifact_uid"]
 
 
-def test_concurrent_installers_do_not_fail(db: ln.Instance) -> None:
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_installers_on_a_fresh_database_all_succeed(db: ln.Instance, round_: int) -> None:
     _drop_lineage_schema(db.connection)
+    conns = [Connection.open(db.connection.settings) for _ in range(4)]
+    barrier = threading.Barrier(len(conns))
     errors: list[BaseException] = []
 
-    def install() -> None:
+    def install(conn: Connection) -> None:
+        barrier.wait()
         try:
-            install_schema(db.connection)
+            install_schema(conn)
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
-    threads = [threading.Thread(target=install) for _ in range(3)]
+    threads = [threading.Thread(target=install, args=(c,)) for c in conns]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    for c in conns:
+        c.close()
     assert errors == []
     assert install_schema(db.connection).created == []
     assert db.connection.run("MATCH (s:LineageSchema) RETURN count(s) AS n")[0]["n"] == 1
@@ -92,7 +98,18 @@ def test_uniqueness_is_enforced(db: ln.Instance) -> None:
     db.connection.run("CREATE (:Collection {uid: 'aaaaaaaaaaaaaaaa0000', id: 1})")
 
 
-def test_database_from_a_newer_lineage_is_refused(db: ln.Instance) -> None:
-    db.connection.run("MATCH (s:LineageSchema) SET s.version = $v", {"v": SCHEMA_VERSION + 1})
+def test_an_equivalent_constraint_under_another_name_counts(db: ln.Instance) -> None:
+    conn = db.connection
+    conn.run("DROP CONSTRAINT constraint_unique_ULabel_uid")
+    conn.run("CREATE CONSTRAINT users_own_name FOR (n:ULabel) REQUIRE n.uid IS UNIQUE")
+    assert install_schema(conn).created == []
+
+
+def test_database_from_a_newer_lineage_is_refused_untouched(db: ln.Instance) -> None:
+    conn = db.connection
+    conn.run("MATCH (s:LineageSchema) SET s.version = $v", {"v": SCHEMA_VERSION + 1})
+    conn.run("DROP CONSTRAINT constraint_unique_Run_uid")
     with pytest.raises(SchemaError, match="newer lineage"):
-        install_schema(db.connection)
+        install_schema(conn)
+    names = {r["name"] for r in conn.run("SHOW CONSTRAINTS YIELD name")}
+    assert "constraint_unique_Run_uid" not in names
