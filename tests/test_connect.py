@@ -99,3 +99,12 @@ def test_unknown_database_names_it(neo4j: Neo4jUnderTest, clean_env) -> None:
     s = neo4j.settings
     with pytest.raises(ln.errors.ConnectionFailed, match="nosuchdb"):
         ln.connect(s.uri, user=s.user, password=s.password, database="nosuchdb")
+
+
+def test_first_call_connects_on_its_own(neo4j: Neo4jUnderTest, clean_env) -> None:
+    s = neo4j.settings
+    clean_env.setenv("NEO4J_URI", s.uri)
+    if s.password:
+        clean_env.setenv("NEO4J_PASSWORD", s.password)
+    ln.disconnect()
+    assert ln.cypher("RETURN 1 AS x")["x"].tolist() == [1]  # no ln.connect() before

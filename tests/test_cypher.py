@@ -49,3 +49,7 @@ def test_syntax_error_is_a_query_error(db: ln.Instance) -> None:
 def test_query_must_be_a_string(bad, db: ln.Instance) -> None:
     with pytest.raises(TypeError, match="non-empty query string"):
         ln.cypher(bad)
+
+
+def test_a_parameter_may_be_called_query(db: ln.Instance) -> None:
+    assert ln.cypher("RETURN $query AS q", query="x")["q"].tolist() == ["x"]

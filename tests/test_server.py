@@ -162,6 +162,22 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
     assert after.returncode == 3 and "not running" in after.stdout
 
 
+def test_two_concurrent_starts_give_one_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = {**os.environ, "LINEAGE_HOME": str(home)}
+    cmd = [sys.executable, "-m", "lineage", "server", "start", "--port", str(port)]
+    try:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0]
+        assert sum("already running" in out for out in outs) == 1, outs
+        pids = {out.split("(pid ")[1].split(")")[0].split(",")[0] for out in outs}
+        assert len(pids) == 1, outs
+    finally:
+        _cli("server", "stop", home=home)
+
+
 def test_auth_server_password_is_private_and_enforced(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
