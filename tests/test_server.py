@@ -19,7 +19,7 @@ import pytest
 
 import lineage as ln
 from graph import LocalServer, ServerError
-from graph.server.manager import _alive
+from graph.server.manager import _alive, _classpath_complete
 from tests.conftest import free_port
 
 
@@ -122,6 +122,28 @@ def test_missing_maven_on_first_install_is_a_clear_error(tmp_path: Path, monkeyp
     with pytest.raises(ServerError, match=r"Maven \(mvn\).*not found"):
         fresh.install()
     assert not (tmp_path / "no-jars-yet" / "classpath.txt").exists()
+
+
+def test_old_java_is_refused_with_the_version(server: LocalServer, tmp_path: Path, monkeypatch) -> None:
+    bin_dir = tmp_path / "old-java"
+    bin_dir.mkdir()
+    fake = bin_dir / "java"
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ServerError, match="Java 11 found .* needs Java 17 or 21"):
+        server.start(port=free_port())
+
+
+def test_a_pruned_jar_cache_is_resolved_again(tmp_path: Path) -> None:
+    jar = tmp_path / "a.jar"
+    jar.write_bytes(b"PK")
+    classpath = tmp_path / "classpath.txt"
+    classpath.write_text(str(jar))
+    assert _classpath_complete(classpath)
+    classpath.write_text(f"{jar}{os.pathsep}{tmp_path / 'pruned.jar'}")
+    assert not _classpath_complete(classpath)
+    assert not _classpath_complete(tmp_path / "missing.txt")
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:

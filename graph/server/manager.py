@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -136,7 +137,7 @@ class LocalServer:
         self.install_dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.install_dir / ".install.lock"):
             classpath_file = self.install_dir / "classpath.txt"
-            if not classpath_file.exists():
+            if not _classpath_complete(classpath_file):
                 self._resolve_jars(classpath_file)
             self._compile_launcher(java, classpath_file)
         return self.install_dir
@@ -350,10 +351,25 @@ class LocalServer:
 # -- module helpers ------------------------------------------------------------------------
 
 
+def _classpath_complete(classpath_file: Path) -> bool:
+    """The resolved classpath exists and every jar on it is still there (caches get pruned)."""
+    try:
+        entries = classpath_file.read_text().strip().split(os.pathsep)
+    except FileNotFoundError:
+        return False
+    return bool(entries) and all(Path(entry).is_file() for entry in entries)
+
+
 def _require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise ServerError(f"Java was not found on PATH; the local Neo4j server needs it: {_NO_JAVA_HINT}")
+    _check_java_version(os.path.realpath(java))
+    return java
+
+
+@functools.lru_cache(maxsize=8)
+def _check_java_version(java: str) -> None:
     proc = subprocess.run([java, "-version"], capture_output=True, text=True)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
     major = int(match.group(1)) if match else 0
@@ -364,7 +380,6 @@ def _require_java() -> str:
             f"Java {major or '?'} found at {java}, but Neo4j {NEO4J_VERSION} needs Java 17 or 21: "
             f"{_NO_JAVA_HINT}"
         )
-    return java
 
 
 @contextlib.contextmanager
