@@ -62,12 +62,15 @@ def neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_install_dir: Path) -> 
         if os.environ.get("NEO4J_URI"):
             yield Neo4jUnderTest(_env_settings(), "environment")
         elif _docker_answers():
-            from testcontainers.neo4j import Neo4jContainer
+            try:
+                from testcontainers.community.neo4j import Neo4jContainer
+            except ImportError:  # testcontainers < 4.9
+                from testcontainers.neo4j import Neo4jContainer
 
-            with Neo4jContainer("neo4j:5.26-community") as container:
+            with Neo4jContainer("neo4j:5.26-community", password="lineage-test-pw") as container:
                 settings = ConnectionSettings(
                     uri=container.get_connection_url(),
-                    user="neo4j",
+                    user=container.username,
                     password=container.password,
                     source="environment",
                 )
