@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from graph import GraphError, LocalServer
@@ -64,3 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except GraphError as exc:
         print(f"lineage: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `lineage ... | head`: the reader left, which is not an error
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,6 +150,8 @@ class LocalServer:
                 "Maven (mvn) is needed once to fetch the Neo4j jars from Maven Central and was "
                 f"not found on PATH: {_NO_JAVA_HINT}"
             )
+        _say(f"fetching the Neo4j {NEO4J_VERSION} jars from Maven Central into {self.install_dir} "
+             "(once; about 140 MB)")
         tmp = classpath_file.with_suffix(".tmp")
         cmd = [
             mvn, "-q", "-B",
@@ -219,6 +222,7 @@ class LocalServer:
             self.install()
             password = self._password_for(auth)
             conf = self._write_conf(port, auth)
+            _say(f"starting the local Neo4j server on bolt://127.0.0.1:{port} (home {self.home})")
             proc = self._spawn(conf, password)
             self.pid_file.write_text(str(proc.pid))
             self._write_info({"port": port, "auth": auth, "pid": proc.pid})
@@ -349,6 +353,12 @@ class LocalServer:
 
 
 # -- module helpers ------------------------------------------------------------------------
+
+
+def _say(message: str) -> None:
+    # Progress of the two slow steps (seconds each) goes to stderr, so a notebook or script
+    # that connects for the first time does not look hung; stdout stays the caller's.
+    print(f"lineage: {message}", file=sys.stderr, flush=True)
 
 
 def _classpath_complete(classpath_file: Path) -> bool:
