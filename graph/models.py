@@ -54,13 +54,24 @@ class Versioned(Record):
     version = StringProperty()
 
 
+class DataRecord(Versioned):
+    """Artifacts and collections: made by a run, annotated with labels, projects, references."""
+
+    __abstract_node__ = True
+
+    run = RelationshipTo("Run", "GENERATED_BY")
+    ulabels = RelationshipTo("ULabel", "LABELED_WITH")
+    projects = RelationshipTo("Project", "IN_PROJECT")
+    references = RelationshipTo("Reference", "CITES")
+
+
 class Named(Record):
     __abstract_node__ = True
 
     name = StringProperty(index=True)
 
 
-class Artifact(Versioned):
+class Artifact(DataRecord):
     suffix = StringProperty()
     size = IntegerProperty()
     hash_type = StringProperty()
@@ -69,24 +80,16 @@ class Artifact(Versioned):
     storage_path = StringProperty()
 
     revises = RelationshipTo("Artifact", "REVISES")
-    run = RelationshipTo("Run", "GENERATED_BY")
     storage = RelationshipTo("Storage", "STORED_IN")
-    ulabels = RelationshipTo("ULabel", "LABELED_WITH")
-    projects = RelationshipTo("Project", "IN_PROJECT")
-    references = RelationshipTo("Reference", "CITES")
 
 
-class Collection(Versioned):
+class Collection(DataRecord):
     reference = StringProperty()
     reference_type = StringProperty()
 
     artifacts = RelationshipTo("Artifact", "CONTAINS", model=ContainsRel)
     meta_artifact = RelationshipTo("Artifact", "HAS_META")
     revises = RelationshipTo("Collection", "REVISES")
-    run = RelationshipTo("Run", "GENERATED_BY")
-    ulabels = RelationshipTo("ULabel", "LABELED_WITH")
-    projects = RelationshipTo("Project", "IN_PROJECT")
-    references = RelationshipTo("Reference", "CITES")
 
 
 class Transform(Versioned):
