@@ -124,11 +124,6 @@ class Connection:
         with self._errors(), self.driver.session(database=self.settings.database) as session:
             return session.execute_write(work)
 
-    def read(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
-        """Run `work(tx)` in one read transaction, retried on transient errors."""
-        with self._errors(), self.driver.session(database=self.settings.database) as session:
-            return session.execute_read(work)
-
     def server_info(self) -> dict[str, Any]:
         """Name, version and edition of the server, from `dbms.components()`."""
         rows = self.run("CALL dbms.components() YIELD name, versions, edition RETURN *")

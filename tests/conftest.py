@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 
 import lineage as ln
-from graph import ConnectionSettings
+from graph import ConnectionSettings, install_schema
 from graph.server import LocalServer, default_install_dir
 
 
@@ -111,7 +111,7 @@ def db(neo4j: Neo4jUnderTest) -> Iterator[ln.Instance]:
     s = neo4j.settings
     instance = ln.connect(s.uri, user=s.user, password=s.password, database=s.database)
     instance.connection.run("MATCH (n) DETACH DELETE n")
-    # Connect again so the schema-version node is back: tests start from what `connect` leaves.
-    instance = ln.connect(s.uri, user=s.user, password=s.password, database=s.database)
+    # Put the schema-version node back: tests start from what `connect` leaves.
+    install_schema(instance.connection)
     yield instance
     ln.disconnect()

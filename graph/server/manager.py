@@ -219,11 +219,12 @@ class LocalServer:
                 return ServerStatus(**{**asdict(current), "already_running": True})
             port = port or int(self._read_info().get("port", default_port()))
             _check_port_free(port)
+            java = _require_java()
             self.install()
             password = self._password_for(auth)
             conf = self._write_conf(port, auth)
             _say(f"starting the local Neo4j server on bolt://127.0.0.1:{port} (home {self.home})")
-            proc = self._spawn(conf, password)
+            proc = self._spawn(java, conf, password)
             self.pid_file.write_text(str(proc.pid))
             self._write_info({"port": port, "auth": auth, "pid": proc.pid})
             self._wait_until_ready(proc, port, password, timeout)
@@ -308,8 +309,7 @@ class LocalServer:
         conf.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return conf
 
-    def _spawn(self, conf: Path, password: str | None) -> subprocess.Popen:
-        java = _require_java()
+    def _spawn(self, java: str, conf: Path, password: str | None) -> subprocess.Popen:
         classpath = (self.install_dir / "classpath.txt").read_text().strip()
         env = {**os.environ, "CLASSPATH": f"{self.install_dir / 'classes'}{os.pathsep}{classpath}"}
         env.pop("LINEAGE_NEO4J_PASSWORD", None)
