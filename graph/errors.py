@@ -32,3 +32,7 @@ class ServerError(GraphError):
 
 class SchemaError(GraphError):
     """The schema could not be installed or is from a newer version of lineage."""
+
+
+class FieldValidationError(GraphError, ValueError):
+    """A field or relation name that the record's model does not declare, or a bad lookup."""

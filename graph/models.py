@@ -10,14 +10,18 @@ integer id is declared as `record_id` and stored under the property name `id`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from neomodel import (
     BooleanProperty,
     DateTimeNeo4jFormatProperty,
     IntegerProperty,
+    RelationshipFrom,
     RelationshipTo,
     StringProperty,
     StructuredNode,
     StructuredRel,
+    ZeroOrOne,
 )
 
 
@@ -38,8 +42,13 @@ class Record(StructuredNode):
     updated_at = DateTimeNeo4jFormatProperty()
     branch = IntegerProperty(default=1)  # 1 main, 0 archive, -1 trash
 
-    created_by = RelationshipTo("User", "CREATED_BY")
-    space = RelationshipTo("Space", "IN_SPACE")
+    created_by = RelationshipTo("User", "CREATED_BY", cardinality=ZeroOrOne)
+    space = RelationshipTo("Space", "IN_SPACE", cardinality=ZeroOrOne)
+
+    # Field names users may write that are stored under another name (lamindb spellings).
+    __aliases__: dict[str, str] = {"branch_id": "branch"}
+    # Length of the random part of a uid (lamindb's lengths); versioned records add 4 characters.
+    __uid_length__: int = 12
 
 
 class Versioned(Record):
@@ -53,16 +62,19 @@ class Versioned(Record):
     is_latest = BooleanProperty(index=True, default=True)
     version = StringProperty()
 
+    __uid_length__ = 16
+
 
 class DataRecord(Versioned):
     """Artifacts and collections: made by a run, annotated with labels, projects, references."""
 
     __abstract_node__ = True
 
-    run = RelationshipTo("Run", "GENERATED_BY")
+    run = RelationshipTo("Run", "GENERATED_BY", cardinality=ZeroOrOne)
     ulabels = RelationshipTo("ULabel", "LABELED_WITH")
     projects = RelationshipTo("Project", "IN_PROJECT")
     references = RelationshipTo("Reference", "CITES")
+    input_of_runs = RelationshipFrom("Run", "USED")
 
 
 class Named(Record):
@@ -79,8 +91,10 @@ class Artifact(DataRecord):
     n_observations = IntegerProperty()
     storage_path = StringProperty()
 
-    revises = RelationshipTo("Artifact", "REVISES")
-    storage = RelationshipTo("Storage", "STORED_IN")
+    revises = RelationshipTo("Artifact", "REVISES", cardinality=ZeroOrOne)
+    storage = RelationshipTo("Storage", "STORED_IN", cardinality=ZeroOrOne)
+    collections = RelationshipFrom("Collection", "CONTAINS", model=ContainsRel)
+    meta_of_collection = RelationshipFrom("Collection", "HAS_META", cardinality=ZeroOrOne)
 
 
 class Collection(DataRecord):
@@ -88,15 +102,20 @@ class Collection(DataRecord):
     reference_type = StringProperty()
 
     artifacts = RelationshipTo("Artifact", "CONTAINS", model=ContainsRel)
-    meta_artifact = RelationshipTo("Artifact", "HAS_META")
-    revises = RelationshipTo("Collection", "REVISES")
+    meta_artifact = RelationshipTo("Artifact", "HAS_META", cardinality=ZeroOrOne)
+    revises = RelationshipTo("Collection", "REVISES", cardinality=ZeroOrOne)
+
+    __aliases__ = {**Record.__aliases__, "name": "key"}
 
 
 class Transform(Versioned):
     kind = StringProperty(choices={k: k for k in ("pipeline", "notebook", "script", "function")})
     source_code = StringProperty()
 
-    revises = RelationshipTo("Transform", "REVISES")
+    revises = RelationshipTo("Transform", "REVISES", cardinality=ZeroOrOne)
+    runs = RelationshipFrom("Run", "EXECUTES")
+
+    __uid_length__ = 12  # lamindb: 12 + 4 for transforms, 16 + 4 for artifacts and collections
 
 
 class Run(Record):
@@ -106,35 +125,68 @@ class Run(Record):
     params = StringProperty()  # JSON text: Neo4j properties cannot hold nested maps
     status = StringProperty()
 
-    transform = RelationshipTo("Transform", "EXECUTES")
-    initiated_by = RelationshipTo("Run", "INITIATED_BY")
+    transform = RelationshipTo("Transform", "EXECUTES", cardinality=ZeroOrOne)
+    initiated_by = RelationshipTo("Run", "INITIATED_BY", cardinality=ZeroOrOne)
     input_artifacts = RelationshipTo("Artifact", "USED")
     input_collections = RelationshipTo("Collection", "USED")
+    output_artifacts = RelationshipFrom("Artifact", "GENERATED_BY")
+    output_collections = RelationshipFrom("Collection", "GENERATED_BY")
+
+    __uid_length__ = 20  # runs are not versioned; lamindb's run uids have 20 characters
 
 
 class User(Named):
-    pass
+    handle = StringProperty(index=True)
+
+    __uid_length__ = 8
 
 
 class Space(Named):
-    pass
+    description = StringProperty()
 
 
-class ULabel(Named):
-    pass
+class _Annotation(Named):
+    """Labels, projects and references: attached to artifacts and collections."""
+
+    __abstract_node__ = True
+
+    description = StringProperty()
+
+    artifacts = RelationshipFrom("Artifact", "LABELED_WITH")
+    collections = RelationshipFrom("Collection", "LABELED_WITH")
 
 
-class Project(Named):
-    pass
+class ULabel(_Annotation):
+    __uid_length__ = 8
 
 
-class Reference(Named):
+class Project(_Annotation):
+    artifacts = RelationshipFrom("Artifact", "IN_PROJECT")
+    collections = RelationshipFrom("Collection", "IN_PROJECT")
+
+
+class Reference(_Annotation):
     url = StringProperty()
     doi = StringProperty()
+
+    artifacts = RelationshipFrom("Artifact", "CITES")
+    collections = RelationshipFrom("Collection", "CITES")
 
 
 class Storage(Record):
     root = StringProperty(unique_index=True, required=True)
+    description = StringProperty()
+
+    artifacts = RelationshipFrom("Artifact", "STORED_IN")
+
+
+class IdCounter(StructuredNode):
+    """The next integer `id` of one record label, taken with a write lock inside each write."""
+
+    __label__ = "LineageCounter"
+
+    label = StringProperty(unique_index=True, required=True)
+    value = IntegerProperty(required=True)
 
 
 class SchemaVersion(StructuredNode):
@@ -178,11 +230,43 @@ def fields_of(label: str) -> dict[str, str]:
     }
 
 
-def relations_of(label: str) -> dict[str, tuple[str, str]]:
-    """Outgoing relations declared for `label`: attribute name -> (edge type, target label)."""
+class Relation(NamedTuple):
+    """One relation as users name it: `collection.artifacts`, `artifact.collections`."""
+
+    edge: str  # relationship type
+    target: str  # label at the other end
+    direction: str  # "out": (this)-[edge]->(target); "in": (this)<-[edge]-(target)
+    many: bool  # False where at most one target exists (run, created_by, transform, ...)
+
+    @property
+    def pattern(self) -> str:
+        """The Cypher pattern from `(n)` to `(m)`; names come from the models, never users."""
+        if self.direction == "out":
+            return f"(n)-[r:`{self.edge}`]->(m:`{self.target}`)"
+        return f"(n)<-[r:`{self.edge}`]-(m:`{self.target}`)"
+
+
+def relations_of(label: str) -> dict[str, Relation]:
+    """Relations of `label` in both directions: attribute name -> `Relation`."""
     model = model_for(label)
     out = {}
     for name, rel in model.defined_properties(aliases=False, rels=True, properties=False).items():
         target = rel._raw_class if isinstance(rel._raw_class, str) else rel._raw_class.__name__
-        out[name] = (rel.definition["relation_type"], target)
+        direction = "out" if rel.definition["direction"] == 1 else "in"
+        many = rel.manager is not ZeroOrOne
+        out[name] = Relation(rel.definition["relation_type"], target, direction, many)
     return out
+
+
+def aliases_of(label: str) -> dict[str, str]:
+    """User spellings of fields stored under another name, e.g. Collection `name` -> `key`."""
+    return dict(model_for(label).__aliases__)
+
+
+def uid_length(label: str) -> int:
+    """Characters in the random part of a uid of `label` (versioned records add 4)."""
+    return model_for(label).__uid_length__
+
+
+def is_versioned(label: str) -> bool:
+    return issubclass(model_for(label), Versioned)

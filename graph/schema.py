@@ -16,7 +16,7 @@ import neo4j
 
 from graph.connection import Connection
 from graph.errors import SchemaError
-from graph.models import RECORD_MODELS, SchemaVersion
+from graph.models import RECORD_MODELS, IdCounter, SchemaVersion
 
 SCHEMA_NAME = "lineage"
 
@@ -30,7 +30,7 @@ MIGRATIONS: list[Migration] = [
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_MODELS = (*RECORD_MODELS, SchemaVersion)
+_MODELS = (*RECORD_MODELS, SchemaVersion, IdCounter)
 
 
 class SchemaItem(NamedTuple):

@@ -10,6 +10,7 @@
 from graph.errors import (
     AuthenticationFailed,
     ConnectionFailed,
+    FieldValidationError,
     GraphError,
     InvalidURI,
     QueryError,
@@ -19,9 +20,30 @@ from graph.errors import (
 
 LineageError = GraphError  # the base class of everything below
 
+
+class DoesNotExist(LineageError, LookupError):
+    """`get()` or `one()` found no record."""
+
+
+class MultipleResultsFound(LineageError, LookupError):
+    """`one()` or `get()` by fields found more than one record."""
+
+
+class ValidationError(LineageError, ValueError):
+    """A value is not valid for its field (wrong type, not one of the allowed choices)."""
+
+
+class InvalidArgument(LineageError, ValueError):
+    """An argument is not valid for this call (an unknown keyword, a bad combination)."""
+
 __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
+    "DoesNotExist",
+    "FieldValidationError",
+    "InvalidArgument",
+    "MultipleResultsFound",
+    "ValidationError",
     "InvalidURI",
     "LineageError",
     "QueryError",

@@ -26,13 +26,17 @@ def test_fields_are_the_stored_property_names() -> None:
 
 def test_relations_follow_the_design_edges() -> None:
     collection = relations_of("Collection")
-    assert collection["artifacts"] == ("CONTAINS", "Artifact")
-    assert collection["meta_artifact"] == ("HAS_META", "Artifact")
-    assert collection["revises"] == ("REVISES", "Collection")
-    assert collection["run"] == ("GENERATED_BY", "Run")
-    assert collection["created_by"] == ("CREATED_BY", "User")
-    assert relations_of("Run")["transform"] == ("EXECUTES", "Transform")
-    assert relations_of("Artifact")["storage"] == ("STORED_IN", "Storage")
+    assert collection["artifacts"] == ("CONTAINS", "Artifact", "out", True)
+    assert collection["meta_artifact"] == ("HAS_META", "Artifact", "out", False)
+    assert collection["revises"] == ("REVISES", "Collection", "out", False)
+    assert collection["run"] == ("GENERATED_BY", "Run", "out", False)
+    assert collection["created_by"] == ("CREATED_BY", "User", "out", False)
+    assert collection["input_of_runs"] == ("USED", "Run", "in", True)
+    assert relations_of("Run")["transform"] == ("EXECUTES", "Transform", "out", False)
+    assert relations_of("Run")["output_artifacts"] == ("GENERATED_BY", "Artifact", "in", True)
+    assert relations_of("Artifact")["storage"] == ("STORED_IN", "Storage", "out", False)
+    assert relations_of("Artifact")["collections"] == ("CONTAINS", "Collection", "in", True)
+    assert relations_of("Transform")["runs"] == ("EXECUTES", "Run", "in", True)
 
 
 def test_unknown_label_names_the_known_ones() -> None:
