@@ -136,7 +136,7 @@ class Run(Record):
 
 
 class User(Named):
-    handle = StringProperty(index=True)
+    handle = StringProperty(unique_index=True)
 
     __uid_length__ = 8
 

@@ -1,16 +1,48 @@
-"""LineageGraph: lamindb-style registries whose records and relations live in Neo4j.
+"""LineageGraph: lamindb's registries, with every record and relation stored in Neo4j.
 
 >>> import lineage as ln
 >>> ln.connect()                      # NEO4J_URI, or the local server started on demand
->>> ln.cypher("RETURN 1 AS x")
-   x
-0  1
+>>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
+>>> collection = ln.Collection([artifact], key="metrics").save()
+>>> ln.cypher("MATCH (c:Collection)-[:CONTAINS]->(a) RETURN c.key, a.key")
 """
 
 from lineage import errors
+from lineage._artifact import Artifact
+from lineage._collection import Collection
 from lineage._cypher import cypher
 from lineage._instance import Instance, connect, disconnect
+from lineage._queryset import Q, QuerySet
+from lineage._record import Record
+from lineage._registries import Project, Reference, Space, Storage, ULabel, User
+from lineage._run import Run, Transform, context, finish, track
+from lineage._save import save
+from lineage._settings import settings
 
 __version__ = "0.1.0"
 
-__all__ = ["Instance", "connect", "cypher", "disconnect", "errors"]
+__all__ = [
+    "Artifact",
+    "Collection",
+    "Instance",
+    "Project",
+    "Q",
+    "QuerySet",
+    "Record",
+    "Reference",
+    "Run",
+    "Space",
+    "Storage",
+    "Transform",
+    "ULabel",
+    "User",
+    "connect",
+    "context",
+    "cypher",
+    "disconnect",
+    "errors",
+    "finish",
+    "save",
+    "settings",
+    "track",
+]

@@ -8,8 +8,11 @@ script works with no set-up beyond `import lineage as ln`.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from graph import (
     Connection,
@@ -18,7 +21,9 @@ from graph import (
     SchemaReport,
     from_arguments_or_env,
     install_schema,
+    lineage_home,
 )
+from lineage.errors import InvalidArgument
 
 
 @dataclass
@@ -116,5 +121,83 @@ def disconnect() -> None:
     global _current
     with _lock:
         previous, _current = _current, None
-    if previous is not None:
-        previous.connection.close()
+        named = list(_named.values())
+        _named.clear()
+    for instance in [previous, *named]:
+        if instance is not None:
+            instance.connection.close()
+
+
+# -- named instances (`Registry.using(name)`) ------------------------------------------------------
+_named: dict[str, Instance] = {}
+
+
+def _instances_file() -> Path:
+    return lineage_home() / "instances.json"
+
+
+def add_instance(
+    name: str,
+    uri: str,
+    user: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+) -> None:
+    """Save a named connection in `<lineage home>/instances.json` (mode 0600: it may hold a
+    password)."""
+    if not name or not isinstance(name, str):
+        raise InvalidArgument("an instance name is a non-empty string")
+    path = _instances_file()
+    entries = _read_instances()
+    entries[name] = {"uri": uri, "user": user, "password": password, "database": database}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(entries, fh, indent=2)
+    os.replace(tmp, path)
+    with _lock:
+        old = _named.pop(name, None)
+    if old is not None:
+        old.connection.close()
+
+
+def _read_instances() -> dict[str, dict]:
+    path = _instances_file()
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def instance_named(name: str) -> Instance:
+    """The connected instance registered under `name` (connected once, then reused)."""
+    with _lock:
+        found = _named.get(name)
+    if found is not None:
+        return found
+    entries = _read_instances()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise InvalidArgument(
+            f"no instance named {name!r} (configured: {known}); add one with "
+            "ln.settings.add_instance(name, uri, user=..., password=...)"
+        )
+    e = entries[name]
+    settings = ConnectionSettings(
+        uri=e["uri"],
+        user=e.get("user") or "neo4j",
+        password=e.get("password"),
+        database=e.get("database"),
+        source=f"instance {name}",
+    )
+    conn = Connection.open(settings)
+    try:
+        report = install_schema(conn)
+        info = conn.server_info()
+    except BaseException:
+        conn.close()
+        raise
+    instance = Instance(conn, report, info["version"], info["edition"])
+    with _lock:
+        _named[name] = instance
+    return instance

@@ -1,5 +1,60 @@
-"""Everything that touches data bytes: storage, hashing, cache sync, load, mapped.
+"""Everything that touches data bytes: storage, hashing, formats (later: cache sync, load, mapped).
 
 This package never imports `graph` or `lineage`: it takes paths and URIs and returns data, so it
-works for any list of files. Its modules arrive with the loaders issue; until then it is empty.
+works for any list of files.
+
+>>> import loaders
+>>> loaders.hash_string("abc"), loaders.suffix_of("s3://bucket/table.csv.gz")
+('kAFQmDzST7DWlj99KOF_cg', '.csv.gz')
 """
+
+from loaders.formats import describe_file, n_observations, otype_of, write_object
+from loaders.hashing import (
+    CHUNK_SIZE,
+    HASH_LENGTH,
+    b16_to_b64,
+    hash_file,
+    hash_from_etag,
+    hash_set,
+    hash_string,
+    to_b64_str,
+)
+from loaders.storage import (
+    ENDPOINT_ENV,
+    FileInfo,
+    delete_file,
+    exists,
+    file_info,
+    filesystem,
+    is_remote,
+    is_under,
+    join,
+    put_file,
+    suffix_of,
+)
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ENDPOINT_ENV",
+    "HASH_LENGTH",
+    "FileInfo",
+    "b16_to_b64",
+    "delete_file",
+    "describe_file",
+    "exists",
+    "file_info",
+    "filesystem",
+    "hash_file",
+    "hash_from_etag",
+    "hash_set",
+    "hash_string",
+    "is_remote",
+    "is_under",
+    "join",
+    "n_observations",
+    "otype_of",
+    "put_file",
+    "suffix_of",
+    "to_b64_str",
+    "write_object",
+]

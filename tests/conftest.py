@@ -20,6 +20,8 @@ from typing import Iterator
 import pytest
 
 import lineage as ln
+
+pytest_plugins = ["tests.s3"]
 from graph import ConnectionSettings, install_schema
 from graph.server import LocalServer, default_install_dir
 

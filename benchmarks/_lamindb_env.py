@@ -1,0 +1,197 @@
+"""lamindb for the benchmarks: its own virtual environment, and a throw-away offline instance.
+
+lamindb is never imported by the benchmark process itself. It lives in a venv under the lineage
+home (`$LINEAGE_HOME/bench/lamindb-venv`, default `~/.lineage/bench/lamindb-venv`), created and
+`pip install`ed on first use and reused while it still imports. Each run gets a fresh SQLite
+instance made by `lamin init --storage DIR`, with every lamin settings and cache path pointed
+into a temporary directory, so the user's `~/.lamin` and current instance are never touched.
+
+Only the standard library is imported here: `registry.py` runs its lamindb half with the venv's
+interpreter, which has neither `graph` nor `lineage`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SPEC = "lamindb>=2,<3"
+
+# Environment variables that would point lamindb at a real instance, user or hub.
+_LAMIN_VARS = (
+    "LAMIN_API_KEY",
+    "LAMIN_CURRENT_INSTANCE",
+    "LAMIN_ENV",
+    "LAMIN_API_URL",
+    "LAMINDB_DJANGO_DATABASE_URL",
+    "LAMINDB_MODULES",
+    "LAMINDB_SYNC_GIT_REPO",
+)
+
+
+@dataclass(frozen=True)
+class LamindbEnv:
+    python: Path
+    lamin: Path  # the `lamin` CLI
+    version: str  # lamindb.__version__
+    spec: str  # the requirement that was installed
+    reused: bool  # the venv was there and working
+    setup_s: float  # time spent creating/installing (0 when reused)
+
+
+def default_venv_dir() -> Path:
+    """`$LINEAGE_HOME/bench/lamindb-venv` (`~/.lineage/...`); read before LINEAGE_HOME is changed."""
+    home = os.environ.get("LINEAGE_HOME")
+    root = Path(home).expanduser() if home else Path.home() / ".lineage"
+    return root / "bench" / "lamindb-venv"
+
+
+def _bin(venv_dir: Path, name: str) -> Path:
+    return venv_dir / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def installed_version(python: Path) -> str | None:
+    """lamindb's version in that interpreter, or None when it does not import."""
+    if not python.exists():
+        return None
+    probe = "import lamindb_setup, lamindb, sys; sys.stdout.write(lamindb.__version__)"
+    # Import in a throw-away settings dir: importing lamindb may write lamin settings.
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lamindb-probe-") as tmp:
+        proc = subprocess.run(
+            [str(python), "-c", probe],
+            capture_output=True,
+            text=True,
+            env=isolated_env(Path(tmp)),
+            cwd=tmp,
+            timeout=300,
+        )
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else None
+
+
+def _matches(version: str, spec: str) -> bool:
+    """Enough of PEP 440 for our default spec: `lamindb>=2,<3` means major version 2."""
+    if spec == DEFAULT_SPEC:
+        return version.split(".")[0] == "2"
+    return True  # a custom spec: trust the venv the user pointed us at
+
+
+def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=None) -> LamindbEnv:
+    """The venv with lamindb in it, created and installed if missing or broken.
+
+    Tries `spec` first; if pip cannot satisfy it (no lamindb 2.x for this Python, say), installs
+    the newest lamindb instead and says so; the caller prints the version it got.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    venv_dir = Path(venv_dir) if venv_dir else default_venv_dir()
+    python, lamin = _bin(venv_dir, "python"), _bin(venv_dir, "lamin")
+
+    version = installed_version(python)
+    if version and lamin.exists() and _matches(version, spec):
+        return LamindbEnv(python, lamin, version, spec, reused=True, setup_s=0.0)
+
+    t0 = time.perf_counter()
+    log(f"[lamindb] creating venv {venv_dir} and installing {spec!r} (once; about a minute)")
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    venv.EnvBuilder(clear=True, with_pip=True).create(venv_dir)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    used = spec
+    proc = subprocess.run([*pip, spec], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log(f"[lamindb] pip could not install {spec!r}:\n{proc.stderr.strip()[-2000:]}")
+        used = "lamindb"
+        log("[lamindb] falling back to the newest lamindb pip can install")
+        proc = subprocess.run([*pip, used], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pip install lamindb failed:\n{proc.stderr.strip()[-4000:]}")
+    version = installed_version(python)
+    if not version:
+        raise RuntimeError(f"lamindb installed in {venv_dir} but does not import")
+    if not lamin.exists():
+        raise RuntimeError(f"lamindb installed in {venv_dir} but there is no `lamin` CLI at {lamin}")
+    return LamindbEnv(python, lamin, version, used, reused=False, setup_s=time.perf_counter() - t0)
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    """os.environ with lamin's settings, cache and HOME inside `root`, and no lamin credentials.
+
+    lamindb_setup reads `LAMIN_SETTINGS_DIR` (settings in `$LAMIN_SETTINGS_DIR/.lamin`) and
+    `LAMIN_CACHE_DIR`; HOME and the XDG dirs cover platformdirs and anything else that looks
+    there. The current instance is also found through `<cwd>/.lamin/current_instance`, so run
+    lamin with `cwd=root`.
+    """
+    root = Path(root)
+    env = {k: v for k, v in os.environ.items() if k not in _LAMIN_VARS}
+    for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
+        env.pop(key, None)
+    env.update(
+        HOME=str(root / "home"),
+        LAMIN_SETTINGS_DIR=str(root / "home"),
+        LAMIN_CACHE_DIR=str(root / "cache"),
+        XDG_CACHE_HOME=str(root / "xdg-cache"),
+        XDG_CONFIG_HOME=str(root / "xdg-config"),
+        XDG_DATA_HOME=str(root / "xdg-data"),
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    for key in ("HOME", "LAMIN_CACHE_DIR"):
+        Path(env[key]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def init_instance(lenv: LamindbEnv, root: Path, storage: Path) -> float:
+    """`lamin init --storage storage`, isolated in `root`; returns the seconds it took."""
+    storage.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(lenv.lamin), "init", "--storage", str(storage)],
+        capture_output=True,
+        text=True,
+        env=isolated_env(root),
+        cwd=root,
+        timeout=600,
+    )
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not (storage / ".lamindb" / "lamin.db").exists():
+        raise RuntimeError(
+            f"`lamin init --storage {storage}` failed (rc {proc.returncode}):\n"
+            f"{(proc.stdout + proc.stderr).strip()[-4000:]}"
+        )
+    return seconds
+
+
+def run_worker(lenv: LamindbEnv, root: Path, argv: list[str], timeout: float | None = None) -> dict:
+    """Run `python *argv` in the venv inside the isolated instance; parse its last stdout line.
+
+    The worker's stderr (progress) goes straight to ours; its stdout is captured because lamindb
+    logs there, and the last line must be a JSON object.
+    """
+    proc = subprocess.run(
+        [str(lenv.python), *argv],
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        env=isolated_env(root),
+        cwd=root,
+        timeout=timeout,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(lines[-40:])
+        raise RuntimeError(f"lamindb worker failed (rc {proc.returncode}); stdout tail:\n{tail}")
+    try:
+        result = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(f"lamindb worker's last line is not JSON: {lines[-1][:500]!r}") from exc
+    if not isinstance(result, dict):
+        raise RuntimeError(f"lamindb worker's last line is not a JSON object: {lines[-1][:500]!r}")
+    return result

@@ -1,0 +1,792 @@
+"""Django/lamindb-style queries compiled to parameterised Cypher, and run.
+
+`Select` describes a query on one record label: a `Q` filter tree of `field__op=value` lookups,
+an optional `Anchor` (start from one node and follow one of its relations), ordering, distinct,
+offset/limit and the branch. `compile_select` turns it into the `MATCH ... WHERE ...` part;
+`fetch`, `count` and `exists` complete and run it; `search` ranks records by a string the way
+lamindb does.
+
+Safety rules, kept by construction:
+- every value is a Cypher parameter (`$p0`, `$p1`, ... and `$branch`, `$anchor_uid`, `$skip`,
+  `$limit`, `$s`, `$rx_*`), never formatted into the query text;
+- every field and relation name a user writes is resolved against `graph.models` (stored
+  property names, aliases such as Collection `name` -> `key`, relations per label) before any
+  text is built; an unknown name raises `FieldValidationError` naming the label, the bad name
+  and the sorted valid choices. Labels and edge types in the text come from the models only.
+
+Query shape. Own-field conditions are plain comparisons on `n` (`n.uid = $p0`,
+`n.key STARTS WITH $p0`), so the planner uses the uid constraint and the range indexes;
+case-insensitive lookups compare `toLower()` of both sides. Conditions across relations
+(`run__transform__key`, `artifacts__key`, `run__isnull`) compile to `EXISTS { MATCH ... }`
+subqueries, so they never multiply rows and ignore the related nodes' branch. Under a negation
+(`~Q(...)`) an own-field comparison with a missing property counts as false, so
+`~Q(suffix=".csv")` keeps records without a suffix (Django's `exclude()` does the same).
+`a__b__f__isnull=True` (and `a__b__f=None`) means "no path reaches a node whose `f` is set".
+
+Search scores in Cypher: candidates are the rows where some searched field contains the string
+(`CONTAINS`, `toLower()` on both sides unless case-sensitive); each field adds 200 (equal),
+10 (whole word), 8 (start of a word), 2 (end of a word) and 1 (contains), where word boundaries
+are the start/end of the value or a character that is not a Unicode letter or digit. The word
+tests are Java regular expressions (`=~`) passed as parameters; the search string is escaped
+character by character (a backslash before every ASCII character that is not a letter or
+digit), so metacharacters, backslashes and `\\E` in the string are matched literally.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from graph.errors import FieldValidationError
+from graph.models import (
+    RECORD_LABELS,
+    Relation,
+    aliases_of,
+    fields_of,
+    model_for,
+    relations_of,
+)
+
+__all__ = [
+    "LOOKUPS",
+    "Anchor",
+    "Q",
+    "Select",
+    "compile_fetch",
+    "compile_select",
+    "count",
+    "exists",
+    "fetch",
+    "search",
+    "search_fields",
+]
+
+STRING_OPS = ("startswith", "istartswith", "endswith", "iendswith", "contains", "icontains", "iexact")
+COMPARISON_OPS = ("gt", "gte", "lt", "lte")
+LOOKUPS: tuple[str, ...] = ("exact", "in", "isnull", *STRING_OPS, *COMPARISON_OPS)
+_RELATION_OPS = ("exact", "in", "isnull")
+
+_CYPHER_OPS = {
+    "exact": "{x} = {p}",
+    "iexact": "toLower({x}) = toLower({p})",
+    "in": "{x} IN {p}",
+    "startswith": "{x} STARTS WITH {p}",
+    "istartswith": "toLower({x}) STARTS WITH toLower({p})",
+    "endswith": "{x} ENDS WITH {p}",
+    "iendswith": "toLower({x}) ENDS WITH toLower({p})",
+    "contains": "{x} CONTAINS {p}",
+    "icontains": "toLower({x}) CONTAINS toLower({p})",
+    "gt": "{x} > {p}",
+    "gte": "{x} >= {p}",
+    "lt": "{x} < {p}",
+    "lte": "{x} <= {p}",
+}
+
+# Fields `search()` skips by default: identifiers, hashes, paths, code and machine-readable text.
+_SEARCH_EXCLUDED = frozenset(
+    {"uid", "hash", "hash_type", "storage_path", "source_code", "params", "status"}
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# --------------------------------------------------------------------------------------------
+# Public data types
+# --------------------------------------------------------------------------------------------
+class Q:
+    """Django-style filter: `Q(key__startswith="a") & ~Q(suffix=".csv") | Q(id__in=[1, 2])`.
+
+    All positional children and keyword lookups are AND-ed. Plain data: `connector` ("AND" or
+    "OR"), `negated` (bool), `children` (a list of `Q` or `(lookup, value)` tuples).
+    """
+
+    AND = "AND"
+    OR = "OR"
+
+    def __init__(self, *children: Q | tuple[str, Any], **lookups: Any) -> None:
+        for child in children:
+            if not isinstance(child, Q) and not (
+                isinstance(child, tuple) and len(child) == 2 and isinstance(child[0], str)
+            ):
+                raise TypeError(f"Q() takes Q objects or (lookup, value) pairs, got {child!r}")
+        self.connector: str = self.AND
+        self.negated: bool = False
+        self.children: list[Q | tuple[str, Any]] = [*children, *lookups.items()]
+
+    @classmethod
+    def _make(cls, connector: str, negated: bool, children: list) -> Q:
+        q = cls()
+        q.connector, q.negated, q.children = connector, negated, children
+        return q
+
+    def _combine(self, other: object, connector: str) -> Q:
+        if not isinstance(other, Q):
+            return NotImplemented
+        if not other.children:
+            return Q._make(self.connector, self.negated, list(self.children))
+        if not self.children:
+            return Q._make(other.connector, other.negated, list(other.children))
+        if self.connector == connector and not self.negated:
+            return Q._make(connector, False, [*self.children, other])
+        return Q._make(connector, False, [self, other])
+
+    def __and__(self, other: Q) -> Q:
+        return self._combine(other, self.AND)
+
+    def __or__(self, other: Q) -> Q:
+        return self._combine(other, self.OR)
+
+    def __invert__(self) -> Q:
+        return Q._make(self.connector, not self.negated, list(self.children))
+
+    def __bool__(self) -> bool:
+        return bool(self.children)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Q):
+            return NotImplemented
+        return (self.connector, self.negated, self.children) == (
+            other.connector,
+            other.negated,
+            other.children,
+        )
+
+    def __hash__(self) -> int:  # children may hold lists: hash the shape only
+        return hash((self.connector, self.negated, len(self.children)))
+
+    def __repr__(self) -> str:
+        parts = [
+            repr(c) if isinstance(c, Q) else f"{c[0]}={c[1]!r}" for c in self.children
+        ]
+        body = f"({self.connector}: {', '.join(parts)})"
+        return f"<Q: NOT {body}>" if self.negated else f"<Q: {body}>"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Start from one node and follow one of its relations: `collection.artifacts`."""
+
+    label: str  # label of the start node, e.g. "Collection"
+    uid: str  # its uid
+    relation: str  # relation name of `label`, e.g. "artifacts"; the queried label is its target
+    edge_order: str | None = None  # an edge property to order by first, e.g. "position"
+
+
+@dataclass(frozen=True)
+class Select:
+    """One query on one record label.
+
+    `order_by`: own field names of `label` (aliases allowed), "-" prefix for descending; `id`
+    ascending is always the final tiebreak. `branch`: 1 (main) by default, None for every
+    branch; if `where` mentions the own field `branch` (or `branch_id`) anywhere, no default
+    branch condition is added.
+    """
+
+    label: str
+    where: Q | None = None
+    anchor: Anchor | None = None
+    order_by: tuple[str, ...] = ()
+    distinct: bool = False
+    offset: int = 0
+    limit: int | None = None
+    branch: int | None = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Model look-ups (validated names only)
+# --------------------------------------------------------------------------------------------
+def _check_label(label: Any) -> str:
+    if not isinstance(label, str) or label not in RECORD_LABELS:
+        raise FieldValidationError(
+            f"unknown record label {label!r}; valid labels: {', '.join(sorted(RECORD_LABELS))}"
+        )
+    return label
+
+
+@lru_cache(maxsize=None)
+def _fields(label: str) -> dict[str, str]:
+    fields = fields_of(label)
+    for name in fields:  # defence in depth: model names go into query text
+        assert _IDENTIFIER.fullmatch(name), name
+    return fields
+
+
+@lru_cache(maxsize=None)
+def _aliases(label: str) -> dict[str, str]:
+    return aliases_of(label)
+
+
+@lru_cache(maxsize=None)
+def _relations(label: str) -> dict[str, Relation]:
+    return relations_of(label)
+
+
+@lru_cache(maxsize=None)
+def _edge_fields(label: str, relation: str) -> dict[str, str]:
+    """Properties declared on the edge model of `label.relation` (e.g. CONTAINS `position`)."""
+    rel = model_for(label).defined_properties(aliases=False, rels=True, properties=False)[relation]
+    model = rel.definition.get("model")
+    if model is None:
+        return {}
+    return {
+        prop.get_db_property_name(name): type(prop).__name__
+        for name, prop in model.defined_properties(aliases=False, rels=False).items()
+    }
+
+
+def _valid_field_names(label: str) -> list[str]:
+    return sorted(set(_fields(label)) | set(_aliases(label)))
+
+
+def _field(label: str, name: str) -> str | None:
+    """The stored property name for a user-written field name, or None if it is not one."""
+    stored = _aliases(label).get(name, name)
+    return stored if stored in _fields(label) else None
+
+
+def _unknown_name(label: str, name: str, *, relations: bool = True) -> FieldValidationError:
+    what = "field or relation" if relations else "field"
+    message = f"{label} has no {what} {name!r}; valid fields: {', '.join(_valid_field_names(label))}"
+    if relations:
+        message += f"; valid relations: {', '.join(sorted(_relations(label)))}"
+    return FieldValidationError(message)
+
+
+def _own_field(label: str, name: Any) -> str:
+    if not isinstance(name, str) or _field(label, name) is None:
+        raise _unknown_name(label, name if isinstance(name, str) else repr(name), relations=False)
+    return _field(label, name)  # type: ignore[return-value]
+
+
+def search_fields(label: str) -> list[str]:
+    """The fields `search()` looks at by default for `label`."""
+    _check_label(label)
+    return [
+        f
+        for f, kind in _fields(label).items()
+        if kind == "StringProperty" and f not in _SEARCH_EXCLUDED and not f.startswith("branch")
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup resolution and value checks
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Lookup:
+    text: str  # what the user wrote
+    hops: tuple[Relation, ...]
+    label: str  # label at the end of the hops
+    field: str | None  # stored property name; None: the lookup ends on a relation
+    op: str
+
+
+def _resolve(label: str, lookup: Any) -> _Lookup:
+    if not isinstance(lookup, str) or not lookup:
+        raise FieldValidationError(f"a lookup must be a non-empty string, got {lookup!r}")
+    parts = lookup.split("__")
+    current, hops, i = label, [], 0
+    while i < len(parts) and parts[i] in _relations(current) and _field(current, parts[i]) is None:
+        rel = _relations(current)[parts[i]]
+        hops.append(rel)
+        current = rel.target
+        i += 1
+    rest = parts[i:]
+    if not rest:
+        return _Lookup(lookup, tuple(hops), current, None, "exact")
+    field = _field(current, rest[0])
+    if field is None:
+        if len(rest) == 1 and hops and rest[0] in LOOKUPS:
+            op = rest[0]
+            if op not in _RELATION_OPS:
+                raise FieldValidationError(
+                    f"lookup {op!r} in {lookup!r} cannot be used on relation {current} itself; "
+                    f"valid lookups on a relation: {', '.join(sorted(_RELATION_OPS))}"
+                )
+            return _Lookup(lookup, tuple(hops), current, None, op)
+        raise _unknown_name(current, rest[0])
+    if len(rest) == 1:
+        return _Lookup(lookup, tuple(hops), current, field, "exact")
+    if len(rest) == 2 and rest[1] in LOOKUPS:
+        return _Lookup(lookup, tuple(hops), current, field, rest[1])
+    raise FieldValidationError(
+        f"unknown lookup {'__'.join(rest[1:])!r} after field {current}.{rest[0]} in {lookup!r}; "
+        f"valid lookups: {', '.join(sorted(LOOKUPS))}"
+    )
+
+
+def _check_scalar(lk: _Lookup, kind: str, value: Any) -> Any:
+    """`value` as a parameter for a field of neomodel type `kind`; wrong types raise."""
+
+    def bad(expected: str) -> FieldValidationError:
+        return FieldValidationError(
+            f"{lk.label}.{lk.field} ({kind}) needs {expected} in {lk.text!r}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+    if kind == "StringProperty":
+        if not isinstance(value, str):
+            raise bad("a str")
+    elif kind == "IntegerProperty":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and lk.op in COMPARISON_OPS:
+                return value
+            raise bad("an int")
+    elif kind == "FloatProperty":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+    elif kind == "BooleanProperty":
+        if not isinstance(value, bool):
+            raise bad("a bool")
+    elif kind.startswith("DateTime"):
+        return _as_datetime(value, bad)
+    return value
+
+
+def _as_datetime(value: Any, bad: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise bad("a datetime (or an ISO 8601 string)") from None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tzinfo=timezone.utc)
+    raise bad("a datetime")
+
+
+def _check_value(lk: _Lookup, value: Any) -> Any:
+    """Validate the op against the field type and the value against both; return the param."""
+    op = lk.op
+    if op == "isnull":
+        if not isinstance(value, bool):
+            raise FieldValidationError(
+                f"{lk.text!r} needs True or False, got {type(value).__name__} {value!r}"
+            )
+        return value
+    if op == "in":
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise FieldValidationError(
+                f"{lk.text!r} needs a list, tuple or set, got {type(value).__name__} {value!r}"
+            )
+        items: Iterable[Any] = value
+        if isinstance(value, (set, frozenset)):
+            items = sorted(value, key=repr)  # a stable parameter
+        return [_check_item(lk, v) for v in items]
+    if value is None:
+        if op == "exact":
+            return None
+        raise FieldValidationError(f"{lk.text!r} cannot compare with None")
+    return _check_item(lk, value)
+
+
+def _check_item(lk: _Lookup, value: Any) -> Any:
+    if lk.field is None:  # a relation: uid (str) or id (int)
+        uid = getattr(value, "uid", None)
+        if not isinstance(value, (str, int)) and isinstance(uid, str):
+            value = uid  # a record object
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise FieldValidationError(
+                f"{lk.text!r} compares the related {lk.label}'s uid (str) or id (int), "
+                f"got {type(value).__name__} {value!r}"
+            )
+        return value
+    kind = _fields(lk.label)[lk.field]
+    op = lk.op
+    if op in STRING_OPS and kind != "StringProperty":
+        raise FieldValidationError(
+            f"lookup {op!r} needs a string field, but {lk.label}.{lk.field} is {kind} "
+            f"(in {lk.text!r})"
+        )
+    if op in COMPARISON_OPS and kind == "BooleanProperty":
+        raise FieldValidationError(
+            f"lookup {op!r} cannot order {lk.label}.{lk.field} ({kind}) (in {lk.text!r})"
+        )
+    if value is None:
+        raise FieldValidationError(f"{lk.text!r} cannot hold None in a list")
+    return _check_scalar(lk, kind, value)
+
+
+def _mentions_branch(label: str, q: Q) -> bool:
+    for child in q.children:
+        if isinstance(child, Q):
+            if _mentions_branch(label, child):
+                return True
+            continue
+        first = child[0].split("__")[0]
+        if first not in _relations(label) and _field(label, first) == "branch":
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation
+# --------------------------------------------------------------------------------------------
+def _hop(rel: Relation, src: str, dst: str, rvar: str = "") -> str:
+    """`(src)-[:EDGE]->(dst:Target)`, direction-aware; edge and label from the models."""
+    if rel.direction == "out":
+        return f"({src})-[{rvar}:`{rel.edge}`]->({dst}:`{rel.target}`)"
+    return f"({src})<-[{rvar}:`{rel.edge}`]-({dst}:`{rel.target}`)"
+
+
+def _chain(hops: Sequence[Relation], prefix: str) -> tuple[str, str]:
+    """A path from `n` along `hops`; returns the pattern and the last node's variable."""
+    pattern, src = "(n)", "n"
+    for j, rel in enumerate(hops, 1):
+        dst = f"{prefix}_{j}"
+        pattern += _hop(rel, src, dst)[len(f"({src})") :]
+        src = dst
+    return pattern, src
+
+
+class _Compiler:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.params: dict[str, Any] = {}
+        self._n_params = 0
+        self._n_paths = 0
+
+    def param(self, value: Any) -> str:
+        name = f"p{self._n_params}"
+        self._n_params += 1
+        self.params[name] = value
+        return f"${name}"
+
+    def q(self, q: Q, negated_context: bool) -> str | None:
+        inner_negated = negated_context or q.negated
+        parts = []
+        for child in q.children:
+            if isinstance(child, Q):
+                part = self.q(child, inner_negated)
+            else:
+                part = self.leaf(child[0], child[1], inner_negated)
+            if part is not None:
+                parts.append(part)
+        if not parts:
+            return None
+        if q.connector not in (Q.AND, Q.OR):
+            raise FieldValidationError(f"Q connector must be 'AND' or 'OR', got {q.connector!r}")
+        body = parts[0] if len(parts) == 1 else f" {q.connector} ".join(f"({p})" for p in parts)
+        return f"NOT ({body})" if q.negated else body
+
+    def leaf(self, lookup: str, value: Any, negated: bool) -> str:
+        lk = _resolve(self.label, lookup)
+        value = _check_value(lk, value)
+        if not lk.hops:
+            return self._compare(f"n.{lk.field}", lk.op, value, nullable_guard=negated)
+        self._n_paths += 1
+        pattern, last = _chain(lk.hops, f"m{self._n_paths}")
+        if lk.field is None:
+            if lk.op == "isnull" or value is None:
+                is_null = True if value is None else value
+                return f"{'NOT ' if is_null else ''}EXISTS {{ MATCH {pattern} }}"
+            values = value if lk.op == "in" else [value]
+            if all(isinstance(v, int) for v in values) and values:
+                prop = "id"
+            elif all(isinstance(v, str) for v in values):
+                prop = "uid"
+            else:
+                raise FieldValidationError(
+                    f"{lookup!r} needs uids (str) or ids (int), not a mix: {value!r}"
+                )
+            cond = self._compare(f"{last}.{prop}", lk.op, value, nullable_guard=False)
+            return f"EXISTS {{ MATCH {pattern} WHERE {cond} }}"
+        prop = f"{last}.{lk.field}"
+        if lk.op == "isnull" or value is None:
+            is_null = True if value is None else value
+            return f"{'NOT ' if is_null else ''}EXISTS {{ MATCH {pattern} WHERE {prop} IS NOT NULL }}"
+        cond = self._compare(prop, lk.op, value, nullable_guard=False)
+        return f"EXISTS {{ MATCH {pattern} WHERE {cond} }}"
+
+    def _compare(self, x: str, op: str, value: Any, *, nullable_guard: bool) -> str:
+        if op == "isnull":
+            return f"{x} IS NULL" if value else f"{x} IS NOT NULL"
+        if op == "exact" and value is None:
+            return f"{x} IS NULL"
+        expr = _CYPHER_OPS[op].format(x=x, p=self.param(value))
+        # Under NOT, a missing property must read as false (not null), as in Django's exclude().
+        return f"coalesce({expr}, false)" if nullable_guard else expr
+
+
+def _check_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldValidationError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+
+
+def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any], _Compiler]:
+    if not isinstance(sel, Select):
+        raise TypeError(f"expected a Select, got {type(sel).__name__}")
+    label = _check_label(sel.label)
+    _check_int("branch", sel.branch, allow_none=True)
+    _check_int("offset", sel.offset)
+    _check_int("limit", sel.limit, allow_none=True)
+    if sel.offset < 0 or (sel.limit is not None and sel.limit < 0):
+        raise FieldValidationError(f"offset and limit must be >= 0, got {sel.offset}, {sel.limit}")
+    if sel.where is not None and not isinstance(sel.where, Q):
+        raise TypeError(f"where must be a Q, got {type(sel.where).__name__}")
+    comp = _Compiler(label)
+    conditions: list[str] = []
+
+    if sel.anchor is not None:
+        match = _anchor_match(sel.anchor, label, comp)
+    else:
+        match = f"MATCH (n:`{label}`)"
+
+    where_expr = comp.q(sel.where, False) if sel.where is not None else None
+    if sel.branch is not None and not (sel.where is not None and _mentions_branch(label, sel.where)):
+        comp.params["branch"] = sel.branch
+        conditions.append("n.branch = $branch")
+    if where_expr is not None:
+        conditions.append(where_expr)
+    conditions.extend(extra)
+    if not conditions:
+        return match, comp.params, comp
+    if len(conditions) == 1:
+        return f"{match}\nWHERE {conditions[0]}", comp.params, comp
+    return f"{match}\nWHERE " + " AND ".join(f"({c})" for c in conditions), comp.params, comp
+
+
+def _anchor_match(anchor: Anchor, label: str, comp: _Compiler) -> str:
+    if not isinstance(anchor, Anchor):
+        raise TypeError(f"anchor must be an Anchor, got {type(anchor).__name__}")
+    start = _check_label(anchor.label)
+    rel = _relations(start).get(anchor.relation) if isinstance(anchor.relation, str) else None
+    if rel is None:
+        raise FieldValidationError(
+            f"{start} has no relation {anchor.relation!r}; valid relations: "
+            f"{', '.join(sorted(_relations(start)))}"
+        )
+    if rel.target != label:
+        raise FieldValidationError(
+            f"{start}.{anchor.relation} leads to {rel.target}, not to the queried label {label}"
+        )
+    if not isinstance(anchor.uid, str):
+        raise FieldValidationError(f"anchor uid must be a str, got {anchor.uid!r}")
+    if anchor.edge_order is not None:
+        _edge_order(anchor)
+    comp.params["anchor_uid"] = anchor.uid
+    return "MATCH " + _hop(rel, f"a:`{start}` {{uid: $anchor_uid}}", "n", "r")
+
+
+def _edge_order(anchor: Anchor) -> tuple[str, bool]:
+    name = anchor.edge_order
+    descending = isinstance(name, str) and name.startswith("-")
+    prop = name[1:] if descending else name
+    valid = _edge_fields(anchor.label, anchor.relation)
+    if prop not in valid:
+        raise FieldValidationError(
+            f"edge {anchor.label}.{anchor.relation} has no property {prop!r}; valid edge "
+            f"properties: {', '.join(sorted(valid)) or '(none)'}"
+        )
+    return prop, descending
+
+
+def _order_terms(sel: Select) -> list[str]:
+    order_by = (sel.order_by,) if isinstance(sel.order_by, str) else tuple(sel.order_by)
+    terms, seen_id = [], False
+    for item in order_by:
+        if not isinstance(item, str) or not item:
+            raise FieldValidationError(f"order_by takes field names, got {item!r}")
+        descending = item.startswith("-")
+        field = _own_field(sel.label, item[1:] if descending else item)
+        terms.append(f"n.{field}{' DESC' if descending else ''}")
+        seen_id = seen_id or field == "id"
+    if not seen_id:
+        terms.append("n.id")
+    return terms
+
+
+def compile_select(sel: Select) -> tuple[str, dict[str, Any]]:
+    """The `MATCH ... [WHERE ...]` part of `sel` and its parameters.
+
+    The queried node is `n`; with an anchor, the start node is `a` and the edge `r`. Ordering,
+    distinct, offset and limit are not part of it (see `compile_fetch`).
+    """
+    query, params, _ = _compile(sel)
+    return query, params
+
+
+def compile_fetch(sel: Select, include: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """The whole query `fetch` runs: returns `n` and one column `c<i>` per include path."""
+    query, params, _ = _compile(sel)
+    label = sel.label
+    include_exprs = [_include_expr(label, path, i) for i, path in enumerate(_as_paths(include))]
+    terms = _order_terms(sel)
+    if sel.anchor is not None and sel.anchor.edge_order is not None:
+        prop, descending = _edge_order(sel.anchor)
+        if sel.distinct:
+            agg = "max" if descending else "min"
+            query += f"\nWITH n, {agg}(r.{prop}) AS _edge_order"
+        else:
+            query += f"\nWITH n, r.{prop} AS _edge_order"
+        terms.insert(0, f"_edge_order{' DESC' if descending else ''}")
+    else:
+        query += "\nWITH DISTINCT n" if sel.distinct else "\nWITH n"
+    query += "\nORDER BY " + ", ".join(terms)
+    if sel.offset:
+        params["skip"] = sel.offset
+        query += " SKIP $skip"
+    if sel.limit is not None:
+        params["limit"] = sel.limit
+        query += " LIMIT $limit"
+    query += "\nRETURN n" + "".join(f", {expr} AS c{i}" for i, expr in enumerate(include_exprs))
+    return query, params
+
+
+def _as_paths(include: Sequence[str]) -> list[str]:
+    if isinstance(include, str):
+        return [include]
+    return list(include)
+
+
+def _include_expr(label: str, path: Any, i: int) -> str:
+    """A scalar (every hop to-one) or a list ordered by the target's id, for one include path."""
+    if not isinstance(path, str) or not path:
+        raise FieldValidationError(f"include takes paths like 'created_by__name', got {path!r}")
+    parts = path.split("__")
+    current, hops = label, []
+    for seg in parts[:-1]:
+        rel = _relations(current).get(seg)
+        if rel is None:
+            raise FieldValidationError(
+                f"{current} has no relation {seg!r} (in include {path!r}); valid relations: "
+                f"{', '.join(sorted(_relations(current)))}"
+            )
+        hops.append(rel)
+        current = rel.target
+    field = _field(current, parts[-1])
+    if field is None:
+        raise _unknown_name(current, parts[-1], relations=False)
+    if not hops:
+        return f"n.{field}"
+    pattern, last = _chain(hops, f"i{i}")
+    collect = (
+        f"COLLECT {{ MATCH {pattern} WITH DISTINCT {last} "
+        f"RETURN {last}.{field} AS v ORDER BY {last}.id }}"
+    )
+    if all(not rel.many for rel in hops):
+        return f"head({collect})"
+    return collect
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+def fetch(conn: Any, sel: Select, include: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Node property dicts of `sel`, in order; each include path adds a key (the path itself)."""
+    paths = _as_paths(include)
+    query, params = compile_fetch(sel, paths)
+    rows = conn.run(query, params)
+    out = []
+    for row in rows:
+        record = dict(row["n"])
+        for i, path in enumerate(paths):
+            record[path] = row[f"c{i}"]
+        out.append(record)
+    return out
+
+
+def count(conn: Any, sel: Select) -> int:
+    """How many records `sel` selects, respecting offset/limit like `len(qs[a:b])`."""
+    query, params, _ = _compile(sel)
+    _order_terms(sel)  # validate like fetch
+    query += "\nRETURN count(DISTINCT n) AS c" if sel.distinct else "\nRETURN count(n) AS c"
+    total = conn.run(query, params)[0]["c"]
+    total = max(0, total - sel.offset)
+    return total if sel.limit is None else min(total, sel.limit)
+
+
+def exists(conn: Any, sel: Select) -> bool:
+    """Whether `sel` selects at least one record (after offset, within limit)."""
+    query, params, _ = _compile(sel)
+    _order_terms(sel)
+    if sel.limit == 0:
+        return False
+    if sel.offset:
+        params["skip"] = sel.offset
+        query += "\nWITH DISTINCT n" if sel.distinct else "\nWITH n"
+        query += " SKIP $skip"
+    query += "\nRETURN true AS found LIMIT 1"
+    return bool(conn.run(query, params))
+
+
+def _regex_literal(s: str) -> str:
+    """`s` as a Java regex matching itself: every ASCII non-alphanumeric char backslashed."""
+    return "".join("\\" + c if ord(c) < 128 and not c.isalnum() else c for c in s)
+
+
+def search(
+    conn: Any,
+    label: str,
+    string: str,
+    *,
+    fields: Sequence[str] | None = None,
+    limit: int | None = 20,
+    case_sensitive: bool = False,
+    branch: int | None = 1,
+    where: Q | None = None,
+) -> list[tuple[dict[str, Any], float]]:
+    """Records of `label` matching `string`, best first, with lamindb's scores.
+
+    Per searched field: +200 equal, +10 whole word, +8 start of a word, +2 end of a word,
+    +1 contains. Only records where some field contains `string` are returned; ties by id.
+    """
+    label = _check_label(label)
+    if not isinstance(string, str):
+        raise TypeError(f"search() needs a str, got {type(string).__name__} {string!r}")
+    _check_int("limit", limit, allow_none=True)
+    if limit is not None and limit < 0:
+        raise FieldValidationError(f"limit must be >= 0, got {limit}")
+    if fields is None:
+        names = search_fields(label)
+    else:
+        if isinstance(fields, str):
+            fields = [fields]
+        names = []
+        for name in fields:
+            stored = _own_field(label, name)
+            if _fields(label)[stored] != "StringProperty":
+                raise FieldValidationError(
+                    f"search needs string fields; {label}.{stored} is {_fields(label)[stored]}"
+                )
+            if stored not in names:
+                names.append(stored)
+    if not names:
+        raise FieldValidationError(f"{label} has no string fields to search")
+
+    def lower(x: str) -> str:
+        return x if case_sensitive else f"toLower({x})"
+
+    contains = " OR ".join(f"{lower(f'n.{f}')} CONTAINS {lower('$s')}" for f in names)
+    query, params, _ = _compile(Select(label, where=where, branch=branch), [contains])
+    flags = "(?s)" if case_sensitive else "(?siu)"
+    lit = _regex_literal(string)
+    boundary = r"[^\p{L}\p{N}]"
+    params.update(
+        s=string,
+        rx_word=f"{flags}(?:.*{boundary})?{lit}(?:{boundary}.*)?",
+        rx_start=f"{flags}(?:.*{boundary})?{lit}.*",
+        rx_end=f"{flags}.*{lit}(?:{boundary}.*)?",
+    )
+    scores = []
+    for f in names:
+        x = f"n.{f}"
+        scores += [
+            f"CASE WHEN {lower(x)} = {lower('$s')} THEN 200 ELSE 0 END",
+            f"CASE WHEN {x} =~ $rx_word THEN 10 ELSE 0 END",
+            f"CASE WHEN {x} =~ $rx_start THEN 8 ELSE 0 END",
+            f"CASE WHEN {x} =~ $rx_end THEN 2 ELSE 0 END",
+            f"CASE WHEN {lower(x)} CONTAINS {lower('$s')} THEN 1 ELSE 0 END",
+        ]
+    query += "\nWITH n, " + "\n  + ".join(scores) + " AS score"
+    query += "\nORDER BY score DESC, n.id"
+    if limit is not None:
+        params["limit"] = limit
+        query += " LIMIT $limit"
+    query += "\nRETURN n, score"
+    return [(dict(row["n"]), float(row["score"])) for row in conn.run(query, params)]

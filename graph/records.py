@@ -1,0 +1,474 @@
+"""Writing records: one transaction per record (node, edges, `is_latest` flip), `UNWIND` for bulk.
+
+What callers pass is plain data: a label, a dict of properties (stored names, validated here
+against `graph.models`), and edges as `EdgeSpec`s naming a relation of the label and the uids at
+the other end. Every value reaches Cypher as a parameter; labels, relationship types and
+property names come from the models.
+
+Integer ids come from one `(:LineageCounter {label})` node per label, incremented inside the
+writing transaction: the write lock on that node serialises concurrent writers of a label for
+the instant it takes, and ids are never reused. A version family is serialised the same way:
+the writer locks every member of the family (in uid order, so two writers cannot deadlock each
+other), then reads the family again and takes `max + 1` as the new version counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import neo4j
+
+from graph.connection import Connection, plain
+from graph.errors import FieldValidationError, GraphError
+from graph.ids import FIRST_VERSION, counter_string, counter_value
+from graph.models import fields_of, is_versioned, relations_of, uid_length
+
+BATCH_SIZE = 2000  # rows per UNWIND transaction in bulk writes
+
+
+class VersionConflict(GraphError):
+    """Another writer took the version counter this write expected; the caller retries."""
+
+
+class VersionTagExists(GraphError, ValueError):
+    """The version tag (`version="1.0"`) is already used in this version family."""
+
+
+class MissingTarget(GraphError, ValueError):
+    """An edge points at a record that does not exist (never saved, or deleted meanwhile)."""
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """Edges from the written node along one relation: to each uid, with optional properties."""
+
+    relation: str
+    uids: Sequence[str]
+    properties: Sequence[dict[str, Any]] | None = None  # one dict per uid, e.g. {"position": 0}
+
+
+@dataclass
+class NewRecord:
+    """One node to create: its stored properties and its outgoing/incoming edges."""
+
+    props: dict[str, Any]
+    edges: list[EdgeSpec] = field(default_factory=list)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- validation ------------------------------------------------------------------------------
+def _check_props(label: str, props: dict[str, Any]) -> None:
+    known = fields_of(label)
+    unknown = sorted(set(props) - set(known))
+    if unknown:
+        raise FieldValidationError(
+            f"{label} has no field {', '.join(map(repr, unknown))}; "
+            f"fields: {', '.join(sorted(known))}"
+        )
+
+
+def _relation(label: str, name: str):
+    rels = relations_of(label)
+    if name not in rels:
+        raise FieldValidationError(
+            f"{label} has no relation {name!r}; relations: {', '.join(sorted(rels))}"
+        )
+    return rels[name]
+
+
+# -- ids -------------------------------------------------------------------------------------
+def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
+    row = tx.run(
+        "MERGE (c:LineageCounter {label: $label}) ON CREATE SET c.value = 0 "
+        "SET c.value = c.value + $n RETURN c.value AS last",
+        label=label,
+        n=n,
+    ).single()
+    last = row["last"]
+    return list(range(last - n + 1, last + 1))
+
+
+# -- version families --------------------------------------------------------------------------
+def _lock_family(tx: neo4j.ManagedTransaction, label: str, stem: str) -> list[dict[str, Any]]:
+    """Write-lock every member of the family, then read it again (committed state)."""
+    tx.run(
+        f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem "
+        "WITH f ORDER BY f.uid SET f._lock = true REMOVE f._lock",
+        stem=stem,
+    ).consume()
+    return [
+        dict(r)
+        for r in tx.run(
+            f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem "
+            "RETURN f.uid AS uid, f.branch AS branch, f.version AS version, "
+            "f.is_latest AS is_latest ORDER BY f.uid",
+            stem=stem,
+        )
+    ]
+
+
+def _next_counter(family: list[dict[str, Any]], stem_len: int) -> str:
+    if not family:
+        return FIRST_VERSION
+    return counter_string(max(counter_value(m["uid"][stem_len:]) for m in family) + 1)
+
+
+def _promote_latest(tx: neo4j.ManagedTransaction, label: str, stem: str, branch: int) -> None:
+    """Make the newest member of `branch` the family's only `is_latest` there."""
+    # The counter alphabet 0-9A-Za-z is in ASCII order, so uid order is version order.
+    tx.run(
+        f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.branch = $branch "
+        "WITH f ORDER BY f.uid DESC "
+        "WITH collect(f) AS members "
+        "UNWIND range(0, size(members) - 1) AS i "
+        "WITH members[i] AS f, i = 0 AS latest "
+        "SET f.is_latest = latest",
+        stem=stem,
+        branch=branch,
+    ).consume()
+
+
+# -- create ------------------------------------------------------------------------------------
+def create_record(
+    conn: Connection,
+    label: str,
+    record: NewRecord,
+    *,
+    stem: str | None = None,
+    expected_uid: str | None = None,
+) -> dict[str, Any]:
+    """Create one node with its edges in one transaction; returns its stored properties.
+
+    For a versioned label, `stem` names the version family: the uid becomes `stem + counter`
+    with the counter taken inside the transaction, the new node becomes the family's only
+    `is_latest` in its branch, and a `version` tag already used in the family raises
+    `VersionTagExists`. `expected_uid` (for files already written under their uid) makes the
+    write fail with `VersionConflict` if a concurrent writer took that counter first.
+    Otherwise `record.props["uid"]` is used as given.
+    """
+    _check_props(label, record.props)
+    for edge in record.edges:
+        _relation(label, edge.relation)
+    versioned = is_versioned(label)
+    if stem is not None and not versioned:
+        raise FieldValidationError(f"{label} records are not versioned")
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, Any]:
+        props = dict(record.props)
+        if stem is not None:
+            family = _lock_family(tx, label, stem)
+            uid = stem + _next_counter(family, len(stem))
+            if expected_uid is not None and uid != expected_uid:
+                raise VersionConflict(f"{expected_uid} was taken; the next version is {uid}")
+            tag = props.get("version")
+            if tag is not None and any(m["version"] == tag for m in family):
+                raise VersionTagExists(
+                    f"version {tag!r} already exists in the {label} family {stem}; "
+                    "pass another version tag"
+                )
+            props["uid"] = uid
+        (props["id"],) = _take_ids(tx, label, 1)
+        branch = props.setdefault("branch", 1)
+        if versioned:
+            props["is_latest"] = True
+        props.setdefault("created_at", now())
+        props.setdefault("updated_at", props["created_at"])
+        row = tx.run(f"CREATE (n:`{label}`) SET n = $props RETURN n", props=props).single()
+        for edge in record.edges:
+            _create_edges(tx, label, [props["uid"]], edge)
+        if versioned and stem is not None:
+            tx.run(
+                f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.uid <> $uid "
+                "AND f.branch = $branch AND f.is_latest SET f.is_latest = false",
+                stem=stem,
+                uid=props["uid"],
+                branch=branch,
+            ).consume()
+        return plain(row["n"])
+
+    return conn.write(work)
+
+
+def _create_edges(
+    tx: neo4j.ManagedTransaction, label: str, sources: list[str], edge: EdgeSpec
+) -> None:
+    """Edges from each source node (same edge list for all) to the edge's targets."""
+    rel = _relation(label, edge.relation)
+    rows = [
+        {"uid": uid, "props": (edge.properties[i] if edge.properties else {})}
+        for i, uid in enumerate(edge.uids)
+    ]
+    if not rows:
+        return
+    arrow = f"-[e:`{rel.edge}`]->" if rel.direction == "out" else f"<-[e:`{rel.edge}`]-"
+    found = tx.run(
+        f"UNWIND $sources AS src MATCH (n:`{label}` {{uid: src}}) "
+        f"UNWIND $rows AS row MATCH (m:`{rel.target}` {{uid: row.uid}}) "
+        f"CREATE (n){arrow}(m) SET e = row.props RETURN count(e) AS created",
+        sources=sources,
+        rows=rows,
+    ).single()["created"]
+    if found != len(rows) * len(sources):
+        missing = _missing(tx, rel.target, [r["uid"] for r in rows])
+        raise MissingTarget(
+            f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
+            f"{', '.join(missing) or '(duplicates)'}"
+        )
+
+
+def _missing(tx: neo4j.ManagedTransaction, label: str, uids: list[str]) -> list[str]:
+    rows = tx.run(
+        f"UNWIND $uids AS uid OPTIONAL MATCH (m:`{label}` {{uid: uid}}) "
+        "WITH uid, m WHERE m IS NULL RETURN uid",
+        uids=uids,
+    )
+    return [r["uid"] for r in rows]
+
+
+def create_many(conn: Connection, label: str, records: Sequence[NewRecord]) -> list[dict[str, Any]]:
+    """Create many nodes of a label that start new families (or are not versioned).
+
+    Rows go in `UNWIND` batches of `BATCH_SIZE`, one transaction per batch: a batch is written
+    whole or not at all. Edges are grouped per relation and target, so a batch costs a handful
+    of statements however many records it holds.
+    """
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(records), BATCH_SIZE):
+        out.extend(_create_batch(conn, label, records[start : start + BATCH_SIZE]))
+    return out
+
+
+def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> list[dict]:
+    for record in batch:
+        _check_props(label, record.props)
+        for edge in record.edges:
+            _relation(label, edge.relation)
+    versioned = is_versioned(label)
+    # Group edges: (relation, target uid) -> the sources that point there. Bulk-registered
+    # artifacts share a handful of targets (storage, run, user), so this stays small.
+    groups: dict[tuple[str, str], list[str]] = {}
+    stamp = now()
+    rows = []
+    for record in batch:
+        props = dict(record.props)
+        props.setdefault("branch", 1)
+        props.setdefault("created_at", stamp)
+        props.setdefault("updated_at", props["created_at"])
+        if versioned:
+            props["is_latest"] = True
+        rows.append(props)
+        for edge in record.edges:
+            if edge.properties:
+                raise FieldValidationError("bulk writes take edges without properties")
+            for target in edge.uids:
+                groups.setdefault((edge.relation, target), []).append(props["uid"])
+
+    def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
+        ids = _take_ids(tx, label, len(rows))
+        params = [{**props, "id": i} for props, i in zip(rows, ids)]
+        created = tx.run(
+            f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row RETURN n",
+            rows=params,
+        )
+        result = [plain(r["n"]) for r in created]
+        for (relation, target), sources in groups.items():
+            _create_edges(tx, label, sources, EdgeSpec(relation, [target]))
+        return result
+
+    return conn.write(work)
+
+
+def merge_record(
+    conn: Connection, label: str, field_name: str, value: Any, props: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Get the node whose unique `field_name` equals `value`, or create it with `props`.
+
+    Safe under concurrency because `field_name` carries a uniqueness constraint: MERGE waits on
+    the constraint's lock, so two processes registering the same storage root get one node.
+    Returns (properties, created).
+    """
+    _check_props(label, {field_name: value, **props})
+
+    def work(tx: neo4j.ManagedTransaction) -> tuple[dict[str, Any], bool]:
+        stamp = now()
+        row = tx.run(
+            f"MERGE (n:`{label}` {{`{field_name}`: $value}}) "
+            "ON CREATE SET n += $props, n.created_at = $now, n.updated_at = $now, "
+            "n.branch = 1 "
+            "RETURN n, n.id IS NULL AS created",  # every node made here gets an id below
+            value=value,
+            props=props,
+            now=stamp,
+        ).single()
+        if not row["created"]:
+            return plain(row["n"]), False
+        (new_id,) = _take_ids(tx, label, 1)
+        row = tx.run(
+            f"MATCH (n:`{label}` {{`{field_name}`: $value}}) SET n.id = $id RETURN n",
+            value=value,
+            id=new_id,
+        ).single()
+        return plain(row["n"]), True
+
+    return conn.write(work)
+
+
+# -- update --------------------------------------------------------------------------------------
+def update_record(
+    conn: Connection,
+    label: str,
+    uid: str,
+    props: dict[str, Any],
+    *,
+    replace: Iterable[EdgeSpec] = (),
+    add: Iterable[EdgeSpec] = (),
+    remove: Iterable[EdgeSpec] = (),
+) -> dict[str, Any]:
+    """Set properties and change edges of one node in one transaction.
+
+    `replace` swaps all edges of a relation for the given ones (a to-one relation such as
+    `run`), `add` merges edges (never duplicates one), `remove` deletes the edges to the uids.
+    """
+    _check_props(label, props)
+    replace, add, remove = list(replace), list(add), list(remove)
+    for edge in (*replace, *add, *remove):
+        _relation(label, edge.relation)
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, Any]:
+        row = tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}}) SET n += $props, n.updated_at = $now RETURN n",
+            uid=uid,
+            props=props,
+            now=now(),
+        ).single()
+        if row is None:
+            raise MissingTarget(f"no {label} with uid {uid!r}")
+        for edge in replace:
+            _delete_edges(tx, label, uid, edge.relation, None)
+            _create_edges(tx, label, [uid], edge)
+        for edge in add:
+            _merge_edges(tx, label, uid, edge)
+        for edge in remove:
+            _delete_edges(tx, label, uid, edge.relation, list(edge.uids))
+        return plain(row["n"])
+
+    return conn.write(work)
+
+
+def _delete_edges(
+    tx: neo4j.ManagedTransaction, label: str, uid: str, relation: str, targets: list[str] | None
+) -> None:
+    rel = _relation(label, relation)
+    where = "" if targets is None else "WHERE m.uid IN $targets "
+    tx.run(
+        f"MATCH (n:`{label}` {{uid: $uid}}) MATCH {rel.pattern} {where}DELETE r",
+        uid=uid,
+        targets=targets,
+    ).consume()
+
+
+def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeSpec) -> None:
+    rel = _relation(label, edge.relation)
+    arrow = f"-[:`{rel.edge}`]->" if rel.direction == "out" else f"<-[:`{rel.edge}`]-"
+    found = tx.run(
+        f"MATCH (n:`{label}` {{uid: $uid}}) UNWIND $targets AS t "
+        f"MATCH (m:`{rel.target}` {{uid: t}}) MERGE (n){arrow}(m) RETURN count(m) AS found",
+        uid=uid,
+        targets=list(edge.uids),
+    ).single()["found"]
+    if found != len(set(edge.uids)):
+        missing = _missing(tx, rel.target, list(edge.uids))
+        raise MissingTarget(
+            f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
+            f"{', '.join(missing)}"
+        )
+
+
+def link(conn: Connection, label: str, uids: Sequence[str], relation: str, target: str) -> None:
+    """Merge an edge from each node to one target, e.g. a run's `USED` edges to its inputs."""
+    rel = _relation(label, relation)
+    arrow = f"-[:`{rel.edge}`]->" if rel.direction == "out" else f"<-[:`{rel.edge}`]-"
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        tx.run(
+            f"MATCH (m:`{rel.target}` {{uid: $target}}) "
+            f"UNWIND $uids AS u MATCH (n:`{label}` {{uid: u}}) MERGE (n){arrow}(m)",
+            target=target,
+            uids=list(uids),
+        ).consume()
+
+    conn.write(work)
+
+
+# -- trash, delete, restore ---------------------------------------------------------------------
+def _stem_of(label: str, uid: str) -> str | None:
+    return uid[: uid_length(label)] if is_versioned(label) else None
+
+
+def trash_record(conn: Connection, label: str, uid: str) -> None:
+    """Move a node to the trash (branch -1) and promote the family's newest main version."""
+    stem = _stem_of(label, uid)
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        if stem is not None:
+            _lock_family(tx, label, stem)
+        tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}}) SET n.branch = -1, n.updated_at = $now "
+            + (", n.is_latest = false" if stem is not None else ""),
+            uid=uid,
+            now=now(),
+        ).consume()
+        if stem is not None:
+            _promote_latest(tx, label, stem, 1)
+
+    conn.write(work)
+
+
+def restore_record(conn: Connection, label: str, uid: str) -> None:
+    """Bring a node back from the trash; it becomes latest again if it is the newest version."""
+    stem = _stem_of(label, uid)
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        if stem is not None:
+            _lock_family(tx, label, stem)
+        tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}}) SET n.branch = 1, n.updated_at = $now",
+            uid=uid,
+            now=now(),
+        ).consume()
+        if stem is not None:
+            _promote_latest(tx, label, stem, 1)
+
+    conn.write(work)
+
+
+def delete_record(conn: Connection, label: str, uid: str) -> None:
+    """Remove a node and its edges for good (never the nodes at the other end)."""
+    stem = _stem_of(label, uid)
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        if stem is not None:
+            _lock_family(tx, label, stem)
+        tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) DETACH DELETE n", uid=uid).consume()
+        if stem is not None:
+            _promote_latest(tx, label, stem, 1)
+
+    conn.write(work)
+
+
+def next_version_uid(conn: Connection, label: str, stem: str) -> str:
+    """The uid the next version of a family would get now (read without locks).
+
+    Callers that must name a file after the uid before writing the node pass it back as
+    `create_record(..., expected_uid=...)`, which fails with `VersionConflict` if a
+    concurrent writer took it meanwhile.
+    """
+    rows = conn.run(
+        f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem RETURN f.uid AS uid", {"stem": stem}
+    )
+    return stem + _next_counter(rows, len(stem))

@@ -1,0 +1,352 @@
+"""Artifact: one file (a local path, an `s3://` object, or a DataFrame/AnnData written to one).
+
+Saving follows DESIGN.md §5: the bytes are hashed when the artifact is made, the same content
+already stored gives back the existing record, the file is copied to
+`<storage root>/.lineage/<uid><suffix>` before the node that points at it is written, and the copy
+is removed again if that transaction fails. Files already under a registered storage root, and
+`s3://` URIs, are registered in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import loaders
+from graph import query as gq
+from graph import records as gr
+from lineage._record import Record, register, require_saved
+from lineage._run import current_run, mark_input
+from lineage._settings import settings
+from lineage._versioned import Versioned
+from lineage.errors import InvalidArgument
+
+logger = logging.getLogger("lineage")
+
+MANAGED_DIR = ".lineage"  # artifacts copied into a storage root live here, named by uid
+
+
+@register
+class Artifact(Versioned):
+    """A file with a key, a content hash, a version family and provenance.
+
+    Args:
+        data: a local path, an `s3://` URI, a pandas DataFrame (stored as parquet) or an
+            AnnData (stored as h5ad).
+        key: a name or path-like key, e.g. `"raw/sample1.h5ad"`.
+        description: a description or title.
+        run: the run that creates the artifact (default: the tracked run, if any).
+        revises: an earlier version; the new artifact joins its version family.
+        version: a version tag, unique within the family.
+
+    >>> artifact = ln.Artifact("counts.csv", key="raw/counts.csv").save()
+    >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
+    >>> v2 = ln.Artifact(df2, revises=artifact).save()
+    """
+
+    _label = "Artifact"
+
+    def __init__(
+        self,
+        data: Any,
+        key: str | None = None,
+        description: str | None = None,
+        run: Any = None,
+        revises: Artifact | None = None,
+        version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise InvalidArgument(
+                f"Artifact() got unexpected keyword {', '.join(map(repr, sorted(kwargs)))}; "
+                "valid: data, key, description, run, revises, version"
+            )
+        if key is not None and not isinstance(key, str):
+            raise InvalidArgument(f"Artifact key must be a str, not {type(key).__name__}")
+        if revises is not None and not isinstance(revises, Artifact):
+            raise TypeError(f"revises= takes an Artifact, not {type(revises).__name__}")
+        super().__init__()
+        object.__setattr__(self, "_source", None)  # local file to copy at save(), if any
+        object.__setattr__(self, "_owns_source", False)  # a staged temporary file
+        object.__setattr__(self, "_in_place", None)  # (uri, storage root) for in-place files
+        object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
+        self._read_data(data)
+        existing = self._existing_same_hash(revises)
+        if existing is not None:
+            logger.warning(
+                "returning existing artifact with same hash: %s (key=%r)",
+                existing.uid,
+                existing.key,
+            )
+            self._discard_staged()
+            self._load(existing._values)
+            return
+        if revises is not None:
+            require_saved(revises, "revises=")
+            key = key if key is not None else revises.key
+        self.key = key
+        self.description = description
+        self.version = version
+        self._set_revises(revises)
+        if revises is None:
+            self._values["uid"] = self._stem() + "0000"
+
+    # -- reading the data ------------------------------------------------------------------------
+    def _read_data(self, data: Any) -> None:
+        values = self._values
+        otype = loaders.otype_of(data)
+        if otype is not None:
+            path = loaders.write_object(data, settings.cache_dir / "staging")
+            object.__setattr__(self, "_source", path)
+            object.__setattr__(self, "_owns_source", True)
+            values.update(otype=otype, n_observations=loaders.n_observations(data))
+            values["suffix"] = path.suffix
+            self._hash_local(path)
+            return
+        if isinstance(data, Path) or isinstance(data, str):
+            uri = os.fspath(data)
+        elif isinstance(data, os.PathLike):
+            uri = os.fspath(data)
+        else:
+            raise TypeError(
+                f"Artifact() takes a path, an s3:// URI, a pandas DataFrame or an AnnData, "
+                f"not {type(data).__name__}"
+            )
+        values["suffix"] = loaders.suffix_of(uri)
+        if loaders.is_remote(uri):
+            if not uri.startswith("s3://"):
+                raise InvalidArgument(f"{uri!r}: only local paths and s3:// URIs are supported")
+            info = loaders.file_info(uri, settings.storage_options)
+            values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
+            object.__setattr__(self, "_in_place", (uri, _bucket_root(uri)))
+            return
+        path = Path(uri).expanduser().resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"Artifact(): no such file: {uri}")
+        if path.is_dir():
+            raise InvalidArgument(f"Artifact(): {uri} is a directory; pass a file")
+        otype, n_obs = _describe(path, values["suffix"])
+        values.update(otype=otype, n_observations=n_obs)
+        self._hash_local(path)
+        root = _registered_root_of(str(path))
+        if root is not None:
+            object.__setattr__(self, "_in_place", (str(path), root))
+        else:
+            object.__setattr__(self, "_source", path)
+
+    def _hash_local(self, path: Path) -> None:
+        info = loaders.file_info(str(path))
+        self._values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
+
+    def _existing_same_hash(self, revises: Artifact | None) -> Artifact | None:
+        found = (
+            Artifact._queryset()
+            ._clone(where=gq.Q(hash=self._values["hash"]) & ~gq.Q(branch=-1), branch=None)
+            .order_by("id")
+            .first()
+        )
+        if found is None:
+            return None
+        if revises is not None and found.stem_uid != revises.stem_uid:
+            return None  # the same bytes as a new version of another family: a new record
+        return found
+
+    def _discard_staged(self) -> None:
+        if self._owns_source and self._source is not None:
+            Path(self._source).unlink(missing_ok=True)
+            object.__setattr__(self, "_source", None)
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def from_dataframe(cls, df: Any, key: str | None = None, **kwargs: Any) -> Artifact:
+        """An artifact from a DataFrame, stored as parquet.
+
+        >>> ln.Artifact.from_dataframe(df, key="tables/metrics.parquet").save()
+        """
+        if loaders.otype_of(df) != "DataFrame":
+            raise TypeError(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
+        return cls(df, key=key, **kwargs)
+
+    from_df = from_dataframe  # lamindb's older spelling
+
+    @classmethod
+    def from_anndata(cls, adata: Any, key: str | None = None, **kwargs: Any) -> Artifact:
+        """An artifact from an AnnData, stored as h5ad.
+
+        >>> ln.Artifact.from_anndata(adata, key="scrna/sample1.h5ad").save()
+        """
+        if loaders.otype_of(adata) != "AnnData":
+            raise TypeError(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
+        return cls(adata, key=key, **kwargs)
+
+    # -- saving ----------------------------------------------------------------------------------
+    def _default_edges(self) -> None:
+        super()._default_edges()
+        run = self._explicit_run or current_run()
+        if run is not None and "run" not in self._to_one:
+            self._to_one["run"] = run
+
+    def save(self) -> Artifact:
+        """Copy the file into storage (unless registered in place) and write the record.
+
+        >>> artifact.save()
+        """
+        if self._saved:
+            return super().save()
+        self._default_edges()
+        if self._in_place is not None:
+            uri, root = self._in_place
+            self._values["storage_path"] = uri
+            self._to_one["storage"] = storage_record(root, self._inst())
+            super().save()
+            return self
+        root = settings.storage
+        self._to_one["storage"] = storage_record(root, self._inst())
+        conn = self._inst().connection
+        stem = self._stem()
+        for _ in range(20):  # each retry lost a race for the version counter to another writer
+            uid = gr.next_version_uid(conn, self._label, stem)
+            dest = loaders.join(root, MANAGED_DIR, uid + (self.suffix or ""))
+            loaders.put_file(self._source, dest, settings.storage_options)
+            self._values["uid"] = uid
+            self._values["storage_path"] = dest
+            try:
+                self._create(conn, stem, expected_uid=uid)
+            except gr.VersionConflict:
+                loaders.delete_file(dest, settings.storage_options)
+                continue
+            except BaseException:
+                loaders.delete_file(dest, settings.storage_options)
+                self._values.pop("storage_path", None)
+                raise
+            break
+        else:
+            raise gr.VersionConflict(f"could not take a version of {stem} after 20 attempts")
+        self._discard_staged()
+        self._after_first_save()
+        return self
+
+    def _create(self, conn: Any, stem: str, expected_uid: str) -> None:
+        props = {k: v for k, v in self._values.items() if v is not None}
+        row = gr.create_record(
+            conn,
+            self._label,
+            gr.NewRecord(props, self._edges()),
+            stem=stem,
+            expected_uid=expected_uid,
+        )
+        self._load(row)
+
+    def _delete_permanently(self) -> None:
+        collections = self.collections.to_list()
+        if collections:
+            names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
+            raise InvalidArgument(
+                f"artifact {self.uid} is a member of collection(s) {names}; delete those first"
+            )
+
+    def delete(self, permanent: bool | None = None) -> None:
+        """Move to the trash; `permanent=True` (or a second delete) removes the record and the
+        stored copy lineage made (files registered in place are left where they are).
+
+        >>> artifact.delete()
+        """
+        path = self.storage_path
+        was_trashed = self.branch == -1
+        super().delete(permanent=permanent)
+        if (permanent or was_trashed) and path and _is_managed(path):
+            loaders.delete_file(path, settings.storage_options)
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path | Any:
+        """Where the file is: a `Path` for local storage, a `UPath` for `s3://`.
+
+        >>> artifact.path.read_bytes()
+        """
+        if not self.storage_path:
+            return Path(self._source) if self._source else None
+        if loaders.is_remote(self.storage_path):
+            from upath import UPath
+
+            options = dict(settings.storage_options or {})
+            if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
+                options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]
+            return UPath(self.storage_path, **options)
+        return Path(self.storage_path)
+
+    @classmethod
+    def get(cls, idlike: int | str | None = None, *, is_run_input: bool | Any = False, **expressions: Any) -> Artifact:
+        """Get one artifact; `is_run_input=True` records it as an input of the tracked run.
+
+        >>> artifact = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
+        """
+        record = super().get(idlike, **expressions)
+        mark_input([record], is_run_input)
+        return record
+
+    def cache(self, is_run_input: bool | None = None) -> Path:
+        raise NotImplementedError("Artifact.cache() comes with the loaders (issue 4)")
+
+    def load(self, is_run_input: bool | None = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("Artifact.load() comes with the loaders (issue 4)")
+
+
+def _describe(path: Path, suffix: str) -> tuple[str | None, int | None]:
+    try:
+        return loaders.describe_file(path, suffix)
+    except ValueError:  # a file named .parquet that is not one: still a file we can register
+        return None, None
+
+
+def _bucket_root(uri: str) -> str:
+    bucket = uri[len("s3://") :].split("/", 1)[0]
+    return f"s3://{bucket}"
+
+
+def _is_managed(path: str) -> bool:
+    """Copies lineage made itself; in-place files belong to the user."""
+    return f"/{MANAGED_DIR}/" in path.replace("\\", "/")
+
+
+_ROOTS_TTL = 5.0  # seconds a process trusts its list of registered roots
+_roots_cache: dict[Any, tuple[float, list[str]]] = {}
+_storage_cache: dict[tuple[Any, str], Record] = {}
+
+
+def _registered_root_of(path: str) -> str | None:
+    """The registered local storage root a path lies under, if any."""
+    from lineage._instance import current
+    from lineage._registries import Storage
+
+    if loaders.is_under(path, settings.storage):
+        return settings.storage
+    key = current().connection
+    stamp, roots = _roots_cache.get(key, (0.0, []))
+    if time.monotonic() - stamp > _ROOTS_TTL:
+        roots = [s.root for s in Storage.filter(root__isnull=False) if not loaders.is_remote(s.root)]
+        _roots_cache[key] = (time.monotonic(), roots)
+    return next((root for root in roots if loaders.is_under(path, root)), None)
+
+
+def storage_record(root: str, instance: Any) -> Record:
+    """The Storage node of a root, created on first use (once per process and instance)."""
+    from graph import ids as gids
+    from graph import models as gm
+    from lineage._registries import Storage
+
+    key = (instance.connection, root)
+    if key not in _storage_cache:
+        row, _ = gr.merge_record(
+            instance.connection,
+            "Storage",
+            "root",
+            root,
+            {"uid": gids.base62(gm.uid_length("Storage"))},
+        )
+        _storage_cache[key] = Storage._from_row(row, None)
+        _roots_cache.pop(instance.connection, None)
+    return _storage_cache[key]

@@ -1,0 +1,262 @@
+"""Collection: an ordered, versioned set of artifacts (DESIGN.md §3–§5).
+
+Membership is `(:Collection)-[:CONTAINS {position}]->(:Artifact)`; `ordered_artifacts` follows
+`position`. A collection's hash is lamindb's: the hash of its artifacts' sorted, joined hashes, so
+the same artifacts give the same collection hash in both systems.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import loaders
+from graph import query as gq
+from graph import records as gr
+from lineage._artifact import Artifact
+from lineage._queryset import QuerySet
+from lineage._record import register, require_saved
+from lineage._run import current_run, mark_input
+from lineage._versioned import Versioned
+from lineage.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from lineage._run import Run, Transform
+
+logger = logging.getLogger("lineage")
+
+
+@register
+class Collection(Versioned):
+    """Collections of artifacts.
+
+    Args:
+        artifacts: a list of saved artifacts (or one artifact).
+        key: a name or path-like key; `name=` is a synonym.
+        description: a description.
+        meta: an artifact that holds metadata for the collection.
+        reference: for instance an external ID or a URL; `reference_type` says which.
+        run: the run that creates the collection (default: the tracked run).
+        revises: an earlier version of the collection.
+        version: a version tag, unique within the family.
+
+    >>> collection = ln.Collection([artifact1, artifact2], key="My collection").save()
+    >>> collection = ln.Collection(data_artifact, name="images", meta=metadata_artifact).save()
+    >>> v2 = collection.append(artifact3).save()
+    """
+
+    _label = "Collection"
+
+    def __init__(
+        self,
+        artifacts: Artifact | list[Artifact] | None = None,
+        key: str | None = None,
+        description: str | None = None,
+        meta: Artifact | None = None,
+        reference: str | None = None,
+        reference_type: str | None = None,
+        run: Run | None = None,
+        revises: Collection | None = None,
+        version: str | None = None,
+        *,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise InvalidArgument(
+                f"Collection() got unexpected keyword {', '.join(map(repr, sorted(kwargs)))}; "
+                "valid: artifacts, key (or name), description, meta, reference, reference_type, "
+                "run, revises, version"
+            )
+        if name is not None and key is not None and name != key:
+            raise InvalidArgument(f"Collection(): name={name!r} and key={key!r} differ; pass one")
+        key = key if key is not None else name
+        if revises is not None and not isinstance(revises, Collection):
+            raise TypeError(f"revises= takes a Collection, not {type(revises).__name__}")
+        if revises is not None:
+            require_saved(revises, "revises=")
+            key = key if key is not None else revises.key
+        if key is None:
+            raise InvalidArgument("Collection() needs a key (or name), e.g. key='my-collection'")
+        if not isinstance(key, str):
+            raise InvalidArgument(f"Collection key must be a str, not {type(key).__name__}")
+        members = _check_artifacts(artifacts)
+        if meta is not None:
+            if not isinstance(meta, Artifact):
+                raise TypeError(f"meta= takes an Artifact, not {type(meta).__name__}")
+            require_saved(meta, "meta=")
+        super().__init__()
+        object.__setattr__(self, "_members", members)
+        object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
+        hash_ = loaders.hash_set(a.hash for a in members)
+        existing = _existing_same_hash(hash_, revises)
+        if existing is not None:
+            logger.warning(
+                "returning existing collection with same hash: %s (key=%r)", existing.uid, existing.key
+            )
+            self._load(existing._values)
+            object.__setattr__(self, "_members", None)
+            return
+        self._values["hash"] = hash_
+        self.key = key
+        self.description = description
+        self.reference = reference
+        self.reference_type = reference_type
+        self.version = version
+        if meta is not None:
+            self._to_one["meta_artifact"] = meta
+        self._set_revises(revises)
+        if revises is None:
+            self._values["uid"] = self._stem() + "0000"
+
+    # -- saving ----------------------------------------------------------------------------------
+    def _default_edges(self) -> None:
+        super()._default_edges()
+        run = self._explicit_run or current_run()
+        if run is not None and "run" not in self._to_one:
+            self._to_one["run"] = run
+
+    def _edges(self) -> list[gr.EdgeSpec]:
+        edges = super()._edges()
+        if self._members:
+            edges.append(
+                gr.EdgeSpec(
+                    "artifacts",
+                    [a.uid for a in self._members],
+                    [{"position": i} for i in range(len(self._members))],
+                )
+            )
+        return edges
+
+    def save(self, using: str | None = None) -> Collection:
+        """Write the collection, its memberships (with positions), meta artifact, run and
+        version edges in one transaction.
+
+        >>> collection.save()
+        """
+        if using is not None:
+            raise InvalidArgument("save(using=...) is not supported; connect to that instance")
+        if not self._saved:
+            for artifact in self._members or []:
+                require_saved(artifact, "Collection.save()")
+        super().save()
+        object.__setattr__(self, "_members", None)
+        return self
+
+    # -- versions --------------------------------------------------------------------------------
+    def append(self, artifact: Artifact, run: Run | None = None) -> Collection:
+        """A new version with `artifact` added last (save it to store it).
+
+        >>> v2 = collection.append(artifact3).save()
+        """
+        require_saved(self, "append()")
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"append() takes an Artifact, not {type(artifact).__name__}")
+        return Collection(
+            [*self.ordered_artifacts, artifact],
+            key=self.key,
+            description=self.description,
+            meta=self.meta_artifact,
+            reference=self.reference,
+            reference_type=self.reference_type,
+            revises=self,
+            run=run,
+        )
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        """Name of the collection: the last part of the key."""
+        return self.key.rsplit("/", 1)[-1] if self.key else None
+
+    @property
+    def ordered_artifacts(self) -> QuerySet:
+        """The artifacts in the collection's order (`position` on each membership edge).
+
+        >>> [a.key for a in collection.ordered_artifacts]
+        """
+        if not self._saved:
+            raise InvalidArgument("ordered_artifacts: save the collection first")
+        anchor = gq.Anchor(self._label, self.uid, "artifacts", edge_order="position")
+        return QuerySet(Artifact, gq.Select("Artifact", anchor=anchor, branch=None), self._instance)
+
+    @property
+    def data_artifact(self) -> Artifact | None:
+        """The first of `ordered_artifacts` (the data, when there is also a meta artifact).
+
+        >>> collection.data_artifact
+        """
+        return self.ordered_artifacts.first()
+
+    @property
+    def transform(self) -> Transform | None:
+        """The transform whose run created the collection."""
+        run = self.run
+        return run.transform if run is not None else None
+
+    # -- queries with run inputs -----------------------------------------------------------------
+    @classmethod
+    def get(cls, idlike: int | str | None = None, *, is_run_input: bool | Any = False, **expressions: Any) -> Collection:
+        """Get one collection; `is_run_input=True` records it as an input of the tracked run.
+
+        >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
+        """
+        record = super().get(idlike, **expressions)
+        mark_input([record], is_run_input)
+        return record
+
+    # -- data (the loaders issue) ----------------------------------------------------------------
+    def cache(self, is_run_input: bool | None = None) -> list[Any]:
+        raise NotImplementedError("Collection.cache() comes with the loaders (issue 4)")
+
+    def load(self, join: str = "outer", is_run_input: bool | None = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("Collection.load() comes with the loaders (issue 4)")
+
+    def mapped(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Collection.mapped() comes with the loaders (issue 4)")
+
+    def view_lineage(self, with_children: bool = True) -> None:
+        raise NotImplementedError("view_lineage() comes with the lineage issue (issue 5)")
+
+
+def _check_artifacts(artifacts: Any) -> list[Artifact]:
+    if isinstance(artifacts, Artifact):
+        artifacts = [artifacts]
+    if artifacts is None:
+        raise InvalidArgument("Collection() needs artifacts: a list of saved Artifact records")
+    if isinstance(artifacts, (str, bytes)) or not hasattr(artifacts, "__iter__"):
+        raise TypeError(
+            f"Collection() takes a list of Artifact records, not {type(artifacts).__name__}"
+        )
+    members = list(artifacts)
+    if not members:
+        raise ValueError("Collection() got an empty list of artifacts")
+    for i, artifact in enumerate(members):
+        if not isinstance(artifact, Artifact):
+            raise TypeError(
+                f"Collection() takes Artifact records; item {i} is a {type(artifact).__name__}"
+            )
+        require_saved(artifact, f"Collection() item {i}")
+    seen: dict[str, int] = {}
+    for i, artifact in enumerate(members):
+        if artifact.hash in seen:
+            raise ValueError(
+                f"Collection() items {seen[artifact.hash]} and {i} have the same content "
+                f"(hash {artifact.hash}); pass distinct artifacts"
+            )
+        seen[artifact.hash] = i
+    return members
+
+
+def _existing_same_hash(hash_: str, revises: Collection | None) -> Collection | None:
+    found = (
+        Collection._queryset()
+        ._clone(where=gq.Q(hash=hash_) & ~gq.Q(branch=-1), branch=None)
+        .order_by("id")
+        .first()
+    )
+    if found is None:
+        return None
+    if revises is not None and found.stem_uid != revises.stem_uid:
+        return None
+    return found

@@ -1,0 +1,79 @@
+"""`record.describe()`: a record's fields, provenance and members as a rich tree."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from lineage._record import Record
+
+_SKIP = {"storage_path"}  # shown as `path` instead
+_MAX_MEMBERS = 20
+
+
+def _fmt(value: Any, print_types: bool, kind: str | None = None) -> str:
+    text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else repr(value)
+    return f"{text} [dim]({kind})[/dim]" if print_types and kind else text
+
+
+def build_tree(record: Record, print_types: bool = False) -> Tree:
+    cls = type(record)
+    title = record._values.get("key") or record._values.get("name") or record._values.get("uid")
+    tree = Tree(f"[bold]{cls.__name__}[/bold]: {title}")
+    general = tree.add("[bold]General[/bold]")
+    fields = cls._fields()
+    for name, kind in fields.items():
+        value = record._values.get(name)
+        if value is None or name in _SKIP:
+            continue
+        general.add(f"[blue]{name}[/blue]: {_fmt(value, print_types, kind.replace('Property', ''))}")
+    if record._values.get("storage_path"):
+        general.add(f"[blue]path[/blue]: {record._values['storage_path']}")
+    if not record._saved:
+        general.add("[yellow](not saved)[/yellow]")
+        return tree
+    relations = cls._relations()
+    provenance = tree.add("[bold]Provenance[/bold]")
+    for name in ("created_by", "space", "storage", "run", "transform", "initiated_by",
+                 "revises", "meta_artifact"):  # fmt: skip
+        if name in relations:
+            target = getattr(record, name)
+            if target is not None:
+                provenance.add(f"[blue]{name}[/blue]: {_short(target)}")
+    run = getattr(record, "run", None) if "run" in relations else None
+    if run is not None:
+        transform = run.transform
+        if transform is not None:
+            provenance.add(f"[blue]transform[/blue]: {_short(transform)}")
+    if cls._label == "Collection":
+        members = record.ordered_artifacts.to_list()
+        node = tree.add(f"[bold]Artifacts[/bold] ({len(members)})")
+        for i, artifact in enumerate(members[:_MAX_MEMBERS]):
+            node.add(f"{i}: {_short(artifact)}")
+        if len(members) > _MAX_MEMBERS:
+            node.add(f"... {len(members) - _MAX_MEMBERS} more")
+    labels = [n for n in ("ulabels", "projects", "references", "input_of_runs", "collections",
+                          "input_artifacts", "input_collections", "output_artifacts",
+                          "output_collections", "runs") if n in relations]  # fmt: skip
+    shown = [(n, getattr(record, n).to_list()) for n in labels]
+    shown = [(n, rs) for n, rs in shown if rs]
+    if shown:
+        node = tree.add("[bold]Relations[/bold]")
+        for name, records in shown:
+            listed = ", ".join(_short(r) for r in records[:_MAX_MEMBERS])
+            more = f", ... {len(records) - _MAX_MEMBERS} more" if len(records) > _MAX_MEMBERS else ""
+            node.add(f"[blue]{name}[/blue]: {listed}{more}")
+    return tree
+
+
+def _short(record: Record) -> str:
+    v = record._values
+    label = v.get("key") or v.get("name") or v.get("handle") or v.get("root")
+    return f"{label!r} ({v.get('uid')})" if label else str(v.get("uid"))
+
+
+def describe(record: Record, print_types: bool = False) -> None:
+    Console().print(build_tree(record, print_types))

@@ -1,0 +1,405 @@
+"""QuerySet: what `filter()`, `all()`, `versions` and relations return.
+
+A QuerySet is a description of a query (`graph.query.Select`) plus the record class to build
+from its rows. Nothing runs until it is iterated, counted or converted; a fully iterated
+QuerySet keeps its rows, like Django's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pandas as pd
+
+from graph import query as gq
+from lineage.errors import DoesNotExist, InvalidArgument, MultipleResultsFound
+
+if TYPE_CHECKING:
+    from lineage._instance import Instance
+    from lineage._record import Record
+
+Q = gq.Q
+
+
+def _plain_value(value: Any) -> Any:
+    """Records in lookups stand for their uid; lists of records for lists of uids."""
+    from lineage._record import Record
+
+    if isinstance(value, Record):
+        if value.uid is None or not value._saved:
+            raise InvalidArgument(f"{value!r} is not saved; save it before using it in a query")
+        return value.uid
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain_value(v) for v in value]
+    return value
+
+
+def plain_q(q: Q) -> Q:
+    """A copy of `q` whose record values are replaced by uids."""
+    out = Q()
+    out.connector, out.negated = q.connector, q.negated
+    out.children = [
+        plain_q(c) if isinstance(c, Q) else (c[0], _plain_value(c[1])) for c in q.children
+    ]
+    return out
+
+
+def combine(where: Q | None, queries: tuple[Q, ...], expressions: dict[str, Any]) -> Q | None:
+    for q in queries:
+        if not isinstance(q, Q):
+            raise InvalidArgument(f"filter() takes Q objects and keywords, not {type(q).__name__}")
+    if not queries and not expressions:
+        return where
+    new = plain_q(Q(*queries, **expressions))
+    return new if where is None else where & new
+
+
+class QuerySet:
+    """Records of one registry matching a query.
+
+    >>> qs = ln.Artifact.filter(key__startswith="raw/", suffix=".h5ad")
+    >>> qs.count(), qs.first(), qs.df()
+    """
+
+    def __init__(
+        self, model: type[Record], select: gq.Select, instance: Instance | None = None
+    ) -> None:
+        self.model = model
+        self._select = select
+        self._instance = instance
+        self._rows: list[dict[str, Any]] | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _inst(self) -> Instance:
+        from lineage._instance import current
+
+        return self._instance or current()
+
+    def _clone(self, **changes: Any) -> QuerySet:
+        return type(self)(self.model, replace(self._select, **changes), self._instance)
+
+    def _fetch_rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = gq.fetch(self._inst().connection, self._select)
+        return self._rows
+
+    def _record(self, row: dict[str, Any]) -> Record:
+        return self.model._from_row(row, self._instance)
+
+    # -- building ----------------------------------------------------------------------------
+    def filter(self, *queries: Q, **expressions: Any) -> QuerySet:
+        """Narrow the query: `qs.filter(key__startswith="raw/")`."""
+        return self._clone(where=combine(self._select.where, queries, expressions))
+
+    def exclude(self, *queries: Q, **expressions: Any) -> QuerySet:
+        """Records not matching: `qs.exclude(suffix=".csv")`."""
+        q = combine(None, queries, expressions)
+        if q is None:
+            return self
+        where = ~q if self._select.where is None else self._select.where & ~q
+        return self._clone(where=where)
+
+    def all(self) -> QuerySet:
+        return self._clone()
+
+    def order_by(self, *fields: str) -> QuerySet:
+        """Order by fields, `-` for descending: `qs.order_by("-created_at")`."""
+        return self._clone(order_by=tuple(fields))
+
+    def distinct(self) -> QuerySet:
+        return self._clone(distinct=True)
+
+    def using(self, instance: str) -> QuerySet:
+        from lineage._instance import instance_named
+
+        return type(self)(self.model, self._select, instance_named(instance))
+
+    # -- evaluating --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Record]:
+        return iter([self._record(r) for r in self._fetch_rows()])
+
+    def __len__(self) -> int:
+        return len(self._fetch_rows())
+
+    def __bool__(self) -> bool:
+        return self.exists()
+
+    def __getitem__(self, item: int | slice) -> Record | QuerySet:
+        sel = self._select
+        if isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise InvalidArgument("QuerySet slices take no step")
+            start, stop = item.start or 0, item.stop
+            if start < 0 or (stop is not None and stop < 0):
+                raise InvalidArgument("QuerySet slices take no negative indices")
+            offset = sel.offset + start
+            limit = None if stop is None else max(stop - start, 0)
+            if sel.limit is not None:
+                limit = max(sel.limit - start, 0) if limit is None else min(limit, sel.limit - start)
+            return self._clone(offset=offset, limit=limit)
+        if not isinstance(item, int):
+            raise InvalidArgument(f"QuerySet indices are ints or slices, not {type(item).__name__}")
+        if item < 0:
+            rows = self._fetch_rows()
+            if -item > len(rows):
+                raise IndexError("QuerySet index out of range")
+            return self._record(rows[item])
+        rows = gq.fetch(self._inst().connection, replace(sel, offset=sel.offset + item, limit=1))
+        if not rows or (sel.limit is not None and item >= sel.limit):
+            raise IndexError("QuerySet index out of range")
+        return self._record(rows[0])
+
+    def __repr__(self) -> str:
+        rows = gq.fetch(self._inst().connection, replace(self._select, limit=self._peek_limit()))
+        shown = ", ".join(repr(self._record(r)) for r in rows[:20])
+        more = ", ..." if len(rows) > 20 else ""
+        return f"<QuerySet [{shown}{more}]>"
+
+    def _peek_limit(self) -> int:
+        return 21 if self._select.limit is None else min(self._select.limit, 21)
+
+    def count(self) -> int:
+        """Number of matching records, counted in Neo4j."""
+        if self._rows is not None:
+            return len(self._rows)
+        return gq.count(self._inst().connection, self._select)
+
+    def exists(self) -> bool:
+        if self._rows is not None:
+            return bool(self._rows)
+        return gq.exists(self._inst().connection, self._select)
+
+    def to_list(self) -> list[Record]:
+        """The records as a list: `qs.to_list()`."""
+        return list(self)
+
+    list = to_list  # lamindb's spelling
+
+    def first(self) -> Record | None:
+        """The first record in order, or None."""
+        rows = gq.fetch(self._inst().connection, replace(self._select, limit=1))
+        return self._record(rows[0]) if rows else None
+
+    def last(self) -> Record | None:
+        """The last record in order, or None."""
+        if self._select.offset or self._select.limit is not None:
+            rows = self._fetch_rows()
+            return self._record(rows[-1]) if rows else None
+        order = self._select.order_by or ("id",)
+        flipped = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in order)
+        if "id" not in {f.lstrip("-") for f in order}:
+            flipped += ("-id",)
+        rows = gq.fetch(self._inst().connection, replace(self._select, order_by=flipped, limit=1))
+        return self._record(rows[0]) if rows else None
+
+    def one(self) -> Record:
+        """The only record; `DoesNotExist` if none, `MultipleResultsFound` if several."""
+        rows = gq.fetch(self._inst().connection, replace(self._select, limit=2))
+        if not rows:
+            raise DoesNotExist(f"no {self.model.__name__} matches {self._describe_where()}")
+        if len(rows) > 1:
+            raise MultipleResultsFound(
+                f"more than one {self.model.__name__} matches {self._describe_where()}"
+            )
+        return self._record(rows[0])
+
+    def one_or_none(self) -> Record | None:
+        """The only record or None; `MultipleResultsFound` if several."""
+        try:
+            return self.one()
+        except DoesNotExist:
+            return None
+
+    def _describe_where(self) -> str:
+        return repr(self._select.where) if self._select.where is not None else "the query"
+
+    def df(self, include: str | list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
+        """The records as a DataFrame indexed by id; `include` adds related fields.
+
+        >>> ln.Artifact.filter(suffix=".h5ad").df(include=["created_by__name", "ulabels__name"])
+        """
+        includes = [include] if isinstance(include, str) else list(include or [])
+        sel = self._select
+        if limit is not None:
+            limit = limit if sel.limit is None else min(limit, sel.limit)
+            sel = replace(sel, limit=limit)
+        rows = gq.fetch(self._inst().connection, sel, include=includes)
+        return self.model._frame(rows, includes)
+
+    def lookup(self, field: str | None = None, return_field: str | None = None) -> Lookup:
+        """Auto-complete object: attribute access by normalised field value.
+
+        >>> labels = ln.ULabel.lookup()
+        >>> labels.my_label
+        """
+        return Lookup.build(self, field, return_field)
+
+    def search(
+        self,
+        string: str,
+        *,
+        field: str | list[str] | None = None,
+        limit: int | None = 20,
+        case_sensitive: bool = False,
+    ) -> SearchResult:
+        """Records ranked by how well a field matches `string`; `.df()` has a `score` column.
+
+        >>> ln.ULabel.search("ULabel2").df()
+        """
+        if not isinstance(string, str):
+            raise InvalidArgument(f"search() takes a string, not {type(string).__name__}")
+        fields = [field] if isinstance(field, str) else field
+        hits = gq.search(
+            self._inst().connection,
+            self._select.label,
+            string,
+            fields=fields,
+            limit=limit,
+            case_sensitive=case_sensitive,
+            branch=self._select.branch,
+            where=self._select.where,
+        )
+        return SearchResult(self.model, [(self._record(r), s) for r, s in hits], [r for r, _ in hits])
+
+    def delete(self, permanent: bool | None = None) -> None:
+        """Delete every matching record (to the trash first, like `record.delete()`)."""
+        for record in self.to_list():
+            record.delete(permanent=permanent)
+
+
+class RelatedQuerySet(QuerySet):
+    """A many-relation of one record: a QuerySet plus `add`, `remove` and `set`.
+
+    >>> artifact.ulabels.add(ln.ULabel.get(name="tissue"))
+    """
+
+    def __init__(
+        self,
+        model: type[Record],
+        select: gq.Select,
+        instance: Instance | None,
+        owner: Record,
+        relation: str,
+    ) -> None:
+        super().__init__(model, select, instance)
+        self._owner = owner
+        self._relation = relation
+
+    def _clone(self, **changes: Any) -> QuerySet:
+        return QuerySet(self.model, replace(self._select, **changes), self._instance)
+
+    def add(self, *records: Record) -> None:
+        """Link records: `artifact.ulabels.add(label)`."""
+        self._change("add", records)
+
+    def remove(self, *records: Record) -> None:
+        """Unlink records (they stay in their registry)."""
+        self._change("remove", records)
+
+    def set(self, records: list[Record]) -> None:
+        """Replace the linked records with exactly these."""
+        self._change("replace", tuple(records))
+
+    def _change(self, how: str, records: tuple[Any, ...]) -> None:
+        from graph import records as gr
+        from lineage._record import require_saved
+
+        flat = list(records[0]) if len(records) == 1 and isinstance(records[0], (list, tuple)) else list(records)
+        owner, relation = self._owner, self._relation
+        for r in flat:
+            if not isinstance(r, self.model):
+                raise TypeError(
+                    f"{owner._label}.{relation} takes {self.model.__name__} records, "
+                    f"not {type(r).__name__}"
+                )
+            require_saved(r, f"{owner._label}.{relation}.{how}()")
+        edge = gr.EdgeSpec(relation, [r.uid for r in flat])
+        gr.update_record(owner._inst().connection, owner._label, owner.uid, {}, **{how: [edge]})
+        self._rows = None
+
+
+class SearchResult:
+    """Search hits in rank order: iterate records, `.df()` for a table with `score`."""
+
+    def __init__(self, model: type[Record], hits: list[tuple[Record, float]], rows: list[dict]):
+        self.model = model
+        self.hits = hits
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter([r for r, _ in self.hits])
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> Record:
+        return self.hits[i][0]
+
+    def first(self) -> Record | None:
+        return self.hits[0][0] if self.hits else None
+
+    def to_list(self) -> list[Record]:
+        return [r for r, _ in self.hits]
+
+    list = to_list
+
+    def df(self) -> pd.DataFrame:
+        frame = self.model._frame(self._rows, [])
+        frame["score"] = [float(s) for _, s in self.hits]
+        return frame
+
+    def __repr__(self) -> str:
+        return f"<SearchResult {[(r.uid, s) for r, s in self.hits]}>"
+
+
+def to_attribute(value: str) -> str:
+    """A field value as a Python attribute name: lower case, other characters as `_`."""
+    name = re.sub(r"\W", "_", value.strip().lower())
+    return f"_{name}" if not name or name[0].isdigit() else name
+
+
+class Lookup:
+    """Attribute access to records by a field's values; `.dict()` maps raw values."""
+
+    def __init__(self, items: dict[str, Any], field: str) -> None:
+        self._items = items
+        self._field = field
+        for value, target in items.items():
+            object.__setattr__(self, to_attribute(value), target)
+
+    @classmethod
+    def build(cls, qs: QuerySet, field: str | None, return_field: str | None) -> Lookup:
+        model = qs.model
+        field = field or model._lookup_field()
+        for name in (field, return_field):
+            if name is not None and name not in model._fields():
+                raise InvalidArgument(
+                    f"{model.__name__} has no field {name!r}; fields: {', '.join(sorted(model._fields()))}"
+                )
+        items: dict[str, Any] = {}
+        for record in qs.order_by(field):
+            value = getattr(record, field)
+            if value is None:
+                continue
+            target = getattr(record, return_field) if return_field else record
+            key = str(value)
+            if key in items:  # several records share the value: keep them all
+                prev = items[key]
+                items[key] = (prev if isinstance(prev, list) else [prev]) + [target]
+            else:
+                items[key] = target
+        return cls(items, field)
+
+    def dict(self) -> dict[str, Any]:
+        return dict(self._items)
+
+    def __getitem__(self, value: str) -> Any:
+        return self._items[value]
+
+    def __dir__(self) -> list[str]:
+        return sorted(to_attribute(v) for v in self._items)
+
+    def __repr__(self) -> str:
+        return f"Lookup({self._field}: {len(self._items)} values)"

@@ -1,0 +1,245 @@
+"""Transforms (what runs), runs (one execution), and `ln.track()` / `ln.finish()`.
+
+Inside `ln.track()`, every artifact or collection saved gets `GENERATED_BY` the run, and every
+record fetched with `is_run_input=True` (or cached, loaded, mapped) gets `(run)-[:USED]->`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from graph import records as gr
+from lineage._record import Record, register, require_saved
+from lineage._versioned import Versioned
+from lineage.errors import InvalidArgument, ValidationError
+from loaders import hash_string
+
+logger = logging.getLogger("lineage")
+
+TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
+
+
+@register
+class Transform(Versioned):
+    """A script, notebook, pipeline or function whose runs produce data.
+
+    >>> transform = ln.Transform(key="preprocess.py", kind="script").save()
+    >>> transform.runs.df()
+    """
+
+    _label = "Transform"
+
+    def __init__(
+        self,
+        key: str | None = None,
+        description: str | None = None,
+        kind: str = "pipeline",
+        version: str | None = None,
+        revises: Transform | None = None,
+        source_code: str | None = None,
+        **fields: Any,
+    ) -> None:
+        if kind not in TRANSFORM_KINDS:
+            raise ValidationError(
+                f"Transform kind {kind!r} is not one of {', '.join(TRANSFORM_KINDS)}"
+            )
+        if revises is not None and key is None and isinstance(revises, Transform):
+            key = revises.key
+        if key is None:
+            raise InvalidArgument("Transform() needs a key, e.g. Transform(key='preprocess.py')")
+        super().__init__(
+            key=key, description=description, kind=kind, version=version,
+            source_code=source_code, **fields,
+        )  # fmt: skip
+        if source_code is not None:
+            self._values["hash"] = hash_string(source_code)[:22]
+        self._set_revises(revises)
+
+    @property
+    def name(self) -> str | None:
+        """The last part of the key."""
+        return self.key.rsplit("/", 1)[-1] if self.key else None
+
+    @property
+    def latest_run(self) -> Run | None:
+        """The most recently started run of this transform."""
+        return self.runs.order_by("-started_at").first() if self._saved else None
+
+
+@register
+class Run(Record):
+    """One execution of a transform, with its parameters and its inputs and outputs.
+
+    >>> run = ln.Run(transform, params={"lr": 0.1}).save()
+    >>> run.input_artifacts.df(), run.output_collections.df()
+    """
+
+    _label = "Run"
+
+    def __init__(
+        self,
+        transform: Transform | None = None,
+        name: str | None = None,
+        params: dict[str, Any] | None = None,
+        started_at: datetime | None = None,
+        initiated_by: Run | None = None,
+        **fields: Any,
+    ) -> None:
+        if not isinstance(transform, Transform):
+            raise TypeError(
+                f"Run() takes a Transform as its first argument, not {type(transform).__name__}"
+            )
+        super().__init__(name=name, **fields)
+        self.transform = transform
+        if initiated_by is not None:
+            self.initiated_by = initiated_by
+        self.params = params
+        self._values["started_at"] = started_at or datetime.now(timezone.utc)
+        self._values["status"] = "started"
+        self._dirty.update({"started_at", "status"})
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        """The run's parameters (stored as JSON text: Neo4j properties hold no nested maps)."""
+        raw = self._values.get("params")
+        return None if raw is None else json.loads(raw)
+
+    @params.setter
+    def params(self, value: dict[str, Any] | None) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise ValidationError(f"Run.params takes a dict, not {type(value).__name__}")
+        try:
+            self._values["params"] = None if value is None else json.dumps(value, sort_keys=True)
+        except TypeError as exc:
+            raise ValidationError(f"Run.params must be JSON-serialisable: {exc}") from None
+        self._dirty.add("params")
+
+
+class Context:
+    """What `ln.track()` is tracking: `ln.context.run`, `ln.context.transform`."""
+
+    def __init__(self) -> None:
+        self.run: Run | None = None
+        self.transform: Transform | None = None
+
+    def __repr__(self) -> str:
+        return f"Context(transform={self.transform!r}, run={self.run!r})"
+
+
+context = Context()
+
+
+def _caller_script() -> Path | None:
+    """The script that called `ln.track()`, if it is a file (not a REPL or notebook cell)."""
+    here = Path(__file__).resolve().parent
+    for frame in inspect.stack()[2:]:
+        path = Path(frame.filename)
+        if path.suffix == ".py" and path.exists() and here not in path.resolve().parents:
+            return path.resolve()
+    return None
+
+
+def track(
+    transform: Transform | str | None = None, params: dict[str, Any] | None = None
+) -> Run:
+    """Start a run; records saved until `ln.finish()` are `GENERATED_BY` it.
+
+    `transform` is a Transform, a key (the latest Transform with that key, created if none), or
+    None: the calling script, versioned by the hash of its source (an edited script becomes a new
+    version of its Transform).
+
+    >>> run = ln.track(params={"learning_rate": 0.01})
+    >>> ln.Artifact(df, key="results.parquet").save()   # GENERATED_BY run
+    >>> ln.finish()
+    """
+    if transform is None:
+        script = _caller_script()
+        if script is None:
+            raise InvalidArgument(
+                "ln.track() could not find the calling script; pass a key: ln.track('my-analysis')"
+            )
+        transform = _script_transform(script)
+    elif isinstance(transform, str):
+        found = Transform.filter(key=transform).order_by("-uid").first()
+        transform = found or Transform(key=transform, kind="pipeline").save()
+    elif isinstance(transform, Transform):
+        if not transform._saved:
+            transform.save()
+    else:
+        raise TypeError(
+            f"ln.track() takes a Transform, a key or None, not {type(transform).__name__}"
+        )
+    run = Run(transform, params=params).save()
+    context.transform, context.run = transform, run
+    logger.info("tracking run %s of %s", run.uid, transform.key)
+    return run
+
+
+def _script_transform(script: Path) -> Transform:
+    source = script.read_text()
+    source_hash = hash_string(source)[:22]
+    key = script.name
+    same = Transform.filter(key=key, hash=source_hash).order_by("-uid").first()
+    if same is not None:
+        return same
+    latest = Transform.filter(key=key, is_latest=True).first()
+    return Transform(
+        key=key, kind="script", source_code=source, revises=latest,
+        description=f"{script}" if os.environ.get("LINEAGE_RECORD_SCRIPT_PATH") else None,
+    ).save()  # fmt: skip
+
+
+def finish() -> Run:
+    """Mark the tracked run completed (`finished_at`, status) and stop tracking.
+
+    >>> ln.finish()
+    """
+    run = context.run
+    if run is None:
+        raise InvalidArgument("ln.finish(): no run is being tracked; call ln.track() first")
+    gr.update_record(
+        run._inst().connection,
+        "Run",
+        run.uid,
+        {"finished_at": datetime.now(timezone.utc), "status": "completed"},
+    )
+    run._refresh()
+    context.run = None
+    context.transform = None
+    return run
+
+
+def current_run(explicit: Run | None = None) -> Run | None:
+    """The run a save is attributed to: the one passed, else the tracked one."""
+    if explicit is not None:
+        if not isinstance(explicit, Run):
+            raise TypeError(f"run= takes a Run, not {type(explicit).__name__}")
+        require_saved(explicit, "run=")
+        return explicit
+    return context.run
+
+
+def mark_input(records: list[Record], is_run_input: bool | Run | None) -> None:
+    """Record `(run)-[:USED]->(record)` for data a run reads (never for its own outputs)."""
+    if not is_run_input:
+        return
+    run = is_run_input if isinstance(is_run_input, Run) else context.run
+    if run is None:
+        logger.warning("is_run_input=True but no run is tracked: call ln.track() first")
+        return
+    by_label: dict[str, list[str]] = {}
+    for record in records:
+        own_run = record._to_one.get("run") if "run" in record._to_one else None
+        if own_run is not None and own_run.uid == run.uid:
+            continue
+        by_label.setdefault(record._label, []).append(record.uid)
+    relation = {"Artifact": "input_artifacts", "Collection": "input_collections"}
+    for label, uids in by_label.items():
+        for uid in uids:
+            gr.link(run._inst().connection, "Run", [run.uid], relation[label], uid)

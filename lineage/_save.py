@@ -1,0 +1,99 @@
+"""`ln.save(records)`: many records in a few transactions.
+
+New artifacts (the common bulk case: registering thousands of files) are copied into storage
+first and then written with `UNWIND` in batches, one transaction per batch; if a batch fails, the
+files copied for it are removed again. Everything else is saved one record at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+import loaders
+from graph import records as gr
+from lineage._artifact import MANAGED_DIR, Artifact, storage_record
+from lineage._record import Record
+from lineage._settings import settings
+
+logger = logging.getLogger("lineage")
+
+
+def save(records: Iterable[Record]) -> list[Record]:
+    """Save many records: new artifacts in bulk, the rest one by one.
+
+    >>> artifacts = [ln.Artifact(path, key=f"raw/{path.name}") for path in paths]
+    >>> ln.save(artifacts)
+    """
+    if isinstance(records, Record):
+        raise TypeError("ln.save() takes a list of records; call record.save() for one")
+    records = list(records)
+    for i, record in enumerate(records):
+        if not isinstance(record, Record):
+            raise TypeError(f"ln.save(): item {i} is a {type(record).__name__}, not a record")
+    bulk = [
+        r for r in records
+        if isinstance(r, Artifact) and not r._saved and r._to_one.get("revises") is None
+    ]  # fmt: skip
+    _save_new_artifacts(bulk)
+    chosen = {id(r) for r in bulk}
+    for record in records:
+        if id(record) not in chosen:
+            record.save()
+    return records
+
+
+def _save_new_artifacts(artifacts: list[Artifact]) -> None:
+    # Two unsaved artifacts with the same bytes: store the first, the others become it.
+    first_of: dict[str, Artifact] = {}
+    unique: list[Artifact] = []
+    twins: list[tuple[Artifact, Artifact]] = []
+    for artifact in artifacts:
+        twin = first_of.get(artifact.hash)
+        if twin is None:
+            first_of[artifact.hash] = artifact
+            unique.append(artifact)
+        else:
+            twins.append((artifact, twin))
+    for start in range(0, len(unique), gr.BATCH_SIZE):
+        _save_batch(unique[start : start + gr.BATCH_SIZE])
+    for artifact, twin in twins:
+        logger.warning("returning existing artifact with same hash: %s", twin.uid)
+        artifact._discard_staged()
+        artifact._load(twin._values)
+
+
+def _save_batch(batch: list[Artifact]) -> None:
+    if not batch:
+        return
+    instance = batch[0]._inst()
+    root = settings.storage
+    storage = storage_record(root, instance)
+    written: list[str] = []
+    new: list[gr.NewRecord] = []
+    try:
+        for artifact in batch:
+            artifact._default_edges()
+            if artifact._in_place is not None:
+                uri, in_place_root = artifact._in_place
+                artifact._values["storage_path"] = uri
+                artifact._to_one["storage"] = storage_record(in_place_root, instance)
+            else:
+                dest = loaders.join(root, MANAGED_DIR, artifact.uid + (artifact.suffix or ""))
+                loaders.put_file(artifact._source, dest, settings.storage_options)
+                written.append(dest)
+                artifact._values["storage_path"] = dest
+                artifact._to_one["storage"] = storage
+            props = {k: v for k, v in artifact._values.items() if v is not None}
+            new.append(gr.NewRecord(props, artifact._edges()))
+        rows = gr.create_many(instance.connection, "Artifact", new)
+    except BaseException:
+        for dest in written:
+            loaders.delete_file(dest, settings.storage_options)
+        for artifact in batch:
+            artifact._values.pop("storage_path", None)
+        raise
+    by_uid = {row["uid"]: row for row in rows}
+    for artifact in batch:
+        artifact._load(by_uid[artifact.uid])
+        artifact._discard_staged()

@@ -1,0 +1,87 @@
+"""`ln.settings`: where artifacts are stored, where files are cached, who is saving.
+
+>>> ln.settings.storage = "s3://my-bucket/lineage"     # or a local directory
+>>> ln.settings.storage_options = {"endpoint_url": "http://127.0.0.1:9000"}   # MinIO, moto
+>>> ln.settings.cache_dir
+PosixPath('/home/me/.lineage/cache')
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from graph import lineage_home
+from loaders import is_remote
+
+
+class Settings:
+    """Per-process settings; defaults live under the lineage home (`LINEAGE_HOME`)."""
+
+    def __init__(self) -> None:
+        self._storage: str | None = None
+        self._cache_dir: Path | None = None
+        self.storage_options: dict[str, Any] | None = None
+
+    @property
+    def storage(self) -> str:
+        """The storage root new artifacts are copied to: a directory or an `s3://` prefix."""
+        if self._storage is None:
+            return str((lineage_home() / "storage").resolve())
+        return self._storage
+
+    @storage.setter
+    def storage(self, root: str | os.PathLike) -> None:
+        root = os.fspath(root)
+        if not isinstance(root, str) or not root:
+            raise ValueError("ln.settings.storage takes a local directory or an s3:// URI")
+        if is_remote(root):
+            if not root.startswith("s3://"):
+                raise ValueError(f"storage {root!r}: only local directories and s3:// are supported")
+            self._storage = root.rstrip("/")
+        else:
+            path = Path(root).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            self._storage = str(path)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where temporary files (serialised DataFrames) and cached copies of cloud files go."""
+        path = self._cache_dir or lineage_home() / "cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cache_dir.setter
+    def cache_dir(self, path: str | os.PathLike) -> None:
+        self._cache_dir = Path(path).expanduser().resolve()
+
+    @property
+    def user(self) -> str:
+        """The handle records are created by: `LINEAGE_USER`, else the login name."""
+        return os.environ.get("LINEAGE_USER") or getpass.getuser()
+
+    def add_instance(
+        self,
+        name: str,
+        uri: str,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+    ) -> None:
+        """Name a Neo4j database so `Registry.using(name)` can query it.
+
+        >>> ln.settings.add_instance("shared", "bolt://db.example.org:7687", user="neo4j",
+        ...                          password="...")
+        >>> ln.Collection.using("shared").filter(key__startswith="atlas/")
+        """
+        from lineage._instance import add_instance
+
+        add_instance(name, uri, user=user, password=password, database=database)
+
+    def __repr__(self) -> str:
+        return f"Settings(storage={self.storage!r}, cache_dir='{self.cache_dir}', user={self.user!r})"
+
+
+settings = Settings()

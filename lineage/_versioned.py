@@ -1,0 +1,80 @@
+"""What artifacts, collections and transforms share: version families.
+
+A family is the set of records whose uids share a stem (`stem_uid`); `(new)-[:REVISES]->(old)`
+links each new version to the one it revises. The version counter is taken inside the writing
+transaction (`graph.records.create_record`), so concurrent writers never produce the same uid and
+a family keeps exactly one `is_latest` record in the main branch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from graph import ids as gids
+from graph import models as gm
+from graph import query as gq
+from lineage._record import Record, require_saved
+
+if TYPE_CHECKING:
+    from lineage._queryset import QuerySet
+
+
+class Versioned(Record):
+    """Mixin behaviour for registries with version families."""
+
+    def _set_revises(self, revises: Any) -> None:
+        cls = type(self)
+        if revises is None:
+            return
+        if not isinstance(revises, cls):
+            raise TypeError(
+                f"revises= takes a {cls.__name__}, not {type(revises).__name__}"
+            )
+        require_saved(revises, "revises=")
+        self._to_one["revises"] = revises
+        self._dirty.add("revises")
+
+    @property
+    def stem_uid(self) -> str | None:
+        """Universal id of the version family: the uid without its 4-character counter.
+
+        >>> artifact.stem_uid == artifact.uid[:16]
+        True
+        """
+        uid = self._values.get("uid")
+        return uid[: gm.uid_length(self._label)] if uid else None
+
+    @property
+    def versions(self) -> QuerySet:
+        """Every record of the same version family (main branch), oldest first.
+
+        >>> new = ln.Artifact(df2, revises=artifact).save()
+        >>> new.versions.df()
+        """
+        from lineage._queryset import QuerySet
+
+        if self.stem_uid is None:
+            raise ValueError(f"{self!r} has no uid yet")
+        select = gq.Select(self._label, where=gq.Q(uid__startswith=self.stem_uid), order_by=("uid",))
+        return QuerySet(type(self), select, self._instance)
+
+    def _stem(self) -> str:
+        revises = self._to_one.get("revises")
+        if revises is not None:
+            return revises.stem_uid
+        uid = self._values.get("uid")
+        if uid:
+            return uid[: gm.uid_length(self._label)]
+        return gids.base62(gm.uid_length(self._label))
+
+    def _after_first_save(self) -> None:
+        revises = self._to_one.get("revises")
+        if revises is not None:
+            revises._values["is_latest"] = False
+
+    def save(self) -> Record:
+        first = not self._saved
+        super().save()
+        if first:
+            self._after_first_save()
+        return self

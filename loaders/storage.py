@@ -1,0 +1,298 @@
+"""Files in a storage root: local paths (or file:// URIs) and s3:// URIs, through fsspec.
+
+>>> import tempfile
+>>> root = tempfile.mkdtemp()
+>>> src = join(root, "in.csv"); _ = open(src, "w").write("a\\n1\\n")
+>>> put_file(src, join(root, ".lineage", "x.csv"))
+>>> file_info(join(root, ".lineage", "x.csv")).size
+4
+>>> is_under(join(root, ".lineage", "x.csv"), root), suffix_of("s3://b/t.csv.gz")
+(True, '.csv.gz')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import fsspec
+
+from loaders.hashing import hash_file, hash_from_etag
+
+__all__ = [
+    "ENDPOINT_ENV",
+    "FileInfo",
+    "delete_file",
+    "exists",
+    "file_info",
+    "filesystem",
+    "is_remote",
+    "is_under",
+    "join",
+    "put_file",
+    "suffix_of",
+]
+
+ENDPOINT_ENV = "LINEAGE_S3_ENDPOINT_URL"
+
+# Two or more letters before "://", so a Windows drive ("C:\\x", "C://x") is never a scheme.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")
+_COMPRESSION = {".gz", ".bz2", ".zip"}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Size and lamindb-style hash of one file; hash is None where the store gives none."""
+
+    size: int
+    hash: str | None
+    hash_type: str | None
+
+
+def _scheme(uri: str) -> str:
+    match = _SCHEME.match(str(uri))
+    return match.group(1).lower() if match else ""
+
+
+def is_remote(uri: str | os.PathLike[str]) -> bool:
+    """Whether the URI has a scheme other than file://.
+
+    >>> is_remote("s3://bucket/x.csv"), is_remote("/tmp/x.csv"), is_remote("file:///tmp/x")
+    (True, False, False)
+    """
+    return _scheme(str(uri)) not in ("", "file")
+
+
+def _local_path(uri: str | os.PathLike[str]) -> Path:
+    text = str(uri)
+    if _scheme(text) == "file":
+        text = url2pathname(urlsplit(text).path)
+    return Path(text).expanduser()
+
+
+def _with_endpoint(storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(storage_options or {})
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    named = "endpoint_url" in options or "endpoint_url" in options.get("client_kwargs", {})
+    if endpoint and not named:
+        options["endpoint_url"] = endpoint
+    return options
+
+
+def filesystem(
+    uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for a URI and the path within it.
+
+    For s3, `storage_options` go to s3fs; `LINEAGE_S3_ENDPOINT_URL` supplies the endpoint (MinIO,
+    moto) when they name none. fsspec shares instances, so listings may be cached: call
+    `fs.invalidate_cache(path)` before trusting `fs.info`/`fs.exists` after writes made elsewhere.
+
+    >>> fs, path = filesystem("s3://bucket/dir/x.csv")
+    >>> fs.protocol[0], path
+    ('s3', 'bucket/dir/x.csv')
+    """
+    text = str(uri)
+    if not is_remote(text):
+        return fsspec.filesystem("file"), str(_local_path(text).absolute())
+    if _scheme(text) in ("s3", "s3a"):
+        options = _with_endpoint(storage_options)
+    else:
+        options = dict(storage_options or {})
+    fs, path = fsspec.core.url_to_fs(text, **options)
+    return fs, path
+
+
+def _remote(
+    uri: str, storage_options: dict[str, Any] | None
+) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = filesystem(uri, storage_options)
+    # Another client (boto3, a second process) may have written since fs listed this prefix.
+    fs.invalidate_cache(path)
+    return fs, path
+
+
+def file_info(
+    uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> FileInfo:
+    """Size and hash of a file. Local files are hashed by streaming them; on S3 the hash comes
+    from the ETag without downloading (lamindb's rule: "md5", or "md5-<parts>" if multipart).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_bytes(b"a")
+    >>> file_info(p)
+    FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5')
+    """
+    text = str(uri)
+    if not is_remote(text):
+        path = _local_path(text)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No such file: {text}") from None
+        if path.is_dir():
+            raise IsADirectoryError(f"{text} is a directory, not a file")
+        hash_, hash_type = hash_file(path, file_size=size)
+        return FileInfo(size=size, hash=hash_, hash_type=hash_type)
+    fs, path = _remote(text, storage_options)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {text}") from None
+    if info.get("type") == "directory":
+        raise IsADirectoryError(f"{text} is a directory, not a file")
+    etag = info.get("ETag") or info.get("etag")
+    hash_, hash_type = hash_from_etag(etag) if etag else (None, None)
+    return FileInfo(size=int(info["size"]), hash=hash_, hash_type=hash_type)
+
+
+def put_file(
+    local_path: str | os.PathLike[str],
+    dest_uri: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Copy a local file to `dest_uri` (the destination file, local or s3://).
+
+    Locally the bytes go to a temporary name beside the destination, which is then renamed, so the
+    final name only ever holds a complete file.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("a")
+    >>> put_file(d / "a.txt", d / "sub" / "b.txt"); (d / "sub" / "b.txt").read_text()
+    'a'
+    """
+    if is_remote(str(local_path)):
+        raise ValueError(f"put_file copies a local file; got the remote URI {local_path}")
+    source = _local_path(local_path)
+    if not source.is_file():
+        raise FileNotFoundError(f"No such file to copy: {local_path}")
+    dest = str(dest_uri)
+    if is_remote(dest):
+        fs, path = filesystem(dest, storage_options)
+        fs.put_file(str(source), path)
+        fs.invalidate_cache(path)
+        return
+    target = _local_path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden and in the same directory: os.replace is then an atomic rename on one filesystem.
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "r+b") as fp:
+            # Flush before the rename: after a crash the final name must not point at empty blocks.
+            os.fsync(fp.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def delete_file(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
+    """Remove a file; False (not an error) if it was not there.
+
+    >>> delete_file("/nonexistent/lineage/x.csv")
+    False
+    """
+    text = str(uri)
+    if not is_remote(text):
+        try:
+            _local_path(text).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    fs, path = _remote(text, storage_options)
+    # S3 answers a DELETE of a missing key with success, so ask first.
+    if not fs.isfile(path):
+        return False
+    fs.rm_file(path)
+    fs.invalidate_cache(path)
+    return True
+
+
+def exists(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
+    """Whether a file (or directory / prefix) exists.
+
+    >>> exists("/nonexistent/lineage/x.csv")
+    False
+    """
+    text = str(uri)
+    if not is_remote(text):
+        return _local_path(text).exists()
+    fs, path = _remote(text, storage_options)
+    return bool(fs.exists(path))
+
+
+def _bucket_key(uri: str) -> tuple[str, str, str]:
+    parts = urlsplit(uri)
+    return _scheme(uri), parts.netloc, parts.path.lstrip("/")
+
+
+def is_under(uri: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """Whether `uri` lies inside the storage `root` (the root itself counts).
+
+    >>> is_under("s3://b/pre/x.csv", "s3://b/pre"), is_under("s3://b/prefix2/x", "s3://b/pre")
+    (True, False)
+    >>> is_under("/data/root/../other/x", "/data/root")
+    False
+    """
+    uri_text, root_text = str(uri), str(root)
+    if is_remote(uri_text) != is_remote(root_text):
+        return False
+    if not is_remote(uri_text):
+        # resolve(): "..", symlinks and relative paths must not fool the check.
+        return _local_path(uri_text).resolve().is_relative_to(_local_path(root_text).resolve())
+    scheme, bucket, key = _bucket_key(uri_text)
+    root_scheme, root_bucket, root_key = _bucket_key(root_text)
+    if (scheme, bucket) != (root_scheme, root_bucket):
+        return False
+    if not root_key.strip("/"):
+        return True
+    # Trailing slashes on both, so "pre" does not contain "prefix2/x" but does contain "pre".
+    prefix = root_key.rstrip("/") + "/"
+    return (key.rstrip("/") + "/").startswith(prefix)
+
+
+def join(root: str | os.PathLike[str], *parts: str) -> str:
+    """A storage root plus relative parts, as a local path or a URI.
+
+    >>> join("s3://bucket/root/", ".lineage", "abc.csv")
+    's3://bucket/root/.lineage/abc.csv'
+    >>> join("/data", "sub", "x.csv")
+    '/data/sub/x.csv'
+    """
+    root_text = str(root)
+    for part in parts:
+        # Path("/r").joinpath("/abs") silently drops the root: refuse instead.
+        if str(part).startswith("/") or Path(part).is_absolute():
+            raise ValueError(f"join() takes relative parts; got the absolute {part!r}")
+    if is_remote(root_text):
+        tail = "/".join(str(p).strip("/") for p in parts if str(p).strip("/"))
+        return f"{root_text.rstrip('/')}/{tail}" if tail else root_text
+    if _scheme(root_text) == "file":
+        root_text = str(_local_path(root_text))
+    return str(Path(root_text, *parts))
+
+
+def suffix_of(uri: str | os.PathLike[str]) -> str:
+    """lamindb-style suffix: the last one, with a compression suffix joining the one before;
+    digits-only suffixes ("run.2024") are none, as in lamindb.
+
+    >>> suffix_of("s3://b/x.parquet"), suffix_of("/d/t.csv.gz"), suffix_of("/d/v1.2")
+    ('.parquet', '.csv.gz', '')
+    """
+    text = str(uri).rstrip("/")
+    name = PurePosixPath(urlsplit(text).path if is_remote(text) else text.replace("\\", "/")).name
+    suffixes = PurePosixPath(name).suffixes
+    if not suffixes or suffixes[-1][1:].isdigit():
+        return ""
+    last = suffixes[-1]
+    if last.lower() in _COMPRESSION and len(suffixes) > 1 and not suffixes[-2][1:].isdigit():
+        return suffixes[-2] + last
+    return last
