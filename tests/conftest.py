@@ -117,3 +117,18 @@ def db(neo4j: Neo4jUnderTest) -> Iterator[ln.Instance]:
     install_schema(instance.connection)
     yield instance
     ln.disconnect()
+
+
+@pytest.fixture
+def storage(db: ln.Instance, tmp_path: Path) -> Iterator[Path]:
+    """An empty graph plus a fresh local storage root and cache directory for this test."""
+    saved = (ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options)
+    root = tmp_path / "storage"
+    ln.settings.storage = root
+    ln.settings.cache_dir = tmp_path / "cache"
+    ln.context.run = ln.context.transform = None
+    try:
+        yield root
+    finally:
+        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = saved
+        ln.context.run = ln.context.transform = None

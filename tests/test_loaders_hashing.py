@@ -10,7 +10,6 @@ import pytest
 
 import loaders
 from loaders.hashing import CHUNK_SIZE, HASH_LENGTH, b16_to_b64, hash_file, hash_from_etag
-from tests.s3 import s3_bucket, s3_server  # noqa: F401
 
 MIB = 1024**2
 

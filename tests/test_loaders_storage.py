@@ -19,7 +19,6 @@ from loaders.storage import (
     put_file,
     suffix_of,
 )
-from tests.s3 import s3_bucket, s3_server  # noqa: F401
 
 
 @pytest.fixture
