@@ -352,7 +352,11 @@ def _as_datetime(value: Any, bad: Any) -> datetime:
         except ValueError:
             raise bad("a datetime (or an ISO 8601 string)") from None
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        # Neo4j compares DateTimes of different zones by zone as well as instant: normalise to
+        # UTC (the zone lineage stores), so equal instants compare equal.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
     if isinstance(value, date):
         return datetime.combine(value, time(0), tzinfo=timezone.utc)
     raise bad("a datetime")
@@ -433,13 +437,17 @@ def _hop(rel: Relation, src: str, dst: str, rvar: str = "") -> str:
 
 
 def _chain(hops: Sequence[Relation], prefix: str) -> tuple[str, str]:
-    """A path from `n` along `hops`; returns the pattern and the last node's variable."""
-    pattern, src = "(n)", "n"
+    """`MATCH` clauses from `n` along `hops`; returns them and the last node's variable.
+
+    One `MATCH` per hop: within one pattern Cypher never reuses a relationship, but a lookup
+    like Run `output_artifacts__run` must be able to walk the same edge back (as a SQL join can).
+    """
+    clauses, src = [], "n"
     for j, rel in enumerate(hops, 1):
         dst = f"{prefix}_{j}"
-        pattern += _hop(rel, src, dst)[len(f"({src})") :]
+        clauses.append("MATCH " + _hop(rel, src, dst))
         src = dst
-    return pattern, src
+    return " ".join(clauses), src
 
 
 class _Compiler:
@@ -482,7 +490,7 @@ class _Compiler:
         if lk.field is None:
             if lk.op == "isnull" or value is None:
                 is_null = True if value is None else value
-                return f"{'NOT ' if is_null else ''}EXISTS {{ MATCH {pattern} }}"
+                return f"{'NOT ' if is_null else ''}EXISTS {{ {pattern} }}"
             values = value if lk.op == "in" else [value]
             if all(isinstance(v, int) for v in values) and values:
                 prop = "id"
@@ -493,13 +501,13 @@ class _Compiler:
                     f"{lookup!r} needs uids (str) or ids (int), not a mix: {value!r}"
                 )
             cond = self._compare(f"{last}.{prop}", lk.op, value, nullable_guard=False)
-            return f"EXISTS {{ MATCH {pattern} WHERE {cond} }}"
+            return f"EXISTS {{ {pattern} WHERE {cond} }}"
         prop = f"{last}.{lk.field}"
         if lk.op == "isnull" or value is None:
             is_null = True if value is None else value
-            return f"{'NOT ' if is_null else ''}EXISTS {{ MATCH {pattern} WHERE {prop} IS NOT NULL }}"
+            return f"{'NOT ' if is_null else ''}EXISTS {{ {pattern} WHERE {prop} IS NOT NULL }}"
         cond = self._compare(prop, lk.op, value, nullable_guard=False)
-        return f"EXISTS {{ MATCH {pattern} WHERE {cond} }}"
+        return f"EXISTS {{ {pattern} WHERE {cond} }}"
 
     def _compare(self, x: str, op: str, value: Any, *, nullable_guard: bool) -> str:
         if op == "isnull":
@@ -666,7 +674,7 @@ def _include_expr(label: str, path: Any, i: int) -> str:
         return f"n.{field}"
     pattern, last = _chain(hops, f"i{i}")
     collect = (
-        f"COLLECT {{ MATCH {pattern} WITH DISTINCT {last} "
+        f"COLLECT {{ {pattern} WITH DISTINCT {last} "
         f"RETURN {last}.{field} AS v ORDER BY {last}.id }}"
     )
     if all(not rel.many for rel in hops):
