@@ -64,7 +64,9 @@ __all__ = [
     "search_fields",
 ]
 
-STRING_OPS = ("startswith", "istartswith", "endswith", "iendswith", "contains", "icontains", "iexact")
+STRING_OPS = (
+    "startswith", "istartswith", "endswith", "iendswith", "contains", "icontains", "iexact",
+)  # fmt: skip
 COMPARISON_OPS = ("gt", "gte", "lt", "lte")
 LOOKUPS: tuple[str, ...] = ("exact", "in", "isnull", *STRING_OPS, *COMPARISON_OPS)
 _RELATION_OPS = ("exact", "in", "isnull")
@@ -249,7 +251,8 @@ def _field(label: str, name: str) -> str | None:
 
 def _unknown_name(label: str, name: str, *, relations: bool = True) -> FieldValidationError:
     what = "field or relation" if relations else "field"
-    message = f"{label} has no {what} {name!r}; valid fields: {', '.join(_valid_field_names(label))}"
+    valid = ", ".join(_valid_field_names(label))
+    message = f"{label} has no {what} {name!r}; valid fields: {valid}"
     if relations:
         message += f"; valid relations: {', '.join(sorted(_relations(label)))}"
     return FieldValidationError(message)
@@ -546,7 +549,8 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
         match = f"MATCH (n:`{label}`)"
 
     where_expr = comp.q(sel.where, False) if sel.where is not None else None
-    if sel.branch is not None and not (sel.where is not None and _mentions_branch(label, sel.where)):
+    mentions_branch = sel.where is not None and _mentions_branch(label, sel.where)
+    if sel.branch is not None and not mentions_branch:
         comp.params["branch"] = sel.branch
         conditions.append("n.branch = $branch")
     if where_expr is not None:

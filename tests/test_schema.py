@@ -48,7 +48,7 @@ def test_install_twice_creates_once(db: ln.Instance) -> None:
     _drop_lineage_schema(conn)
     first = install_schema(conn)
     assert set(first.created) == {item.name for item in expected_schema()}
-    assert first.migrations_run == [1] and first.version == SCHEMA_VERSION
+    assert first.migrations_run == [1, 2] and first.version == SCHEMA_VERSION
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
     nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
@@ -113,3 +113,17 @@ def test_database_from_a_newer_lineage_is_refused_untouched(db: ln.Instance) -> 
         install_schema(conn)
     names = {r["name"] for r in conn.run("SHOW CONSTRAINTS YIELD name")}
     assert "constraint_unique_Run_uid" not in names
+
+
+def test_v1_database_gets_id_counters_above_its_ids(db: ln.Instance) -> None:
+    """Migration 2: ids already stored by a v1 database are never handed out again."""
+    from graph import records as gr
+
+    conn = db.connection
+    conn.run("MATCH (c:LineageCounter) DELETE c")
+    conn.run("MATCH (s:LineageSchema) SET s.version = 1")
+    conn.run("CREATE (:ULabel {uid: 'oldlabel', id: 41, branch: 1})")
+    report = install_schema(conn)
+    assert report.migrations_run == [2]
+    row = gr.create_record(conn, "ULabel", gr.NewRecord({"uid": "newlabel", "name": "n"}))
+    assert row["id"] == 42
