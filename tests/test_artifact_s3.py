@@ -201,3 +201,49 @@ def test_failed_node_write_removes_uploaded_object(
     assert uploaded == [[f"{PREFIX}/.lineage/{artifact.uid}.txt"]]
     assert keys_under(bucket, "") == []
     assert ln.cypher("MATCH (a:Artifact) RETURN count(a) AS n")["n"][0] == 0
+
+
+def test_object_under_the_storage_root_is_stored_in_that_root(s3_storage: S3Bucket) -> None:
+    """As for local files: an object inside the configured root `s3://bucket/prefix` is
+    registered in place and belongs to that root's Storage, like lamindb's storage lookup."""
+    bucket = s3_storage
+    key = f"{PREFIX}/inbox/x.csv"
+    bucket.client.put_object(Bucket=bucket.name, Key=key, Body=b"a\n1\n")
+    artifact = ln.Artifact(f"{bucket.uri}/{key}", key="inbox/x.csv").save()
+    assert artifact.storage_path == f"{bucket.uri}/{key}"
+    assert keys_under(bucket, "") == [key]
+    assert storage_root_of(artifact.uid) == [f"{bucket.uri}/{PREFIX}"]
+
+
+def test_bulk_save_uploads_every_file(s3_storage: S3Bucket, tmp_path: Path) -> None:
+    bucket = s3_storage
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"f{i}.txt"
+        path.write_bytes(f"bulk {i}".encode())
+        paths.append(path)
+    artifacts = ln.save([ln.Artifact(p, key=p.name) for p in paths])
+    expected = sorted(f"{PREFIX}/.lineage/{a.uid}.txt" for a in artifacts)
+    assert keys_under(bucket, "") == expected
+    for a, p in zip(artifacts, paths):
+        body = bucket.client.get_object(Bucket=bucket.name, Key=a.storage_path[len(bucket.uri) + 1 :])
+        assert body["Body"].read() == p.read_bytes()
+    rows = ln.cypher(
+        "MATCH (a:Artifact)-[:STORED_IN]->(s:Storage) RETURN s.root AS root, count(a) AS n"
+    )
+    assert list(zip(rows["root"], rows["n"])) == [(f"{bucket.uri}/{PREFIX}", 5)]
+
+
+def test_bulk_save_failure_removes_uploaded_objects(s3_storage: S3Bucket, tmp_path: Path) -> None:
+    bucket = s3_storage
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"f{i}.txt"
+        path.write_bytes(f"bulk {i}".encode())
+        paths.append(path)
+    artifacts = [ln.Artifact(p, key=p.name) for p in paths]
+    paths[2].unlink()  # two objects are uploaded before the third copy fails
+    with pytest.raises(FileNotFoundError):
+        ln.save(artifacts)
+    assert keys_under(bucket, "") == []
+    assert ln.cypher("MATCH (a:Artifact) RETURN count(a) AS n")["n"][0] == 0
