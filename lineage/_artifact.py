@@ -74,6 +74,17 @@ class Artifact(Versioned):
         object.__setattr__(self, "_in_place", None)  # (uri, storage root) for in-place files
         object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
         self._read_data(data)
+        try:
+            self._init_fields(key, description, revises, version)
+        except BaseException:
+            self._discard_staged()
+            raise
+
+    def _init_fields(
+        self, key: str | None, description: str | None, revises: Artifact | None, version: str | None
+    ) -> None:
+        if revises is not None:
+            require_saved(revises, "revises=")
         existing = self._existing_same_hash(revises)
         if existing is not None:
             logger.warning(
@@ -85,8 +96,8 @@ class Artifact(Versioned):
             self._load(existing._values)
             return
         if revises is not None:
-            require_saved(revises, "revises=")
             key = key if key is not None else revises.key
+        _check_key_suffix(key, self._values.get("suffix") or "")
         self.key = key
         self.description = description
         self.version = version
@@ -121,7 +132,8 @@ class Artifact(Versioned):
                 raise InvalidArgument(f"{uri!r}: only local paths and s3:// URIs are supported")
             info = loaders.file_info(uri, settings.storage_options)
             values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
-            object.__setattr__(self, "_in_place", (uri, _bucket_root(uri)))
+            root = _registered_root_of(uri) or _bucket_root(uri)
+            object.__setattr__(self, "_in_place", (uri, root))
             return
         path = Path(uri).expanduser().resolve()
         if not path.exists():
@@ -142,17 +154,12 @@ class Artifact(Versioned):
         self._values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
 
     def _existing_same_hash(self, revises: Artifact | None) -> Artifact | None:
-        found = (
-            Artifact._queryset()
-            ._clone(where=gq.Q(hash=self._values["hash"]) & ~gq.Q(branch=-1), branch=None)
-            .order_by("id")
-            .first()
-        )
-        if found is None:
-            return None
-        if revises is not None and found.stem_uid != revises.stem_uid:
-            return None  # the same bytes as a new version of another family: a new record
-        return found
+        """The stored artifact with these bytes (not trashed); with `revises`, only one of
+        that family counts: the same bytes as a new version of another family is a new record."""
+        where = gq.Q(hash=self._values["hash"]) & ~gq.Q(branch=-1)
+        if revises is not None:
+            where &= gq.Q(uid__startswith=revises.stem_uid)
+        return Artifact._queryset()._clone(where=where, branch=None).order_by("id").first()
 
     def _discard_staged(self) -> None:
         if self._owns_source and self._source is not None:
@@ -241,12 +248,13 @@ class Artifact(Versioned):
         self._load(row)
 
     def _delete_permanently(self) -> None:
-        collections = self.collections.to_list()
-        if collections:
-            names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
-            raise InvalidArgument(
-                f"artifact {self.uid} is a member of collection(s) {names}; delete those first"
-            )
+        for relation, role in (("collections", "a member"), ("meta_of_collection", "the meta artifact")):
+            collections = self._related(relation).to_list()
+            if collections:
+                names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
+                raise InvalidArgument(
+                    f"artifact {self.uid} is {role} of collection(s) {names}; delete those first"
+                )
 
     def delete(self, permanent: bool | None = None) -> None:
         """Move to the trash; `permanent=True` (or a second delete) removes the record and the
@@ -255,9 +263,10 @@ class Artifact(Versioned):
         >>> artifact.delete()
         """
         path = self.storage_path
+        storage = self.storage if self._saved else None
         was_trashed = self.branch == -1
         super().delete(permanent=permanent)
-        if (permanent or was_trashed) and path and _is_managed(path):
+        if (permanent or was_trashed) and path and storage and _is_managed(path, storage.root):
             loaders.delete_file(path, settings.storage_options)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -307,9 +316,21 @@ def _bucket_root(uri: str) -> str:
     return f"s3://{bucket}"
 
 
-def _is_managed(path: str) -> bool:
-    """Copies lineage made itself; in-place files belong to the user."""
-    return f"/{MANAGED_DIR}/" in path.replace("\\", "/")
+def _is_managed(path: str, root: str) -> bool:
+    """Copies lineage made itself (`<root>/.lineage/...`); in-place files belong to the user."""
+    return loaders.is_under(path, loaders.join(root, MANAGED_DIR))
+
+
+def _check_key_suffix(key: str | None, suffix: str) -> None:
+    """A key that names a file type must name the stored one (lamindb refuses a mismatch)."""
+    if key is None:
+        return
+    key_suffix = loaders.suffix_of(key)
+    if key_suffix and key_suffix != suffix:
+        raise InvalidArgument(
+            f"the suffix {key_suffix!r} of key {key!r} does not match the data, which is stored "
+            f"as {suffix or 'a file without suffix'!r}; use a key ending in {suffix!r} or none"
+        )
 
 
 _ROOTS_TTL = 5.0  # seconds a process trusts its list of registered roots
@@ -318,7 +339,7 @@ _storage_cache: dict[tuple[Any, str], Record] = {}
 
 
 def _registered_root_of(path: str) -> str | None:
-    """The registered local storage root a path lies under, if any."""
+    """The registered storage root a path or URI lies under, if any (the longest)."""
     from lineage._instance import current
     from lineage._registries import Storage
 
@@ -327,9 +348,11 @@ def _registered_root_of(path: str) -> str | None:
     key = current().connection
     stamp, roots = _roots_cache.get(key, (0.0, []))
     if time.monotonic() - stamp > _ROOTS_TTL:
-        roots = [s.root for s in Storage.filter(root__isnull=False) if not loaders.is_remote(s.root)]
+        roots = [s.root for s in Storage.filter(root__isnull=False)]
         _roots_cache[key] = (time.monotonic(), roots)
-    return next((root for root in roots if loaders.is_under(path, root)), None)
+    remote = loaders.is_remote(path)
+    inside = [r for r in roots if loaders.is_remote(r) == remote and loaders.is_under(path, r)]
+    return max(inside, key=len, default=None)
 
 
 def storage_record(root: str, instance: Any) -> Record:

@@ -34,7 +34,10 @@ _ACCEPTS: dict[str, tuple[type, ...]] = {
     "FloatProperty": (float, int),
 }
 # Fields lineage maintains itself: users read them, never set them.
-_MANAGED = {"uid", "id", "created_at", "updated_at", "branch", "is_latest", "hash", "hash_type"}
+_MANAGED = {
+    "uid", "id", "created_at", "updated_at", "branch", "is_latest", "hash", "hash_type",
+    "storage_path", "size", "suffix",
+}  # fmt: skip
 
 
 class Record:

@@ -27,6 +27,8 @@ def save(records: Iterable[Record]) -> list[Record]:
     """
     if isinstance(records, Record):
         raise TypeError("ln.save() takes a list of records; call record.save() for one")
+    if isinstance(records, (str, bytes)) or not hasattr(records, "__iter__"):
+        raise TypeError(f"ln.save() takes a list of records, not {type(records).__name__}")
     records = list(records)
     for i, record in enumerate(records):
         if not isinstance(record, Record):

@@ -231,6 +231,23 @@ def test_file_under_storage_root_is_registered_in_place(storage: Path) -> None:
     assert [Path(r) for r in roots["root"]] == [storage.resolve()]
 
 
+def test_file_under_an_earlier_storage_root_is_registered_in_place(
+    storage: Path, tmp_path: Path
+) -> None:
+    """A root stays registered after `ln.settings.storage` moves on: files under it stay put."""
+    ln.Artifact(write(tmp_path / "first.txt", b"first"), key="first.txt").save()  # registers root A
+    ln.settings.storage = tmp_path / "root-b"
+    src = write(storage / "old-data" / "x.txt", b"under root A")
+    artifact = ln.Artifact(src, key="x.txt").save()
+    assert artifact.storage_path == str(src.resolve())
+    assert not (tmp_path / "root-b" / ".lineage").exists()
+    roots = ln.cypher(
+        "MATCH (:Artifact {uid: $uid})-[:STORED_IN]->(s:Storage) RETURN s.root AS root",
+        uid=artifact.uid,
+    )
+    assert [Path(r) for r in roots["root"]] == [storage.resolve()]
+
+
 # --------------------------------------------------------------------------------------------
 # same content, versions
 # --------------------------------------------------------------------------------------------
@@ -430,6 +447,17 @@ def test_delete_moves_to_trash(storage: Path, tmp_path: Path) -> None:
     assert artifact.path.exists()  # the trash keeps the file
 
 
+def test_same_content_as_a_trashed_artifact_is_a_new_record(storage: Path, tmp_path: Path) -> None:
+    trashed = ln.Artifact(write(tmp_path / "x.csv", b"a\n1\n"), key="x.csv").save()
+    trashed.delete()
+    fresh = ln.Artifact(write(tmp_path / "y.csv", b"a\n1\n"), key="y.csv").save()
+    assert fresh.uid != trashed.uid
+    assert fresh.branch == 1 and fresh.is_latest is True
+    rows = artifact_rows()
+    assert dict(zip(rows["uid"], rows["branch"])) == {trashed.uid: -1, fresh.uid: 1}
+    assert fresh.path.read_bytes() == b"a\n1\n" and trashed.path.exists()
+
+
 def test_delete_latest_promotes_previous_and_restore(storage: Path) -> None:
     v1 = ln.Artifact(small_df(3), key="t.parquet").save()
     v2 = ln.Artifact(small_df(4), revises=v1).save()
@@ -527,7 +555,9 @@ def test_permanent_delete_keeps_in_place_file(storage: Path) -> None:
     assert src.read_bytes() == b"k\n1\n"
 
 
-def test_permanent_delete_keeps_in_place_file_under_default_home_layout(tmp_path: Path, storage: Path) -> None:
+def test_permanent_delete_keeps_in_place_file_under_default_home_layout(
+    storage: Path, tmp_path: Path
+) -> None:
     """The default storage root is `~/.lineage/storage`: a user's own file registered in place
     there has `/.lineage/` in its path, yet it is not a copy lineage made."""
     root = tmp_path / "home" / ".lineage" / "storage"

@@ -226,8 +226,9 @@ def test_bulk_save_uploads_every_file(s3_storage: S3Bucket, tmp_path: Path) -> N
     expected = sorted(f"{PREFIX}/.lineage/{a.uid}.txt" for a in artifacts)
     assert keys_under(bucket, "") == expected
     for a, p in zip(artifacts, paths):
-        body = bucket.client.get_object(Bucket=bucket.name, Key=a.storage_path[len(bucket.uri) + 1 :])
-        assert body["Body"].read() == p.read_bytes()
+        key = a.storage_path[len(bucket.uri) + 1 :]
+        body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+        assert body == p.read_bytes()
     rows = ln.cypher(
         "MATCH (a:Artifact)-[:STORED_IN]->(s:Storage) RETURN s.root AS root, count(a) AS n"
     )

@@ -231,6 +231,8 @@ def test_ordered_artifacts_follow_the_given_order(storage: Path, tmp_path: Path)
     assert [a.uid for a in c.ordered_artifacts] == expected
     assert members_in_graph(c.uid) == list(enumerate(expected))
     assert c.data_artifact.uid == arts[3].uid
+    assert isinstance(c.artifacts, ln.QuerySet)
+    assert isinstance(c.ordered_artifacts, ln.QuerySet)
     assert c.artifacts.count() == 5
     assert {a.uid for a in c.artifacts} == set(expected)
     fetched = ln.Collection.get(c.uid)

@@ -260,17 +260,16 @@ def test_related_lookups_both_directions(graph: Any) -> None:
     # related conditions ignore the related nodes' branch (artifact 5 is in the trash)
     assert ids(c, "Run", Q(output_artifacts__key="data/trashed.csv")) == [2]
     assert ids(c, "Run", Q(input_artifacts__key="archive/x.csv")) == [3]
-    # the same name means different things on different labels: resolved per hop
+    # a path may walk the same edge back (run -> its artifacts -> their run)
     assert ids(c, "Run", Q(output_artifacts__run__name="explore")) == [2]
-
-
-def test_related_lookups_make_one_row_per_record(graph: Any) -> None:
-    # collection 1 has three artifacts matching: still one row, and count agrees
+    # names resolve against each hop's label: `name` is Run's field but Collection's alias of key
+    assert ids(c, "Run", Q(output_collections__name="collection-one")) == [2]
+    assert ids(c, "Artifact", Q(collections__name__startswith="coll", run__name="train-1")) == [1, 2]
+    # a many relation with several matches: still one row per record, and count agrees
     sel = Select("Collection", Q(artifacts__key__icontains="a"))
-    assert [r["id"] for r in fetch(graph, sel)] == [1]
-    assert count(graph, sel) == 1
-    query, _ = compile_select(sel)
-    assert "EXISTS {" in query
+    assert [r["id"] for r in fetch(c, sel)] == [1]
+    assert count(c, sel) == 1
+    assert "EXISTS {" in compile_select(sel)[0]
 
 
 def test_aliases_and_branch(graph: Any) -> None:

@@ -144,6 +144,10 @@ def test_slicing_and_indexing(labels: list[ln.ULabel]) -> None:
     with pytest.raises(IndexError):
         part[2]
     assert part.first().name == "beta" and part.last().name == "delta"
+    beyond = qs[10:]
+    assert beyond.count() == 0 and not beyond.exists() and beyond.to_list() == []
+    assert qs[2:].count() == 2 and qs[2:].exists()
+    assert names(qs[1:3][1:]) == ["delta"]
 
 
 def test_to_list_and_list(labels: list[ln.ULabel]) -> None:
@@ -447,6 +451,14 @@ def test_get_by_id_uid_prefix_and_fields(storage: Path) -> None:
     assert ln.Artifact.get(key="ver/data.txt").uid == v2.uid
     with pytest.raises(DoesNotExist):
         ln.Artifact.get(v1.uid + "X")
+    # two version families with the same key: get(key=...) is ambiguous
+    make_artifact(storage, "ver/data.txt", "another family")
+    with pytest.raises(MultipleResultsFound):
+        ln.Artifact.get(key="ver/data.txt")
+    # trashing the latest version: the stem now gives the previous one
+    v2.delete()
+    assert ln.Artifact.get(v1.uid[:16]).uid == v1.uid
+    assert ln.Artifact.get(v2.uid).branch == -1
 
 
 def test_get_argument_errors(labels: list[ln.ULabel]) -> None:
