@@ -4,7 +4,7 @@
 >>> ln.connect()                      # NEO4J_URI, or the local server started on demand
 >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
 >>> collection = ln.Collection([artifact], key="metrics").save()
->>> ln.cypher("MATCH (c:Collection)-[:CONTAINS]->(a) RETURN c.key, a.key")
+>>> ln.cypher("RETURN $uid AS uid", uid=collection.uid)   # any Cypher, values as parameters
 """
 
 from lineage import errors
