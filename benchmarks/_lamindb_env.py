@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from dataclasses import dataclass
@@ -62,8 +63,6 @@ def installed_version(python: Path) -> str | None:
         return None
     probe = "import lamindb_setup, lamindb, sys; sys.stdout.write(lamindb.__version__)"
     # Import in a throw-away settings dir: importing lamindb may write lamin settings.
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="lamindb-probe-") as tmp:
         proc = subprocess.run(
             [str(python), "-c", probe],

@@ -11,8 +11,8 @@ subprocess, in its own venv, see `_lamindb_env.py`):
    constructor hashes each file), then one `ln.save(artifacts)`; construct and save are timed
    apart and together.
 2. collection: `ln.Collection(first --n-collection of them, key="bench-collection").save()`.
-3. large: more artifacts, `ln.save`d in batches of `--batch`, until the registry holds
-   `--n-large` of them; then `ln.Artifact.get(uid)` for `--n-get` random uids and
+3. large: more artifacts (`bench/{n_bulk}.txt`, ...), `ln.save`d in batches of `--batch`, until
+   the registry holds `--n-large` of them; then `ln.Artifact.get(uid)` for `--n-get` random uids and
    `ln.Artifact.filter(key__startswith="bench/123").to_list()` for `--n-filter` random 3-digit
    prefixes, each timed alone (p50, p95). Results are checked: the right uid, the right count.
 
@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -72,8 +73,11 @@ def _pct(values: list[float], q: int) -> float:
 # -- the scenarios: one function, either registry ---------------------------------------------
 
 
-def run_scenarios(ln, plan: dict, tag: str) -> dict:
-    """Run every scenario against the module `ln` (lineage or lamindb); return the figures."""
+def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
+    """Run every scenario against the module `ln` (lineage or lamindb); return the figures.
+
+    `probe(ln, uid, prefix)`, if given, runs last, untimed, and adds its figures.
+    """
     files = Path(plan["files_dir"])
     n_bulk, n_collection, n_total, batch = plan["n_bulk"], plan["n_collection"], plan["n_total"], plan["batch"]
     path = lambda i: str(files / f"{i}.txt")  # noqa: E731
@@ -156,6 +160,8 @@ def run_scenarios(ln, plan: dict, tag: str) -> dict:
     fig["filter_rows_mean"] = rows / len(times)
     fig["filter_wrong_counts"] = wrong
     fig["registry_artifacts"] = len(uids)
+    if probe is not None:
+        fig.update(probe(ln, uids[plan["get_indices"][0]], plan["prefixes"][0]))
     return fig
 
 
@@ -188,8 +194,12 @@ def _free_port() -> int:
 def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
     n_total = max(args.n_large, args.n_bulk)
     rng = random.Random(args.seed)
-    picks = rng.sample(range(n_total), min(args.n_get + 10, n_total))
-    get_indices = [rng.randrange(n_total) for _ in range(args.n_get)] if len(picks) < args.n_get + 10 else picks[10:]
+    if n_total >= args.n_get + 10:  # distinct uids, the first 10 for warm-up
+        picks = rng.sample(range(n_total), args.n_get + 10)
+        warmup, get_indices = picks[:10], picks[10:]
+    else:
+        warmup = rng.sample(range(n_total), min(10, n_total))
+        get_indices = [rng.randrange(n_total) for _ in range(args.n_get)]
     numbers = rng.sample(range(100, 1000), min(args.n_filter + 3, 900))
     prefixes = [f"bench/{k}" for k in numbers]
     keys = [KEY.format(i) for i in range(n_total)]
@@ -200,7 +210,7 @@ def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
         "n_collection": args.n_collection,
         "n_total": n_total,
         "batch": args.batch,
-        "get_warmup": picks[:10],
+        "get_warmup": warmup,
         "get_indices": get_indices,
         "filter_warmup": prefixes[:3],
         "prefixes": prefixes[3:],
@@ -251,7 +261,7 @@ def run_lineage(args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Pa
         connect_s = time.perf_counter() - t0
         _say("lineage", f"connected: {instance!r}")
         ln.settings.storage = str(tmp / "lineage-storage")
-        fig = run_scenarios(ln, plan, "lineage")
+        fig = run_scenarios(ln, plan, "lineage", probe=_queries_per_call)
         fig["connect_s"] = connect_s
         fig["version"] = getattr(ln, "__version__", None)
         fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
@@ -268,6 +278,44 @@ def run_lineage(args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Pa
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _queries_per_call(ln, uid: str, prefix: str) -> dict:
+    """Cypher statements the driver sends for one get(uid) and one filter (the "one round trip")."""
+    try:
+        import neo4j
+
+        classes = [neo4j.Session, neo4j.ManagedTransaction, neo4j.Transaction]
+    except (ImportError, AttributeError):
+        return {}
+    sent = [0]
+    originals = {cls: cls.__dict__.get("run") for cls in classes}
+
+    def counting(original):
+        def run(self, *args, **kwargs):
+            sent[0] += 1
+            return original(self, *args, **kwargs)
+
+        return run
+
+    for cls in classes:
+        setattr(cls, "run", counting(cls.run))
+    try:
+        sent[0] = 0
+        ln.Artifact.get(uid)
+        get_queries = sent[0]
+        sent[0] = 0
+        ln.Artifact.filter(key__startswith=prefix).to_list()
+        filter_queries = sent[0]
+    except Exception:  # noqa: BLE001 - informational only
+        return {}
+    finally:
+        for cls, original in originals.items():
+            if original is None:
+                delattr(cls, "run")
+            else:
+                setattr(cls, "run", original)
+    return {"get_queries": get_queries, "filter_queries": filter_queries}
 
 
 ROWS = [
@@ -340,6 +388,8 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
     for side, fig in (("lineage", ours), ("lamindb", theirs)):
         if fig and (fig.get("get_wrong") or fig.get("filter_wrong_counts")):
             print(f"!! {side}: {fig['get_wrong']} wrong get(uid), {fig['filter_wrong_counts']} wrong filter counts")
+    if ours and "get_queries" in ours:
+        print(f"lineage: {ours['get_queries']} Cypher statement(s) per get(uid), {ours['filter_queries']} per filter")
     print(f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}")
     full = n["n_bulk"] >= 10_000 and n["n_collection"] >= 1000 and n["n_total"] >= 100_000
     if not full:
@@ -403,7 +453,8 @@ def main() -> int:
 
     # A `kill` still runs the finally blocks: stop our Neo4j server, remove the temporary files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parent)]  # _lamindb_env; graph and lineage
     from _lamindb_env import DEFAULT_SPEC, default_venv_dir
     from graph.server import default_install_dir
 
@@ -412,8 +463,7 @@ def main() -> int:
     venv_dir = args.lamindb_venv or default_venv_dir()
     install_dir = default_install_dir()
 
-    tmp_obj = tempfile.TemporaryDirectory(prefix="lineage-bench-registry-", dir=args.tmp_dir)
-    tmp = Path(tmp_obj.name)
+    tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-registry-", dir=args.tmp_dir))
     results: dict = {}
     versions: dict = {"python": platform.python_version()}
     errors: dict = {}
@@ -447,10 +497,9 @@ def main() -> int:
         summary = report(plan, results, versions, errors, extra)
     finally:
         if args.keep_tmp:
-            tmp_obj._finalizer.detach()  # type: ignore[attr-defined]
             _say("bench", f"kept {tmp}")
         else:
-            tmp_obj.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(summary))
     return 1 if errors else 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import neo4j
 
@@ -26,10 +26,6 @@ from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import fields_of, is_versioned, relations_of, uid_length
 
 BATCH_SIZE = 2000  # rows per UNWIND transaction in bulk writes
-
-
-class VersionConflict(GraphError):
-    """Another writer took the version counter this write expected; the caller retries."""
 
 
 class VersionTagExists(GraphError, ValueError):
@@ -140,16 +136,20 @@ def create_record(
     record: NewRecord,
     *,
     stem: str | None = None,
-    expected_uid: str | None = None,
+    before_create: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Create one node with its edges in one transaction; returns its stored properties.
 
     For a versioned label, `stem` names the version family: the uid becomes `stem + counter`
     with the counter taken inside the transaction, the new node becomes the family's only
     `is_latest` in its branch, and a `version` tag already used in the family raises
-    `VersionTagExists`. `expected_uid` (for files already written under their uid) makes the
-    write fail with `VersionConflict` if a concurrent writer took that counter first.
-    Otherwise `record.props["uid"]` is used as given.
+    `VersionTagExists`. Otherwise `record.props["uid"]` is used as given.
+
+    `before_create(uid)` runs inside the transaction once the uid is known and while the family
+    is locked, before the node exists; the properties it returns are stored too. An artifact
+    writes its file there, so the file named after the uid exists before the node pointing at
+    it, and no concurrent writer can be given that uid meanwhile. The driver may retry the
+    transaction, so the callback may run more than once (with different uids).
     """
     _check_props(label, record.props)
     for edge in record.edges:
@@ -163,8 +163,6 @@ def create_record(
         if stem is not None:
             family = _lock_family(tx, label, stem)
             uid = stem + _next_counter(family, len(stem))
-            if expected_uid is not None and uid != expected_uid:
-                raise VersionConflict(f"{expected_uid} was taken; the next version is {uid}")
             tag = props.get("version")
             if tag is not None and any(m["version"] == tag for m in family):
                 raise VersionTagExists(
@@ -172,6 +170,10 @@ def create_record(
                     "pass another version tag"
                 )
             props["uid"] = uid
+        if before_create is not None:
+            extra = before_create(props["uid"])
+            _check_props(label, extra)
+            props.update(extra)
         (props["id"],) = _take_ids(tx, label, 1)
         branch = props.setdefault("branch", 1)
         if versioned:
@@ -284,9 +286,15 @@ def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> l
 
 
 def merge_record(
-    conn: Connection, label: str, field_name: str, value: Any, props: dict[str, Any]
+    conn: Connection,
+    label: str,
+    field_name: str,
+    value: Any,
+    props: dict[str, Any],
+    edges: Sequence[EdgeSpec] = (),
 ) -> tuple[dict[str, Any], bool]:
-    """Get the node whose unique `field_name` equals `value`, or create it with `props`.
+    """Get the node whose unique `field_name` equals `value`, or create it with `props` and
+    `edges` (its creator, say).
 
     Safe under concurrency because `field_name` carries a uniqueness constraint: MERGE waits on
     the constraint's lock, so two processes registering the same storage root get one node.
@@ -313,7 +321,10 @@ def merge_record(
             value=value,
             id=new_id,
         ).single()
-        return plain(row["n"]), True
+        node = plain(row["n"])
+        for edge in edges:
+            _create_edges(tx, label, [node["uid"]], edge)
+        return node, True
 
     return conn.write(work)
 
@@ -460,15 +471,3 @@ def delete_record(conn: Connection, label: str, uid: str) -> None:
 
     conn.write(work)
 
-
-def next_version_uid(conn: Connection, label: str, stem: str) -> str:
-    """The uid the next version of a family would get now (read without locks).
-
-    Callers that must name a file after the uid before writing the node pass it back as
-    `create_record(..., expected_uid=...)`, which fails with `VersionConflict` if a
-    concurrent writer took it meanwhile.
-    """
-    rows = conn.run(
-        f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem RETURN f.uid AS uid", {"stem": stem}
-    )
-    return stem + _next_counter(rows, len(stem))

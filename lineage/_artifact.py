@@ -212,44 +212,39 @@ class Artifact(Versioned):
             return self
         root = settings.storage
         self._to_one["storage"] = storage_record(root, self._inst())
-        conn = self._inst().connection
-        stem = self._stem()
-        for _ in range(20):  # each retry lost a race for the version counter to another writer
-            uid = gr.next_version_uid(conn, self._label, stem)
+        written: list[str] = []
+
+        def write_file(uid: str) -> dict[str, Any]:
+            # Inside the transaction, with the family locked: nobody else gets this uid.
             dest = loaders.join(root, MANAGED_DIR, uid + (self.suffix or ""))
             loaders.put_file(self._source, dest, settings.storage_options)
-            self._values["uid"] = uid
-            self._values["storage_path"] = dest
-            try:
-                self._create(conn, stem, expected_uid=uid)
-            except gr.VersionConflict:
+            written.append(dest)
+            return {"storage_path": dest}
+
+        props = {k: v for k, v in self._values.items() if v is not None}
+        try:
+            row = gr.create_record(
+                self._inst().connection,
+                self._label,
+                gr.NewRecord(props, self._edges()),
+                stem=self._stem(),
+                before_create=write_file,
+            )
+        except BaseException:
+            for dest in written:
                 loaders.delete_file(dest, settings.storage_options)
-                continue
-            except BaseException:
+            raise
+        for dest in written:  # copies from attempts the driver retried under another uid
+            if dest != row["storage_path"]:
                 loaders.delete_file(dest, settings.storage_options)
-                self._values.pop("storage_path", None)
-                raise
-            break
-        else:
-            raise gr.VersionConflict(f"could not take a version of {stem} after 20 attempts")
+        self._load(row)
         self._discard_staged()
         self._after_first_save()
         return self
 
-    def _create(self, conn: Any, stem: str, expected_uid: str) -> None:
-        props = {k: v for k, v in self._values.items() if v is not None}
-        row = gr.create_record(
-            conn,
-            self._label,
-            gr.NewRecord(props, self._edges()),
-            stem=stem,
-            expected_uid=expected_uid,
-        )
-        self._load(row)
-
     def _delete_permanently(self) -> None:
         for relation, role in (("collections", "a member"), ("meta_of_collection", "the meta artifact")):
-            collections = self._related(relation).to_list()
+            collections = self._related(relation, branch=None).to_list()
             if collections:
                 names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
                 raise InvalidArgument(
@@ -363,12 +358,16 @@ def storage_record(root: str, instance: Any) -> Record:
 
     key = (instance.connection, root)
     if key not in _storage_cache:
+        from lineage._user import current_user
+
+        creator = current_user(instance)
         row, _ = gr.merge_record(
             instance.connection,
             "Storage",
             "root",
             root,
             {"uid": gids.base62(gm.uid_length("Storage"))},
+            edges=[gr.EdgeSpec("created_by", [creator.uid])],
         )
         _storage_cache[key] = Storage._from_row(row, None)
         _roots_cache.pop(instance.connection, None)

@@ -181,6 +181,12 @@ class Collection(Versioned):
         return QuerySet(Artifact, gq.Select("Artifact", anchor=anchor, branch=None), self._instance)
 
     @property
+    def artifacts(self) -> QuerySet:
+        """The member artifacts, in every branch (a trashed member is still a member); for
+        the collection's order use `ordered_artifacts`."""
+        return self._related("artifacts", branch=None)
+
+    @property
     def data_artifact(self) -> Artifact | None:
         """The first of `ordered_artifacts` (the data, when there is also a meta artifact).
 

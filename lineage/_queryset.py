@@ -91,7 +91,9 @@ class QuerySet:
     # -- building ----------------------------------------------------------------------------
     def filter(self, *queries: Q, **expressions: Any) -> QuerySet:
         """Narrow the query: `qs.filter(key__startswith="raw/")`."""
-        return self._clone(where=combine(self._select.where, queries, expressions))
+        qs = self._clone(where=combine(self._select.where, queries, expressions))
+        gq.compile_select(qs._select)  # unknown fields and bad lookups fail here, not later
+        return qs
 
     def exclude(self, *queries: Q, **expressions: Any) -> QuerySet:
         """Records not matching: `qs.exclude(suffix=".csv")`."""
@@ -204,6 +206,15 @@ class QuerySet:
                 f"more than one {self.model.__name__} matches {self._describe_where()}"
             )
         return self._record(rows[0])
+
+    def get(self, idlike: int | str | None = None, **expressions: Any) -> Record:
+        """One record of this query by id, uid, uid prefix or fields (like `Registry.get`).
+
+        >>> ln.Collection.using("shared").get("2mJ5Lx6QD3Zw0bJd")
+        """
+        from lineage._record import _get
+
+        return _get(self, idlike, expressions)
 
     def one_or_none(self) -> Record | None:
         """The only record or None; `MultipleResultsFound` if several."""
@@ -339,6 +350,12 @@ class SearchResult:
 
     def first(self) -> Record | None:
         return self.hits[0][0] if self.hits else None
+
+    def count(self) -> int:
+        return len(self.hits)
+
+    def exists(self) -> bool:
+        return bool(self.hits)
 
     def to_list(self) -> list[Record]:
         return [r for r, _ in self.hits]

@@ -123,8 +123,8 @@ class Record:
             rel = rels[name]
             if rel.many:
                 return self._related(name)
-            if name not in self._to_one:
-                self._to_one[name] = self._related(name).first() if self._saved else None
+            if name not in self._to_one:  # a to-one target resolves even from the trash
+                self._to_one[name] = self._related(name, branch=None).first() if self._saved else None
             return self._to_one[name]
         raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
 
@@ -163,7 +163,7 @@ class Record:
             )
         return value
 
-    def _related(self, name: str) -> QuerySet:
+    def _related(self, name: str, branch: int | None = 1) -> QuerySet:
         from lineage._queryset import RelatedQuerySet
 
         rel = self._relations()[name]
@@ -173,7 +173,7 @@ class Record:
             )
         model = registry_of(rel.target)
         anchor = gq.Anchor(self._label, self.uid, name)
-        select = gq.Select(rel.target, anchor=anchor, branch=None)
+        select = gq.Select(rel.target, anchor=anchor, branch=branch)
         return RelatedQuerySet(model, select, self._instance, owner=self, relation=name)
 
     # -- identity --------------------------------------------------------------------------------
@@ -401,17 +401,21 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
     versioned = gm.is_versioned(model._label)
     if isinstance(idlike, bool) or not isinstance(idlike, (int, str, type(None))):
         raise InvalidArgument(f"get() takes an int id or a str uid, not {type(idlike).__name__}")
+    def narrowed(q: gq.Q) -> QuerySet:  # keep the queryset's own conditions; any branch
+        where = q if qs._select.where is None else qs._select.where & q
+        return qs._clone(where=where, branch=None)
+
     if isinstance(idlike, int):
-        qs = qs._clone(where=gq.Q(id=idlike), branch=None)
+        qs = narrowed(gq.Q(id=idlike))
         return _one(qs, f"{model.__name__} with id {idlike}")
     if isinstance(idlike, str):
         full = gm.uid_length(model._label) + (gids.VERSION_LENGTH if versioned else 0)
         if len(idlike) == full:
-            qs = qs._clone(where=gq.Q(uid=idlike), branch=None)
+            qs = narrowed(gq.Q(uid=idlike))
             return _one(qs, f"{model.__name__} with uid {idlike!r}")
         if len(idlike) > full:
             raise DoesNotExist(f"no {model.__name__} with uid {idlike!r} (uids have {full} characters)")
-        qs = qs._clone(where=gq.Q(uid__startswith=idlike), branch=None)
+        qs = narrowed(gq.Q(uid__startswith=idlike))
         what = f"{model.__name__} with uid starting {idlike!r}"
     else:
         qs = qs.filter(**expressions)

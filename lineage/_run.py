@@ -235,7 +235,7 @@ def mark_input(records: list[Record], is_run_input: bool | Run | None) -> None:
         return
     by_label: dict[str, list[str]] = {}
     for record in records:
-        own_run = record._to_one.get("run") if "run" in record._to_one else None
+        own_run = record.run  # data can't be both input and output of one run
         if own_run is not None and own_run.uid == run.uid:
             continue
         by_label.setdefault(record._label, []).append(record.uid)

@@ -746,14 +746,17 @@ def test_failed_node_write_removes_copied_file(
     storage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     artifact = ln.Artifact(write(tmp_path / "x.txt", b"payload"), key="x.txt")
-    real = graph.records.create_record
+    real = graph.records._take_ids
     copies_seen: list[list[Path]] = []
 
-    def fail(*args: object, **kwargs: object) -> None:
-        copies_seen.append(managed_files(storage))  # the file is there while the node is written
+    def fail(tx: object, label: str, n: int) -> list[int]:
+        if label != "Artifact":  # the Storage node is made first, in its own transaction
+            return real(tx, label, n)
+        # Inside the writing transaction, after the file was copied, before the node exists.
+        copies_seen.append(managed_files(storage))
         raise RuntimeError("injected failure in create_record")
 
-    monkeypatch.setattr(graph.records, "create_record", fail)
+    monkeypatch.setattr(graph.records, "_take_ids", fail)
     with pytest.raises(RuntimeError, match="injected"):
         artifact.save()
     assert len(copies_seen) == 1 and len(copies_seen[0]) == 1
@@ -762,7 +765,7 @@ def test_failed_node_write_removes_copied_file(
     assert artifact.id is None and artifact.storage_path is None
 
     # A later save works.
-    monkeypatch.setattr(graph.records, "create_record", real)
+    monkeypatch.setattr(graph.records, "_take_ids", real)
     artifact.save()
     assert artifact.path.read_bytes() == b"payload"
     assert artifact_rows()["uid"].tolist() == [artifact.uid]

@@ -191,11 +191,15 @@ def test_failed_node_write_removes_uploaded_object(
     artifact = ln.Artifact(src, key="x.txt")
     uploaded: list[list[str]] = []
 
-    def fail(*args: object, **kwargs: object) -> None:
+    real_take_ids = graph.records._take_ids
+
+    def fail(tx: object, label: str, n: int) -> list[int]:
+        if label != "Artifact":  # the Storage node is made first, in its own transaction
+            return real_take_ids(tx, label, n)
         uploaded.append(keys_under(bucket, ""))  # the object is there while the node is written
         raise RuntimeError("injected failure in create_record")
 
-    monkeypatch.setattr(graph.records, "create_record", fail)
+    monkeypatch.setattr(graph.records, "_take_ids", fail)  # inside the transaction
     with pytest.raises(RuntimeError, match="injected"):
         artifact.save()
     assert uploaded == [[f"{PREFIX}/.lineage/{artifact.uid}.txt"]]

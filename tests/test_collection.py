@@ -612,6 +612,7 @@ def test_using_another_instance(three: dict, neo4j) -> None:
     got = there.filter(key="My Data-set").one()
     assert got.uid == three["other"].uid
     assert [a.uid for a in got.ordered_artifacts] == [a.uid for a in three["other"].ordered_artifacts]
+    assert there.search("My Data-set").first().uid == three["other"].uid  # the reference's example
     with pytest.raises(InvalidArgument, match="no-such-instance"):
         ln.Collection.using("no-such-instance")
 

@@ -395,3 +395,14 @@ def test_every_saved_record_has_exactly_one_creator(storage: Path, tmp_path: Pat
     )
     assert len(counts) == len(records)
     assert set(counts["creators"]) == {1}
+
+
+
+def test_storage_registered_by_an_artifact_save_has_a_creator(storage: Path) -> None:
+    # DESIGN §3: (any)-[:CREATED_BY]->(:User); lamindb's Storage has created_by like every record.
+    make_artifact(storage, "registers-storage.txt")
+    df = ln.cypher(
+        "MATCH (s:Storage {root: $root}) RETURN COUNT { (s)-[:CREATED_BY]->(:User) } AS creators",
+        root=str(storage.resolve()),
+    )
+    assert df["creators"].tolist() == [1]
