@@ -421,53 +421,33 @@ def _stem_of(label: str, uid: str) -> str | None:
     return uid[: uid_length(label)] if is_versioned(label) else None
 
 
-def trash_record(conn: Connection, label: str, uid: str) -> None:
-    """Move a node to the trash (branch -1) and promote the family's newest main version."""
+def _in_family(conn: Connection, label: str, uid: str, statement: str) -> None:
+    """Run `statement` on node `uid` with its version family locked, then re-promote the
+    family's newest main-branch version to `is_latest`."""
     stem = _stem_of(label, uid)
 
     def work(tx: neo4j.ManagedTransaction) -> None:
         if stem is not None:
             _lock_family(tx, label, stem)
-        tx.run(
-            f"MATCH (n:`{label}` {{uid: $uid}}) SET n.branch = -1, n.updated_at = $now "
-            + (", n.is_latest = false" if stem is not None else ""),
-            uid=uid,
-            now=now(),
-        ).consume()
+        tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) " + statement, uid=uid, now=now()).consume()
         if stem is not None:
             _promote_latest(tx, label, stem, 1)
 
     conn.write(work)
+
+
+def trash_record(conn: Connection, label: str, uid: str) -> None:
+    """Move a node to the trash (branch -1) and promote the family's newest main version."""
+    latest = ", n.is_latest = false" if is_versioned(label) else ""
+    _in_family(conn, label, uid, "SET n.branch = -1, n.updated_at = $now" + latest)
 
 
 def restore_record(conn: Connection, label: str, uid: str) -> None:
     """Bring a node back from the trash; it becomes latest again if it is the newest version."""
-    stem = _stem_of(label, uid)
-
-    def work(tx: neo4j.ManagedTransaction) -> None:
-        if stem is not None:
-            _lock_family(tx, label, stem)
-        tx.run(
-            f"MATCH (n:`{label}` {{uid: $uid}}) SET n.branch = 1, n.updated_at = $now",
-            uid=uid,
-            now=now(),
-        ).consume()
-        if stem is not None:
-            _promote_latest(tx, label, stem, 1)
-
-    conn.write(work)
+    _in_family(conn, label, uid, "SET n.branch = 1, n.updated_at = $now")
 
 
 def delete_record(conn: Connection, label: str, uid: str) -> None:
     """Remove a node and its edges for good (never the nodes at the other end)."""
-    stem = _stem_of(label, uid)
-
-    def work(tx: neo4j.ManagedTransaction) -> None:
-        if stem is not None:
-            _lock_family(tx, label, stem)
-        tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) DETACH DELETE n", uid=uid).consume()
-        if stem is not None:
-            _promote_latest(tx, label, stem, 1)
-
-    conn.write(work)
+    _in_family(conn, label, uid, "DETACH DELETE n")
 

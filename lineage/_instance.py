@@ -94,6 +94,16 @@ def connect(
             database=database,
             source="local server",
         )
+    instance = _open(settings)
+    with _lock:
+        previous, _current = _current, instance
+    if previous is not None:
+        previous.connection.close()
+    return instance
+
+
+def _open(settings: ConnectionSettings) -> Instance:
+    """Connect and install the schema; the connection is closed again if that fails."""
     conn = Connection.open(settings)
     try:
         report = install_schema(conn)
@@ -101,12 +111,7 @@ def connect(
     except BaseException:
         conn.close()
         raise
-    instance = Instance(conn, report, info["version"], info["edition"])
-    with _lock:
-        previous, _current = _current, instance
-    if previous is not None:
-        previous.connection.close()
-    return instance
+    return Instance(conn, report, info["version"], info["edition"])
 
 
 def current() -> Instance:
@@ -190,14 +195,7 @@ def instance_named(name: str) -> Instance:
         database=e.get("database"),
         source=f"instance {name}",
     )
-    conn = Connection.open(settings)
-    try:
-        report = install_schema(conn)
-        info = conn.server_info()
-    except BaseException:
-        conn.close()
-        raise
-    instance = Instance(conn, report, info["version"], info["edition"])
+    instance = _open(settings)
     with _lock:
         _named[name] = instance
     return instance
