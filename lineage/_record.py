@@ -18,6 +18,7 @@ from graph import ids as gids
 from graph import models as gm
 from graph import query as gq
 from graph import records as gr
+from lineage._compat import DjangoCompat
 from lineage.errors import DoesNotExist, InvalidArgument, MultipleResultsFound, ValidationError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ _MANAGED = {
 }  # fmt: skip
 
 
-class Record:
+class Record(DjangoCompat):
     """A node of one registry. Subclasses set `_label` to their Neo4j label."""
 
     _label: ClassVar[str]
@@ -281,10 +282,6 @@ class Record:
             raise DoesNotExist(f"{type(self).__name__} {self.uid} no longer exists")
         self._load(rows[0])
         self._to_one.clear()
-
-    def refresh_from_db(self) -> None:
-        """Reload the record's fields from the graph."""
-        self._refresh()
 
     # -- class queries -----------------------------------------------------------------------------
     @classmethod
