@@ -10,6 +10,7 @@ integer id is declared as `record_id` and stored under the property name `id`.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 from neomodel import (
@@ -213,6 +214,7 @@ RECORD_MODELS: tuple[type[Record], ...] = (
 RECORD_LABELS: tuple[str, ...] = tuple(m.__label__ for m in RECORD_MODELS)
 
 
+@lru_cache(maxsize=None)
 def model_for(label: str) -> type[Record]:
     """The model of a record label; `KeyError` naming the known labels if there is none."""
     for model in RECORD_MODELS:
@@ -221,8 +223,13 @@ def model_for(label: str) -> type[Record]:
     raise KeyError(f"unknown record label {label!r}; known labels: {', '.join(RECORD_LABELS)}")
 
 
+@lru_cache(maxsize=None)
 def fields_of(label: str) -> dict[str, str]:
-    """Property names stored on nodes of `label`, mapped to neomodel's property type name."""
+    """Property names stored on nodes of `label`, mapped to neomodel's property type name.
+
+    Cached (the models never change at run time): records call this for every attribute, so
+    asking neomodel each time cost more than the queries. Callers must not mutate the result.
+    """
     model = model_for(label)
     return {
         prop.get_db_property_name(name): type(prop).__name__
@@ -246,6 +253,7 @@ class Relation(NamedTuple):
         return f"(n)<-[r:`{self.edge}`]-(m:`{self.target}`)"
 
 
+@lru_cache(maxsize=None)
 def relations_of(label: str) -> dict[str, Relation]:
     """Relations of `label` in both directions: attribute name -> `Relation`."""
     model = model_for(label)
@@ -258,15 +266,18 @@ def relations_of(label: str) -> dict[str, Relation]:
     return out
 
 
+@lru_cache(maxsize=None)
 def aliases_of(label: str) -> dict[str, str]:
     """User spellings of fields stored under another name, e.g. Collection `name` -> `key`."""
     return dict(model_for(label).__aliases__)
 
 
+@lru_cache(maxsize=None)
 def uid_length(label: str) -> int:
     """Characters in the random part of a uid of `label` (versioned records add 4)."""
     return model_for(label).__uid_length__
 
 
+@lru_cache(maxsize=None)
 def is_versioned(label: str) -> bool:
     return issubclass(model_for(label), Versioned)

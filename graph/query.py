@@ -693,7 +693,7 @@ def fetch(conn: Any, sel: Select, include: Sequence[str] = ()) -> list[dict[str,
     """Node property dicts of `sel`, in order; each include path adds a key (the path itself)."""
     paths = _as_paths(include)
     query, params = compile_fetch(sel, paths)
-    rows = conn.run(query, params)
+    rows = conn.read(query, params)
     out = []
     for row in rows:
         record = dict(row["n"])
@@ -708,7 +708,7 @@ def count(conn: Any, sel: Select) -> int:
     query, params, _ = _compile(sel)
     _order_terms(sel)  # validate like fetch
     query += "\nRETURN count(DISTINCT n) AS c" if sel.distinct else "\nRETURN count(n) AS c"
-    total = conn.run(query, params)[0]["c"]
+    total = conn.read(query, params)[0]["c"]
     total = max(0, total - sel.offset)
     return total if sel.limit is None else min(total, sel.limit)
 
@@ -724,7 +724,7 @@ def exists(conn: Any, sel: Select) -> bool:
         query += "\nWITH DISTINCT n" if sel.distinct else "\nWITH n"
         query += " SKIP $skip"
     query += "\nRETURN true AS found LIMIT 1"
-    return bool(conn.run(query, params))
+    return bool(conn.read(query, params))
 
 
 def _regex_literal(s: str) -> str:
@@ -801,4 +801,4 @@ def search(
         params["limit"] = limit
         query += " LIMIT $limit"
     query += "\nRETURN n, score"
-    return [(dict(row["n"]), float(row["score"])) for row in conn.run(query, params)]
+    return [(dict(row["n"]), float(row["score"])) for row in conn.read(query, params)]

@@ -259,8 +259,6 @@ def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> l
     for record in batch:
         props = dict(record.props)
         props.setdefault("branch", 1)
-        props.setdefault("created_at", stamp)
-        props.setdefault("updated_at", props["created_at"])
         if versioned:
             props["is_latest"] = True
         rows.append(props)
@@ -273,14 +271,20 @@ def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> l
     def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
         ids = _take_ids(tx, label, len(rows))
         params = [{**props, "id": i} for props, i in zip(rows, ids)]
-        created = tx.run(
-            f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row RETURN n",
+        # One timestamp parameter for the batch, and nothing returned: sending and reading
+        # back two datetimes per row cost more than writing the rows.
+        tx.run(
+            f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row, "
+            "n.created_at = coalesce(row.created_at, $stamp), "
+            "n.updated_at = coalesce(row.updated_at, row.created_at, $stamp)",
             rows=params,
-        )
-        result = [plain(r["n"]) for r in created]
+            stamp=stamp,
+        ).consume()
         for (relation, target), sources in groups.items():
             _create_edges(tx, label, sources, EdgeSpec(relation, [target]))
-        return result
+        return [
+            {"created_at": stamp, "updated_at": p.get("created_at", stamp), **p} for p in params
+        ]
 
     return conn.write(work)
 
