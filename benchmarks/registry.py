@@ -55,6 +55,7 @@ GOALS = {
     "bulk_save_5x": "bulk ln.save >= 5x faster than lamindb",
     "bulk_total_5x": "bulk construct+save >= 5x faster than lamindb",
     "collection_le_lamindb": "1000-artifact collection construct+save <= lamindb's",
+    "collection_again_le_lamindb": "  the same, second collection (warm server)",
     "get_p50_lt_3ms": "Artifact.get(uid) p50 < 3 ms",
     "filter_p50_lt_20ms": "Artifact.filter(key__startswith) p50 < 20 ms",
 }
@@ -107,6 +108,17 @@ def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
     collection.save()
     fig["collection_save_s"] = time.perf_counter() - t0
     fig["collection_total_s"] = fig["collection_construct_s"] + fig["collection_save_s"]
+    # Again with the next artifacts: the first save on a fresh server also pays the server's
+    # one-off costs (query planning in a cold JVM); the second is what later saves cost.
+    if len(artifacts) >= 2 * n_collection:
+        members = artifacts[n_collection : 2 * n_collection]
+        t0 = time.perf_counter()
+        collection = ln.Collection(members, key=COLLECTION_KEY + "-again")
+        fig["collection2_construct_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        collection.save()
+        fig["collection2_save_s"] = time.perf_counter() - t0
+        fig["collection2_total_s"] = fig["collection2_construct_s"] + fig["collection2_save_s"]
     del artifacts, members, collection
 
     # 3. fill to n_total, then query
@@ -326,6 +338,7 @@ ROWS = [
     ("collection {n_collection}: construct", "collection_construct_s", "s"),
     ("collection {n_collection}: save", "collection_save_s", "s"),
     ("collection: construct + save", "collection_total_s", "s"),
+    ("collection again: construct + save", "collection2_total_s", "s"),
     ("fill to {n_total}: construct + save", "fill_total_s", "s"),
     ("get(uid) p50", "get_p50_ms", "ms"),
     ("get(uid) p95", "get_p95_ms", "ms"),
@@ -354,11 +367,15 @@ def goals(ours: dict | None, theirs: dict | None, ratio: dict) -> dict:
     coll = None
     if "collection_total_s" in ours and theirs and "collection_total_s" in theirs:
         coll = ours["collection_total_s"] <= theirs["collection_total_s"]
+    coll2 = None
+    if "collection2_total_s" in ours and theirs and "collection2_total_s" in theirs:
+        coll2 = ours["collection2_total_s"] <= theirs["collection2_total_s"]
     correct = ours.get("get_wrong") == 0 and ours.get("filter_wrong_counts") == 0 if ours else None
     return {
         "bulk_save_5x": at_least(ratio.get("bulk_save_s"), 5),
         "bulk_total_5x": at_least(ratio.get("bulk_total_s"), 5),
         "collection_le_lamindb": coll,
+        "collection_again_le_lamindb": coll2,
         "get_p50_lt_3ms": below(ours.get("get_p50_ms"), 3) if correct is not False else False,
         "filter_p50_lt_20ms": below(ours.get("filter_p50_ms"), 20) if correct is not False else False,
     }

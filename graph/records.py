@@ -136,6 +136,7 @@ def create_record(
     record: NewRecord,
     *,
     stem: str | None = None,
+    new_family: bool = False,
     before_create: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Create one node with its edges in one transaction; returns its stored properties.
@@ -150,6 +151,9 @@ def create_record(
     writes its file there, so the file named after the uid exists before the node pointing at
     it, and no concurrent writer can be given that uid meanwhile. The driver may retry the
     transaction, so the callback may run more than once (with different uids).
+
+    `new_family=True` says the caller drew `stem` at random just now: the family is empty, so
+    there is nothing to lock, read or flip, and the uid is `stem + "0000"`.
     """
     _check_props(label, record.props)
     for edge in record.edges:
@@ -160,7 +164,9 @@ def create_record(
 
     def work(tx: neo4j.ManagedTransaction) -> dict[str, Any]:
         props = dict(record.props)
-        if stem is not None:
+        if stem is not None and new_family:
+            props["uid"] = stem + FIRST_VERSION
+        elif stem is not None:
             family = _lock_family(tx, label, stem)
             uid = stem + _next_counter(family, len(stem))
             tag = props.get("version")
@@ -180,10 +186,8 @@ def create_record(
             props["is_latest"] = True
         props.setdefault("created_at", now())
         props.setdefault("updated_at", props["created_at"])
-        row = tx.run(f"CREATE (n:`{label}`) SET n = $props RETURN n", props=props).single()
-        for edge in record.edges:
-            _create_edges(tx, label, [props["uid"]], edge)
-        if versioned and stem is not None:
+        node = _create_with_edges(tx, label, props, record.edges)
+        if versioned and stem is not None and not new_family:
             tx.run(
                 f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.uid <> $uid "
                 "AND f.branch = $branch AND f.is_latest SET f.is_latest = false",
@@ -191,9 +195,41 @@ def create_record(
                 uid=props["uid"],
                 branch=branch,
             ).consume()
-        return plain(row["n"])
+        return node
 
     return conn.write(work)
+
+
+def _create_with_edges(
+    tx: neo4j.ManagedTransaction, label: str, props: dict[str, Any], edges: Sequence[EdgeSpec]
+) -> dict[str, Any]:
+    """The node and all its edges in one statement: each distinct statement costs Neo4j a
+    query plan the first time, and a record save used to send one per relation."""
+    clauses = [f"CREATE (n:`{label}`) SET n = $props WITH n"]
+    params: dict[str, Any] = {"props": props}
+    expected = []
+    for i, edge in enumerate(e for e in edges if e.uids):
+        rel = _relation(label, edge.relation)
+        arrow = f"-[e:`{rel.edge}`]->" if rel.direction == "out" else f"<-[e:`{rel.edge}`]-"
+        params[f"e{i}"] = [
+            {"uid": uid, "props": (edge.properties[j] if edge.properties else {})}
+            for j, uid in enumerate(edge.uids)
+        ]
+        clauses.append(
+            f"CALL {{ WITH n UNWIND $e{i} AS row MATCH (m:`{rel.target}` {{uid: row.uid}}) "
+            f"CREATE (n){arrow}(m) SET e = row.props RETURN count(e) AS c{i} }}"
+        )
+        expected.append((f"c{i}", edge, rel))
+    clauses.append("RETURN n" + "".join(f", {name}" for name, _, _ in expected))
+    row = tx.run(" ".join(clauses), params).single()
+    for name, edge, rel in expected:
+        if row[name] != len(edge.uids):
+            missing = _missing(tx, rel.target, list(edge.uids))
+            raise MissingTarget(
+                f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
+                f"{', '.join(missing) or '(duplicates)'}"
+            )
+    return plain(row["n"])
 
 
 def _create_edges(

@@ -228,6 +228,7 @@ class Artifact(Versioned):
                 self._label,
                 gr.NewRecord(props, self._edges()),
                 stem=self._stem(),
+                new_family=self._new_family(),
                 before_create=write_file,
             )
         except BaseException:

@@ -222,7 +222,11 @@ class Record(DjangoCompat):
             props = {k: v for k, v in self._values.items() if v is not None}
             if gm.is_versioned(self._label):
                 row = gr.create_record(
-                    conn, self._label, gr.NewRecord(props, self._edges()), stem=self._stem()
+                    conn,
+                    self._label,
+                    gr.NewRecord(props, self._edges()),
+                    stem=self._stem(),
+                    new_family=self._new_family(),
                 )
             else:
                 props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
@@ -245,6 +249,9 @@ class Record(DjangoCompat):
 
     def _stem(self) -> str:
         return gids.base62(gm.uid_length(self._label))
+
+    def _new_family(self) -> bool:
+        return False
 
     def delete(self, permanent: bool | None = None) -> None:
         """Move the record to the trash; `permanent=True` (or a second delete) removes it.

@@ -71,26 +71,30 @@ def _save_batch(batch: list[Artifact]) -> None:
     instance = batch[0]._inst()
     root = settings.storage
     storage = storage_record(root, instance)
+    copies: list[tuple[Artifact, str]] = []
+    for artifact in batch:
+        artifact._default_edges()
+        if artifact._in_place is not None:
+            uri, in_place_root = artifact._in_place
+            artifact._values["storage_path"] = uri
+            artifact._to_one["storage"] = storage_record(in_place_root, instance)
+        else:
+            dest = loaders.join(root, MANAGED_DIR, artifact.uid + (artifact.suffix or ""))
+            copies.append((artifact, dest))
+            artifact._values["storage_path"] = dest
+            artifact._to_one["storage"] = storage
     written: list[str] = []
-    new: list[gr.NewRecord] = []
     try:
-        for artifact in batch:
-            artifact._default_edges()
-            if artifact._in_place is not None:
-                uri, in_place_root = artifact._in_place
-                artifact._values["storage_path"] = uri
-                artifact._to_one["storage"] = storage_record(in_place_root, instance)
-            else:
-                dest = loaders.join(root, MANAGED_DIR, artifact.uid + (artifact.suffix or ""))
-                loaders.put_file(artifact._source, dest, settings.storage_options)
-                written.append(dest)
-                artifact._values["storage_path"] = dest
-                artifact._to_one["storage"] = storage
-            props = {k: v for k, v in artifact._values.items() if v is not None}
-            new.append(gr.NewRecord(props, artifact._edges()))
+        written = loaders.put_files(
+            [(a._source, dest) for a, dest in copies], settings.storage_options
+        )
+        new = [
+            gr.NewRecord({k: v for k, v in a._values.items() if v is not None}, a._edges())
+            for a in batch
+        ]
         rows = gr.create_many(instance.connection, "Artifact", new)
     except BaseException:
-        for dest in written:
+        for dest in written:  # put_files removed its own copies if it failed itself
             loaders.delete_file(dest, settings.storage_options)
         for artifact in batch:
             artifact._values.pop("storage_path", None)

@@ -67,6 +67,10 @@ class Versioned(Record):
             return uid[: gm.uid_length(self._label)]
         return gids.base62(gm.uid_length(self._label))
 
+    def _new_family(self) -> bool:
+        """Without `revises`, the stem was drawn at random for this record: nobody shares it."""
+        return self._to_one.get("revises") is None
+
     def _after_first_save(self) -> None:
         revises = self._to_one.get("revises")
         if revises is not None:

@@ -5,6 +5,7 @@ and ask the graph about it in Cypher. Running it again finds the same content an
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from graph import cookbook
 _KEY = "demo/scrna"
 
 
-def _batch(seed: int, n_obs: int = 60) -> "anndata.AnnData":  # noqa: F821
+def _batch(seed: int, n_obs: int = 60) -> Any:
     import anndata as ad
     from scipy import sparse
 

@@ -30,6 +30,7 @@ from loaders.storage import (
     is_under,
     join,
     put_file,
+    put_files,
     suffix_of,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "n_observations",
     "otype_of",
     "put_file",
+    "put_files",
     "suffix_of",
     "to_b64_str",
     "write_object",

@@ -31,6 +31,26 @@ class Neo4jUnderTest:
     settings: ConnectionSettings
     kind: str  # "environment", "testcontainers" or "local server"
 
+    def child_env(self) -> dict[str, str]:
+        """The environment for a child process that must connect to this Neo4j."""
+        s = self.settings
+        env = dict(os.environ, NEO4J_URI=s.uri, NEO4J_USER=s.user or "neo4j")
+        for name, value in (("NEO4J_PASSWORD", s.password), ("NEO4J_DATABASE", s.database)):
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+
+def make_artifact(storage: Path, key: str, content: str | None = None, **kwargs) -> ln.Artifact:
+    """A saved artifact from a small text file with its own content (so no dedup)."""
+    src = storage.parent / "src"
+    src.mkdir(exist_ok=True)
+    path = src / key.replace("/", "__")
+    path.write_text(content if content is not None else f"content of {key}\n")
+    return ln.Artifact(path, key=key, **kwargs).save()
+
 
 def free_port() -> int:
     with socket.socket() as sock:

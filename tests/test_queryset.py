@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import lineage as ln
+from tests.conftest import make_artifact
 from lineage.errors import (
     DoesNotExist,
     FieldValidationError,
@@ -27,13 +28,6 @@ from lineage.errors import (
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def make_artifact(storage: Path, key: str, content: str | None = None, **kwargs) -> ln.Artifact:
-    """A saved artifact from a small text file with its own content (so no dedup)."""
-    src = storage.parent / "src"
-    src.mkdir(exist_ok=True)
-    path = src / key.replace("/", "__")
-    path.write_text(content if content is not None else f"content of {key}\n")
-    return ln.Artifact(path, key=key, **kwargs).save()
 
 
 def names(records) -> list[str]:

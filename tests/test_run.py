@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 import lineage as ln
+from tests.conftest import make_artifact
 from lineage.errors import InvalidArgument, ValidationError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_artifact(storage: Path, key: str, content: str | None = None, **kwargs) -> ln.Artifact:
-    src = storage.parent / "src"
-    src.mkdir(exist_ok=True)
-    path = src / key.replace("/", "__")
-    path.write_text(content if content is not None else f"content of {key}\n")
-    return ln.Artifact(path, key=key, **kwargs).save()
 
 
 def generated_by(uid: str) -> list[str]:
@@ -275,19 +270,7 @@ ln.finish()
 
 
 def _run_script(path: Path, neo4j) -> dict:
-    s = neo4j.settings
-    env = dict(os.environ)
-    env["NEO4J_URI"] = s.uri
-    env["NEO4J_USER"] = s.user
-    if s.password is not None:
-        env["NEO4J_PASSWORD"] = s.password
-    else:
-        env.pop("NEO4J_PASSWORD", None)
-    if s.database:
-        env["NEO4J_DATABASE"] = s.database
-    else:
-        env.pop("NEO4J_DATABASE", None)
-    env["LINEAGE_HOME"] = os.environ["LINEAGE_HOME"]
+    env = neo4j.child_env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, str(path)],

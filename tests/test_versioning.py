@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -284,14 +283,7 @@ def test_concurrent_appends_from_processes(storage: Path, tmp_path: Path, neo4j)
     b1 = text_artifact(tmp_path, "pb1")
     base = ln.Collection([b1], key="processes").save()
     n_procs, per_proc = 4, 3
-    s = neo4j.settings
-    env = dict(os.environ, NEO4J_URI=s.uri, NEO4J_USER=s.user or "neo4j")
-    if s.password is not None:
-        env["NEO4J_PASSWORD"] = s.password
-    else:
-        env.pop("NEO4J_PASSWORD", None)
-    if s.database:
-        env["NEO4J_DATABASE"] = s.database
+    env = neo4j.child_env()
     script = tmp_path / "append_child.py"
     script.write_text(CHILD)
     procs = [
