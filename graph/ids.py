@@ -39,7 +39,3 @@ def counter_string(value: int, width: int = VERSION_LENGTH) -> str:
         chars.append(_ALPHABET[rem])
     return "".join(reversed(chars)).rjust(width, "0")
 
-
-def increment_base62(counter: str) -> str:
-    """The next version counter: `0009` -> `000A`, `000z` -> `0010`."""
-    return counter_string(counter_value(counter) + 1, len(counter))

@@ -9,6 +9,7 @@ declaration shared with the schema and the query compiler.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -298,10 +299,6 @@ class Record(DjangoCompat):
         return QuerySet(cls, gq.Select(cls._label), instance)
 
     @classmethod
-    def objects(cls) -> QuerySet:
-        return cls._queryset()
-
-    @classmethod
     def all(cls) -> QuerySet:
         """Every record in the main branch."""
         return cls._queryset()
@@ -427,7 +424,8 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
     if not versioned:
         return _one(qs, what)
     # Several versions of one family: the latest; several families: ambiguous.
-    rows = gq.fetch(qs._inst().connection, replace_order(qs._select, ("-is_latest", "-uid")), include=())
+    latest_first = dataclasses.replace(qs._select, order_by=("-is_latest", "-uid"))
+    rows = gq.fetch(qs._inst().connection, latest_first)
     if not rows:
         raise DoesNotExist(f"no {what}")
     stem_len = gm.uid_length(model._label)
@@ -437,12 +435,6 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
             f"{len(stems)} version families match: {what}; pass a longer uid or more fields"
         )
     return qs._record(rows[0])
-
-
-def replace_order(select: gq.Select, order: tuple[str, ...]) -> gq.Select:
-    from dataclasses import replace
-
-    return replace(select, order_by=order)
 
 
 def _one(qs: QuerySet, what: str) -> Record:
