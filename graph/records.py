@@ -440,22 +440,6 @@ def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeS
         )
 
 
-def link(conn: Connection, label: str, uids: Sequence[str], relation: str, target: str) -> None:
-    """Merge an edge from each node to one target, e.g. a run's `USED` edges to its inputs."""
-    rel = _relation(label, relation)
-    arrow = f"-[:`{rel.edge}`]->" if rel.direction == "out" else f"<-[:`{rel.edge}`]-"
-
-    def work(tx: neo4j.ManagedTransaction) -> None:
-        tx.run(
-            f"MATCH (m:`{rel.target}` {{uid: $target}}) "
-            f"UNWIND $uids AS u MATCH (n:`{label}` {{uid: u}}) MERGE (n){arrow}(m)",
-            target=target,
-            uids=list(uids),
-        ).consume()
-
-    conn.write(work)
-
-
 # -- trash, delete, restore ---------------------------------------------------------------------
 def _stem_of(label: str, uid: str) -> str | None:
     return uid[: uid_length(label)] if is_versioned(label) else None

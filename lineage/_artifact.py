@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import loaders
-from graph import query as gq
 from graph import records as gr
 from lineage._record import Record, register, require_saved
 from lineage._run import current_run, mark_input
@@ -85,7 +84,7 @@ class Artifact(Versioned):
     ) -> None:
         if revises is not None:
             require_saved(revises, "revises=")
-        existing = self._existing_same_hash(revises)
+        existing = self._stored_with_hash(self._values["hash"], revises)
         if existing is not None:
             logger.warning(
                 "returning existing artifact with same hash: %s (key=%r)",
@@ -152,14 +151,6 @@ class Artifact(Versioned):
     def _hash_local(self, path: Path) -> None:
         info = loaders.file_info(str(path))
         self._values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
-
-    def _existing_same_hash(self, revises: Artifact | None) -> Artifact | None:
-        """The stored artifact with these bytes (not trashed); with `revises`, only one of
-        that family counts: the same bytes as a new version of another family is a new record."""
-        where = gq.Q(hash=self._values["hash"]) & ~gq.Q(branch=-1)
-        if revises is not None:
-            where &= gq.Q(uid__startswith=revises.stem_uid)
-        return Artifact._queryset()._clone(where=where, branch=None).order_by("id").first()
 
     def _discard_staged(self) -> None:
         if self._owns_source and self._source is not None:

@@ -89,7 +89,7 @@ class Collection(Versioned):
         object.__setattr__(self, "_members", members)
         object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
         hash_ = loaders.hash_set(a.hash for a in members)
-        existing = _existing_same_hash(hash_, revises)
+        existing = self._stored_with_hash(hash_, revises)
         if existing is not None:
             logger.warning(
                 "returning existing collection with same hash: %s (key=%r)", existing.uid, existing.key
@@ -253,16 +253,3 @@ def _check_artifacts(artifacts: Any) -> list[Artifact]:
         seen[artifact.hash] = i
     return members
 
-
-def _existing_same_hash(hash_: str, revises: Collection | None) -> Collection | None:
-    found = (
-        Collection._queryset()
-        ._clone(where=gq.Q(hash=hash_) & ~gq.Q(branch=-1), branch=None)
-        .order_by("id")
-        .first()
-    )
-    if found is None:
-        return None
-    if revises is not None and found.stem_uid != revises.stem_uid:
-        return None
-    return found

@@ -240,6 +240,6 @@ def mark_input(records: list[Record], is_run_input: bool | Run | None) -> None:
             continue
         by_label.setdefault(record._label, []).append(record.uid)
     relation = {"Artifact": "input_artifacts", "Collection": "input_collections"}
-    for label, uids in by_label.items():
-        for uid in uids:
-            gr.link(run._inst().connection, "Run", [run.uid], relation[label], uid)
+    edges = [gr.EdgeSpec(relation[label], uids) for label, uids in by_label.items()]
+    if edges:  # one transaction; MERGE, so reading the same input twice adds no second edge
+        gr.update_record(run._inst().connection, "Run", run.uid, {}, add=edges)

@@ -67,6 +67,16 @@ class Versioned(Record):
             return uid[: gm.uid_length(self._label)]
         return gids.base62(gm.uid_length(self._label))
 
+    @classmethod
+    def _stored_with_hash(cls, hash_: str, revises: Versioned | None) -> Versioned | None:
+        """The stored record with this content hash (not trashed); with `revises`, only one of
+        that family counts: the same content as a new version of another family is a new
+        record."""
+        where = gq.Q(hash=hash_) & ~gq.Q(branch=-1)
+        if revises is not None:
+            where &= gq.Q(uid__startswith=revises.stem_uid)
+        return cls._queryset()._clone(where=where, branch=None).order_by("id").first()
+
     def _new_family(self) -> bool:
         """Without `revises`, the stem was drawn at random for this record: nobody shares it."""
         return self._to_one.get("revises") is None

@@ -182,7 +182,12 @@ def put_file(
         return
     target = _local_path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden and in the same directory: os.replace is then an atomic rename on one filesystem.
+    _copy_local(source, target)
+
+
+def _copy_local(source: str | os.PathLike[str], target: Path) -> None:
+    """Copy to a hidden name beside `target`, then rename: the final name only ever holds a
+    complete file (os.replace is an atomic rename on one filesystem)."""
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         # No fsync: the rename already keeps a crashed process from leaving a partial file
@@ -225,13 +230,7 @@ def put_files(
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
-            tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            _copy_local(source, target)
             written.append(dest)
         for items in remote.values():
             fs, _ = filesystem(items[0][2], storage_options)
