@@ -1,6 +1,14 @@
 """Named Cypher queries users (and the demo) run through `ln.cypher(query, **params)`.
 
-They live here because Cypher lives only in `graph/`; `docs/guide.md` shows the same patterns.
+They live here because Cypher lives only in `graph/`. `docs/cypher-cookbook.md` shows each one
+with an explanation and the Python call; `tests/test_cookbook.py` checks that every query in the
+page is, character for character, a constant of this module, and runs them all on the demo graph.
+
+Lineage edges point from a thing to what it was made from: `(data)-[:GENERATED_BY]->(run)`,
+`(run)-[:USED]->(data)`, `(run)-[:EXECUTES]->(transform)`, `(collection)-[:CONTAINS]->(artifact)`
+and `(collection)-[:HAS_META]->(artifact)`. So "upstream" is outgoing and "downstream" incoming
+along `GENERATED_BY|USED|CONTAINS|HAS_META|EXECUTES`. Variable-length bounds cannot be
+parameters in Cypher, hence the literal 20.
 
 >>> import lineage as ln
 >>> from graph.cookbook import VERSION_FAMILY
@@ -29,9 +37,149 @@ RETURN t.key AS transform, collect(DISTINCT input.key) AS inputs,
        collect(DISTINCT output.key) AS outputs
 """
 
-# Everything upstream of a record (what it was built from), to a bounded depth.
+# Everything upstream of a record (what it was built from), nearest first, to 20 hops.
 UPSTREAM = """
-MATCH (start {uid: $uid})
-MATCH (start)-[:GENERATED_BY|USED*1..10]->(up)
-RETURN DISTINCT labels(up)[0] AS label, up.uid AS uid, coalesce(up.key, up.name) AS name
+MATCH (start:Artifact|Collection|Run|Transform {uid: $uid})
+MATCH p = (start)-[:GENERATED_BY|USED|CONTAINS|HAS_META|EXECUTES*1..20]->(up)
+RETURN labels(up)[0] AS label, up.uid AS uid, coalesce(up.key, up.name) AS name,
+       min(length(p)) AS depth
+ORDER BY depth, label, name, uid
 """
+
+# Everything downstream of a record (what was built from it): impact analysis.
+DOWNSTREAM = """
+MATCH (start:Artifact|Collection|Run|Transform {uid: $uid})
+MATCH p = (start)<-[:GENERATED_BY|USED|CONTAINS|HAS_META|EXECUTES*1..20]-(down)
+RETURN labels(down)[0] AS label, down.uid AS uid, coalesce(down.key, down.name) AS name,
+       min(length(p)) AS depth
+ORDER BY depth, label, name, uid
+"""
+
+# The runs that read any version of a collection's family.
+RUNS_USING_COLLECTION = """
+MATCH (:Collection {uid: $uid})-[:REVISES*0..]-(version:Collection)
+WITH DISTINCT version
+MATCH (r:Run)-[:USED]->(version)
+OPTIONAL MATCH (r)-[:EXECUTES]->(t:Transform)
+RETURN r.uid AS run, t.key AS transform, version.uid AS collection,
+       version.is_latest AS latest_version, r.started_at AS started_at, r.status AS status
+ORDER BY started_at, run, collection
+"""
+
+# For each member of a collection, in order: the run and transform that produced it.
+MEMBER_PRODUCERS = """
+MATCH (:Collection {uid: $uid})-[m:CONTAINS]->(a:Artifact)
+OPTIONAL MATCH (a)-[:GENERATED_BY]->(r:Run)
+OPTIONAL MATCH (r)-[:EXECUTES]->(t:Transform)
+RETURN m.position AS position, a.key AS artifact, a.uid AS artifact_uid,
+       t.key AS transform, t.uid AS transform_uid, r.uid AS run
+ORDER BY position
+"""
+
+# Members added and removed between two collections (usually two versions of one).
+COLLECTION_DIFF = """
+CALL {
+  MATCH (:Collection {uid: $new})-[:CONTAINS]->(a:Artifact)
+  WHERE NOT EXISTS { MATCH (:Collection {uid: $old})-[:CONTAINS]->(a) }
+  RETURN 'added' AS change, a
+  UNION ALL
+  MATCH (:Collection {uid: $old})-[:CONTAINS]->(a:Artifact)
+  WHERE NOT EXISTS { MATCH (:Collection {uid: $new})-[:CONTAINS]->(a) }
+  RETURN 'removed' AS change, a
+}
+RETURN change, a.key AS artifact, a.uid AS uid
+ORDER BY change, artifact, uid
+"""
+
+# Artifacts of a branch that no collection holds, as a member or as its metadata.
+ARTIFACTS_IN_NO_COLLECTION = """
+MATCH (a:Artifact {branch: $branch})
+WHERE NOT EXISTS { (a)<-[:CONTAINS|HAS_META]-(:Collection) }
+RETURN a.key AS key, a.uid AS uid, a.size AS size, a.created_at AS created_at
+ORDER BY key, uid
+"""
+
+# The latest version of every artifact, collection and transform family whose key has a prefix.
+LATEST_VERSIONS = """
+MATCH (x:Artifact|Collection|Transform)
+WHERE x.is_latest = true AND x.branch = 1 AND x.key STARTS WITH $prefix
+RETURN labels(x)[0] AS label, x.key AS key, x.uid AS uid, x.version AS version,
+       COUNT { (x)-[:REVISES*1..]->() } + 1 AS versions
+ORDER BY label, key, uid
+"""
+
+# The longest chains from a final result back to raw data, longest first.
+LONGEST_CHAIN = """
+MATCH p = (sink:Artifact|Collection)-[:GENERATED_BY|USED|CONTAINS|HAS_META*1..20]->(source)
+WHERE NOT EXISTS { (sink)<-[:USED|CONTAINS|HAS_META]-() }
+  AND NOT EXISTS { (source)-[:GENERATED_BY|USED|CONTAINS|HAS_META]->() }
+RETURN length(p) AS hops,
+       [n IN nodes(p) | labels(n)[0] + ':' + coalesce(n.key, n.name, n.uid)] AS chain
+ORDER BY hops DESC, chain
+LIMIT $limit
+"""
+
+# The runs of a transform (any version with the key) started in a time window [since, until).
+RUNS_IN_WINDOW = """
+MATCH (r:Run)-[:EXECUTES]->(t:Transform {key: $key})
+WHERE r.started_at >= datetime($since) AND r.started_at < datetime($until)
+RETURN r.uid AS run, t.uid AS transform, r.started_at AS started_at,
+       r.finished_at AS finished_at, r.status AS status, r.params AS params
+ORDER BY started_at, run
+"""
+
+# What a user created, newest first.
+CREATED_BY_USER = """
+MATCH (x)-[:CREATED_BY]->(:User {handle: $handle})
+RETURN labels(x)[0] AS label, x.uid AS uid, coalesce(x.key, x.name) AS name,
+       x.created_at AS created_at, x.branch AS branch
+ORDER BY created_at DESC, label, uid
+"""
+
+# Collections not in the trash that hold a trashed artifact (as a member or as metadata).
+COLLECTIONS_WITH_TRASHED_ARTIFACTS = """
+MATCH (c:Collection)-[m:CONTAINS|HAS_META]->(a:Artifact {branch: -1})
+WHERE c.branch <> -1
+RETURN c.key AS collection, c.uid AS uid, a.key AS artifact, a.uid AS artifact_uid,
+       type(m) AS role
+ORDER BY collection, uid, artifact
+"""
+
+# What two runs both read.
+SHARED_INPUTS = """
+MATCH (:Run {uid: $run_a})-[:USED]->(input)<-[:USED]-(:Run {uid: $run_b})
+RETURN labels(input)[0] AS label, input.uid AS uid, coalesce(input.key, input.name) AS name
+ORDER BY label, name, uid
+"""
+
+# Outputs of runs that read a version which has since been superseded: candidates to recompute.
+STALE_OUTPUTS = """
+MATCH (output)-[:GENERATED_BY]->(r:Run)-[:USED]->(input)
+WHERE input.is_latest = false AND output.branch = 1
+MATCH (newer)-[:REVISES*1..]->(input)
+WHERE newer.is_latest = true AND newer.branch = 1
+RETURN coalesce(output.key, output.uid) AS output, output.uid AS output_uid, r.uid AS run,
+       input.uid AS used, newer.uid AS latest
+ORDER BY output, run, used
+"""
+
+# The recipes of docs/cypher-cookbook.md, in the page's order.
+RECIPES: tuple[str, ...] = (
+    "UPSTREAM",
+    "DOWNSTREAM",
+    "RUNS_USING_COLLECTION",
+    "MEMBER_PRODUCERS",
+    "COLLECTION_DIFF",
+    "ARTIFACTS_IN_NO_COLLECTION",
+    "LATEST_VERSIONS",
+    "LONGEST_CHAIN",
+    "RUNS_IN_WINDOW",
+    "CREATED_BY_USER",
+    "VERSION_FAMILY",
+    "RUN_INPUTS_AND_OUTPUTS",
+    "COLLECTIONS_WITH_TRASHED_ARTIFACTS",
+    "SHARED_INPUTS",
+    "STALE_OUTPUTS",
+)
+
+__all__ = ["RECIPES", *RECIPES]

@@ -7,7 +7,7 @@
 >>> ln.cypher("RETURN $uid AS uid", uid=collection.uid)   # any Cypher, values as parameters
 """
 
-from lineage import errors
+from lineage import errors, lineage
 from lineage._artifact import Artifact
 from lineage._collection import Collection
 from lineage._cypher import cypher
@@ -42,6 +42,7 @@ __all__ = [
     "disconnect",
     "errors",
     "finish",
+    "lineage",
     "save",
     "settings",
     "track",

@@ -285,10 +285,151 @@ class Artifact(Versioned):
         return record
 
     def cache(self, is_run_input: bool | None = None) -> Path:
-        raise NotImplementedError("Artifact.cache() comes with the loaders (issue 4)")
+        """A local path to the file: the file itself if it is local, else a copy synced into
+        `ln.settings.cache_dir` (downloaded only when missing or outdated).
+
+        With a tracked run (or `is_run_input=True`) the artifact is recorded as the run's input.
+
+        >>> artifact.cache()
+        PosixPath('/home/me/.lineage/cache/my-bucket/.lineage/Tx9TskRbe2mh0000.h5ad')
+        """
+        path = cache_artifacts([self])[0]
+        track_input([self], is_run_input)
+        return path
 
     def load(self, is_run_input: bool | None = None, **kwargs: Any) -> Any:
-        raise NotImplementedError("Artifact.load() comes with the loaders (issue 4)")
+        """Cache the file and load it into memory: a DataFrame for `.parquet`/`.csv`/`.tsv`, an
+        AnnData for `.h5ad`, a dict for `.json`/`.yaml`, a str for `.txt`. `kwargs` go to the
+        reader (e.g. `columns=` for parquet). The run input is recorded only if loading works.
+
+        >>> df = artifact.load()
+        >>> adata = ln.Artifact.get(key="scrna/sample1.h5ad").load(backed="r")
+        """
+        _check_loadable([self])
+        data = loaders.load_file(cache_artifacts([self])[0], self.suffix or "", **kwargs)
+        track_input([self], is_run_input)
+        return data
+
+    def view_lineage(
+        self,
+        with_children: bool = True,
+        depth: int | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> Path:
+        """Write the provenance graph of this artifact to a self-contained HTML page.
+
+        The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
+        path is returned. Arrows follow the data: inputs -> run -> outputs.
+
+        Args:
+            with_children: also show what was made from it (downstream), not only its history.
+            depth: how many runs to go in each direction (None: all).
+            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
+
+        >>> artifact.view_lineage()
+        >>> artifact.view_lineage(with_children=False, depth=2, path="lineage.html")
+        """
+        from lineage._view import view_lineage
+
+        return view_lineage(self, with_children=with_children, depth=depth, path=path)
+
+
+# -- data: cache, load, mapped (shared with Collection and QuerySet) -----------------------------
+def track_input(records: list[Record], is_run_input: bool | Any | None) -> None:
+    """Record `(run)-[:USED]->` for data that was read, with lamindb's default: None means
+    "yes if a run is tracked" (its own outputs excepted, which `mark_input` skips)."""
+    from lineage._run import context
+
+    records = [r for r in records if r._saved]  # an unsaved record can't be anyone's input
+    if is_run_input is None:
+        is_run_input = context.run is not None
+    if records:
+        mark_input(records, is_run_input)
+
+
+def storage_options() -> dict[str, Any]:
+    """`ln.settings.storage_options`, plus the `LINEAGE_S3_ENDPOINT_URL` endpoint if they name
+    none (what `Artifact.path` uses), for code that does not go through `loaders.filesystem`."""
+    options = dict(settings.storage_options or {})
+    if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
+        options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]
+    return options
+
+
+def _uri_of(artifact: Artifact) -> str:
+    if artifact.storage_path:
+        return artifact.storage_path
+    in_place = getattr(artifact, "_in_place", None)  # records read from the graph have none
+    if in_place is not None:  # registered in place, not saved yet
+        return in_place[0]
+    source = getattr(artifact, "_source", None)
+    if source is not None:
+        return str(source)
+    raise InvalidArgument(f"{artifact!r} has no file to read")
+
+
+def cache_artifacts(artifacts: list[Artifact]) -> list[Path]:
+    """Local paths of the artifacts' files, in order (remote ones synced into the cache)."""
+    return loaders.sync(
+        [_uri_of(a) for a in artifacts],
+        settings.cache_dir,
+        storage_options=settings.storage_options,
+        hashes=[a.hash for a in artifacts],
+        sizes=[a.size for a in artifacts],
+    )
+
+
+def _check_loadable(artifacts: list[Artifact], concat: bool = False) -> list[str]:
+    """The artifacts' suffixes, refused before any download if they cannot be loaded together."""
+    suffixes = [a.suffix or "" for a in artifacts]
+    distinct = sorted(set(suffixes))
+    if len(distinct) > 1:
+        raise InvalidArgument(
+            f"cannot load artifacts of different suffixes together: "
+            f"{', '.join(map(repr, distinct))}; all must share one suffix"
+        )
+    allowed = loaders.load.CONCATENABLE if concat and len(artifacts) > 1 else loaders.load.LOADABLE
+    if distinct[0].lower() not in allowed:
+        what = "concatenate" if allowed is loaders.load.CONCATENABLE else "load"
+        raise InvalidArgument(
+            f"cannot {what} artifacts with suffix {distinct[0] or 'none'!r}; supported: "
+            f"{', '.join(sorted(allowed))} (use .cache() for the local path)"
+        )
+    return suffixes
+
+
+def load_artifacts(artifacts: list[Artifact], join: str = "outer", **kwargs: Any) -> Any:
+    """Cache and concatenate artifacts of one suffix; AnnData gets `obs["artifact_uid"]`."""
+    if not artifacts:
+        raise InvalidArgument("nothing to load: no artifacts")
+    if join not in ("inner", "outer"):
+        raise InvalidArgument(f"join must be 'inner' or 'outer', not {join!r}")
+    suffixes = _check_loadable(artifacts, concat=True)
+    paths = cache_artifacts(artifacts)
+    return loaders.load_files(paths, suffixes, join=join, keys=[a.uid for a in artifacts], **kwargs)
+
+
+MAPPABLE_SUFFIXES = (".h5ad",)
+
+
+def mapped_artifacts(artifacts: list[Artifact], stream: bool = False, **kwargs: Any) -> Any:
+    """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
+    `stream=True` the stored URIs read in place."""
+    if not artifacts:
+        raise InvalidArgument("nothing to map: no artifacts")
+    bad = sorted({a.suffix or "" for a in artifacts} - set(MAPPABLE_SUFFIXES))
+    if bad:
+        raise InvalidArgument(
+            f"mapped() works on {', '.join(MAPPABLE_SUFFIXES)} artifacts only; got suffix(es) "
+            f"{', '.join(repr(s or 'none') for s in bad)}"
+        )
+    if stream:
+        paths = [_uri_of(a) for a in artifacts]
+    else:
+        paths = [str(p) for p in cache_artifacts(artifacts)]
+    return loaders.MappedCollection(
+        paths, stream=stream, storage_options=storage_options(), **kwargs
+    )
 
 
 def _describe(path: Path, suffix: str) -> tuple[str | None, int | None]:

@@ -21,6 +21,9 @@ from lineage._versioned import Versioned
 from lineage.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from os import PathLike
+    from pathlib import Path
+
     from lineage._run import Run, Transform
 
 logger = logging.getLogger("lineage")
@@ -212,17 +215,102 @@ class Collection(Versioned):
         return record
 
     # -- data (the loaders issue) ----------------------------------------------------------------
-    def cache(self, is_run_input: bool | None = None) -> list[Any]:
-        raise NotImplementedError("Collection.cache() comes with the loaders (issue 4)")
+    def cache(self, is_run_input: bool | None = None) -> list[Path]:
+        """Local paths of the member files, in `ordered_artifacts` order: local files as they
+        are, cloud files synced into `ln.settings.cache_dir` (only outdated copies are fetched).
+
+        With a tracked run (or `is_run_input=True`) the collection, not its members, is recorded
+        as the run's input.
+
+        >>> paths = collection.cache()
+        """
+        from lineage._artifact import cache_artifacts, track_input
+
+        require_saved(self, "cache()")
+        paths = cache_artifacts(self.ordered_artifacts.to_list())
+        track_input([self], is_run_input)
+        return paths
 
     def load(self, join: str = "outer", is_run_input: bool | None = None, **kwargs: Any) -> Any:
-        raise NotImplementedError("Collection.load() comes with the loaders (issue 4)")
+        """Cache the members and concatenate them in order: a DataFrame (`pd.concat`) for
+        tables, an AnnData (`anndata.concat`, source uid in `obs["artifact_uid"]`) for `.h5ad`.
+        All members must share one suffix. The run input is recorded only if loading works.
 
-    def mapped(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Collection.mapped() comes with the loaders (issue 4)")
+        >>> df = collection.load(join="inner")
+        >>> adata = collection.load(); adata.obs["artifact_uid"].value_counts()
+        """
+        from lineage._artifact import load_artifacts, track_input
 
-    def view_lineage(self, with_children: bool = True) -> None:
-        raise NotImplementedError("view_lineage() comes with the lineage issue (issue 5)")
+        require_saved(self, "load()")
+        data = load_artifacts(self.ordered_artifacts.to_list(), join, **kwargs)
+        track_input([self], is_run_input)
+        return data
+
+    def mapped(
+        self,
+        layers_keys: str | list[str] | None = None,
+        obs_keys: str | list[str] | None = None,
+        obsm_keys: str | list[str] | None = None,
+        obs_filter: dict[str, str | tuple[str, ...]] | None = None,
+        join: str | None = "inner",
+        encode_labels: bool | list[str] = True,
+        unknown_label: str | dict[str, str] | None = None,
+        cache_categories: bool = True,
+        parallel: bool = False,
+        dtype: str | None = None,
+        stream: bool = False,
+        is_run_input: bool | None = None,
+    ) -> Any:
+        """A PyTorch map-style dataset over the members' `.h5ad` files, virtually concatenated
+        in order (`loaders.MappedCollection`). Cloud files are cached first, unless
+        `stream=True`, which reads them in place.
+
+        >>> mapped = collection.mapped(obs_keys=["cell_type", "batch"])
+        >>> dl = DataLoader(mapped, batch_size=128, shuffle=True)
+        """
+        from lineage._artifact import mapped_artifacts, track_input
+
+        require_saved(self, "mapped()")
+        dataset = mapped_artifacts(
+            self.ordered_artifacts.to_list(),
+            stream=stream,
+            layers_keys=layers_keys,
+            obs_keys=obs_keys,
+            obsm_keys=obsm_keys,
+            obs_filter=obs_filter,
+            join=join,
+            encode_labels=encode_labels,
+            unknown_label=unknown_label,
+            cache_categories=cache_categories,
+            parallel=parallel,
+            dtype=dtype,
+        )
+        track_input([self], is_run_input)
+        return dataset
+
+    def view_lineage(
+        self,
+        with_children: bool = True,
+        depth: int | None = None,
+        path: str | PathLike | None = None,
+    ) -> Path:
+        """Write the provenance graph of this collection to a self-contained HTML page.
+
+        A collection's history includes its member artifacts and the runs that made them.
+        The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
+        path is returned. Arrows follow the data: inputs -> run -> outputs.
+
+        Args:
+            with_children: also show what was made from it (downstream), not only its history.
+            depth: how many runs to go in each direction (None: all).
+            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
+
+        >>> collection.view_lineage()
+        >>> collection.view_lineage(with_children=False, depth=2, path="lineage.html")
+        """
+        from lineage._view import view_lineage
+
+        return view_lineage(self, with_children=with_children, depth=depth, path=path)
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

@@ -279,6 +279,72 @@ class QuerySet:
         for record in self.to_list():
             record.delete(permanent=permanent)
 
+    # -- data of artifact querysets (the loaders) --------------------------------------------
+    def _artifacts(self, what: str) -> list[Record]:
+        if self.model.__name__ != "Artifact":
+            raise InvalidArgument(
+                f"{what} works on a QuerySet of artifacts, not of {self.model.__name__} records"
+                + (f"; use collection.{what}" if self.model.__name__ == "Collection" else "")
+            )
+        artifacts = self.to_list()
+        if not artifacts:
+            raise InvalidArgument(f"{what}: the QuerySet matches no artifacts")
+        return artifacts
+
+    def load(self, join: str = "outer", is_run_input: bool | None = None, **kwargs: Any) -> Any:
+        """Cache the matching artifacts and concatenate them in the QuerySet's order: a
+        DataFrame for tables, an AnnData (source uid in `obs["artifact_uid"]`) for `.h5ad`.
+        The artifacts are recorded as inputs of the tracked run, only if loading works.
+
+        >>> df = ln.Artifact.filter(key__startswith="tables/").order_by("key").load()
+        """
+        from lineage._artifact import load_artifacts, track_input
+
+        artifacts = self._artifacts("load()")
+        data = load_artifacts(artifacts, join, **kwargs)
+        track_input(artifacts, is_run_input)
+        return data
+
+    def mapped(
+        self,
+        layers_keys: str | list[str] | None = None,
+        obs_keys: str | list[str] | None = None,
+        obsm_keys: str | list[str] | None = None,
+        obs_filter: dict[str, str | tuple[str, ...]] | None = None,
+        join: str | None = "inner",
+        encode_labels: bool | list[str] = True,
+        unknown_label: str | dict[str, str] | None = None,
+        cache_categories: bool = True,
+        parallel: bool = False,
+        dtype: str | None = None,
+        stream: bool = False,
+        is_run_input: bool | None = None,
+    ) -> Any:
+        """A PyTorch map-style dataset over the matching `.h5ad` artifacts, in the QuerySet's
+        order (`loaders.MappedCollection`; see `Collection.mapped`).
+
+        >>> mapped = ln.Artifact.filter(suffix=".h5ad").order_by("key").mapped(obs_keys="cell_type")
+        """
+        from lineage._artifact import mapped_artifacts, track_input
+
+        artifacts = self._artifacts("mapped()")
+        dataset = mapped_artifacts(
+            artifacts,
+            stream=stream,
+            layers_keys=layers_keys,
+            obs_keys=obs_keys,
+            obsm_keys=obsm_keys,
+            obs_filter=obs_filter,
+            join=join,
+            encode_labels=encode_labels,
+            unknown_label=unknown_label,
+            cache_categories=cache_categories,
+            parallel=parallel,
+            dtype=dtype,
+        )
+        track_input(artifacts, is_run_input)
+        return dataset
+
 
 class RelatedQuerySet(QuerySet):
     """A many-relation of one record: a QuerySet plus `add`, `remove` and `set`.

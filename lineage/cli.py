@@ -1,10 +1,21 @@
-"""The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`."""
+"""The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
+`lineage cypher`, `lineage describe` and `lineage view`.
+
+The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
+`NEO4J_DATABASE` environment variables, else the local server.
+
+>>> main(["cypher", "RETURN $n AS n", "--param", "n=42"])
+ n
+42
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from typing import Any
 
 from graph import GraphError, LocalServer
 from graph.server import DEFAULT_PORT
@@ -38,8 +49,72 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """`["name=value", ...]` to query parameters; a value is JSON when it parses, else a string.
+
+    >>> parse_params(["limit=5", "key=demo/scrna", 'tags=["a"]'])
+    {'limit': 5, 'key': 'demo/scrna', 'tags': ['a']}
+    """
+    params: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--param takes name=value, not {item!r}")
+        try:
+            params[name] = json.loads(raw)
+        except ValueError:  # not JSON: `2026-01-01`, `demo/scrna`, a uid
+            params[name] = raw
+    return params
+
+
+def _cypher(args: argparse.Namespace) -> int:
+    import lineage as ln
+
+    params = parse_params(args.param)
+    ln.connect()
+    frame = ln.cypher(args.query, **params)
+    print("(no rows)" if frame.empty else frame.to_string(index=False))
+    return 0
+
+
+def _record(uid: str) -> Any:
+    import lineage as ln
+    from lineage._resolve import record_by_uid
+
+    ln.connect()
+    return record_by_uid(uid)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    _record(args.uid).describe()
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    record = _record(args.uid)
+    view = getattr(record, "view_lineage", None)
+    if view is None:
+        raise ValueError(f"{type(record).__name__} records have no lineage view")
+    path = view(path=args.output, depth=args.depth)
+    print(path)
+    return 0
+
+
+_EXAMPLES = """examples:
+  lineage cypher 'RETURN $n AS n' --param n=42
+  lineage describe GZe020FxtT9l          (a uid or a uid prefix)
+  lineage view GZe020FxtT9l -o scrna.html --depth 3
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lineage", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lineage",
+        description=__doc__.split("\n\n")[0],
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     server = sub.add_parser("server", help="run the local Neo4j server")
@@ -55,6 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the end-to-end demo against the configured Neo4j")
     demo.set_defaults(func=_demo)
+
+    cypher = sub.add_parser("cypher", help="run a Cypher query and print its rows as a table")
+    cypher.add_argument("query", help="the query; values as $name parameters")
+    cypher.add_argument(
+        "--param", "-p", action="append", metavar="NAME=VALUE",
+        help="a query parameter (repeatable); VALUE is JSON if it parses, else a string",
+    )  # fmt: skip
+    cypher.set_defaults(func=_cypher)
+
+    describe = sub.add_parser("describe", help="print a record's fields, provenance and members")
+    describe.add_argument("uid", help="an artifact, collection, run or transform uid (or prefix)")
+    describe.set_defaults(func=_describe)
+
+    view = sub.add_parser("view", help="write a record's lineage graph as an HTML file")
+    view.add_argument("uid", help="an artifact, collection, run or transform uid (or prefix)")
+    view.add_argument("-o", "--output", default=None, help="the HTML file to write")
+    view.add_argument(
+        "--depth", type=int, default=None, help="how many runs back and forward (default: all)"
+    )
+    view.set_defaults(func=_view)
     return parser
 
 
@@ -62,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GraphError as exc:
+    except (GraphError, ValueError, NotImplementedError) as exc:  # lineage's errors included
         print(f"lineage: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `lineage ... | head`: the reader left, which is not an error

@@ -29,6 +29,23 @@ def _batch(seed: int, n_obs: int = 60) -> Any:
     return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"gene{i}" for i in range(20)]))
 
 
+def _train_a_few_batches(collection: ln.Collection) -> None:
+    """Three shuffled batches from `collection.mapped()` through a torch DataLoader."""
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:
+        print("   (skipping the DataLoader step: torch is not installed; "
+              "`pip install -e '.[torch]'` adds it)")
+        return
+    with collection.mapped(obs_keys=["cell_type"]) as dataset:
+        loader = DataLoader(dataset, batch_size=32, shuffle=True)
+        print(f"   mapped: {len(dataset)} cells x {dataset.n_vars} genes in {len(dataset.storages)} files; "
+              f"cell types {list(dataset.encoders['cell_type'])}")
+        for step, batch in zip(range(3), loader):
+            print(f"   batch {step}: X {tuple(batch['X'].shape)}, cell_type codes "
+                  f"{batch['cell_type'][:8].tolist()}")
+
+
 def run_demo() -> None:
     t0 = time.perf_counter()
     instance = ln.connect()
@@ -52,12 +69,18 @@ def run_demo() -> None:
 
     run = ln.track("demo-pipeline", params={"min_cells": 10})
     inputs = ln.Collection.get(key=_KEY, is_run_input=True)
-    counts = pd.DataFrame(
-        [(a.key, a.n_observations) for a in inputs.ordered_artifacts], columns=["artifact", "cells"]
-    )
-    summary = ln.Artifact.from_dataframe(counts, key="demo/cell_counts.parquet").save()
+    adata = inputs.load()  # one AnnData; obs["artifact_uid"] says which file each cell came from
+    print(f"5. tracked run {run.uid} of {run.transform.key}: loaded {inputs.uid} as "
+          f"{adata.n_obs} cells x {adata.n_vars} genes")
+    counts = adata.obs["artifact_uid"].value_counts().sort_index()
+    for uid, n in counts.items():
+        print(f"   {uid}: {n} cells")
+    _train_a_few_batches(inputs)
+    summary = ln.Artifact.from_dataframe(
+        counts.rename_axis("artifact_uid").reset_index(name="cells"), key="demo/cell_counts.parquet"
+    ).save()
     ln.finish()
-    print(f"5. tracked run {run.uid} of {run.transform.key}: read {inputs.uid}, wrote {summary.key}")
+    print(f"   wrote {summary.key} ({summary.uid})")
 
     print("6. Cypher: the version family and its memberships")
     print(ln.cypher(cookbook.VERSION_FAMILY, key=_KEY).to_string(index=False))
@@ -65,4 +88,6 @@ def run_demo() -> None:
     print(ln.cypher(cookbook.RUN_INPUTS_AND_OUTPUTS, run=run.uid).to_string(index=False))
     print("   Cypher: everything upstream of the summary table")
     print(ln.cypher(cookbook.UPSTREAM, uid=summary.uid).to_string(index=False))
+    html = inputs.view_lineage()
+    print(f"7. lineage of {inputs.key} {inputs.uid}: {html}")
     print(f"done in {time.perf_counter() - t0:.1f}s. Stop the local server with: python -m lineage server stop")

@@ -1,4 +1,4 @@
-"""Everything that touches data bytes: storage, hashing, formats (later: cache sync, load, mapped).
+"""Everything that touches data bytes: storage, hashing, formats, cache sync, load and mapped.
 
 This package never imports `graph` or `lineage`: it takes paths and URIs and returns data, so it
 works for any list of files.
@@ -8,6 +8,7 @@ works for any list of files.
 ('kAFQmDzST7DWlj99KOF_cg', '.csv.gz')
 """
 
+from loaders.cache import cache_path, sync
 from loaders.formats import describe_file, n_observations, otype_of, write_object
 from loaders.hashing import (
     CHUNK_SIZE,
@@ -19,6 +20,9 @@ from loaders.hashing import (
     hash_string,
     to_b64_str,
 )
+from loaders.load import load_file, load_files
+from loaders.mapped import MappedCollection
+from loaders.samplers import BlockShuffleSampler
 from loaders.storage import (
     ENDPOINT_ENV,
     FileInfo,
@@ -35,11 +39,14 @@ from loaders.storage import (
 )
 
 __all__ = [
+    "BlockShuffleSampler",
     "CHUNK_SIZE",
     "ENDPOINT_ENV",
     "HASH_LENGTH",
     "FileInfo",
+    "MappedCollection",
     "b16_to_b64",
+    "cache_path",
     "delete_file",
     "describe_file",
     "exists",
@@ -52,11 +59,14 @@ __all__ = [
     "is_remote",
     "is_under",
     "join",
+    "load_file",
+    "load_files",
     "n_observations",
     "otype_of",
     "put_file",
     "put_files",
     "suffix_of",
+    "sync",
     "to_b64_str",
     "write_object",
 ]

@@ -615,16 +615,3 @@ def test_using_another_instance(three: dict, neo4j) -> None:
     assert there.search("My Data-set").first().uid == three["other"].uid  # the reference's example
     with pytest.raises(InvalidArgument, match="no-such-instance"):
         ln.Collection.using("no-such-instance")
-
-
-def test_data_methods_are_not_implemented_yet(storage: Path, tmp_path: Path) -> None:
-    (a,) = artifacts(tmp_path, "ni")
-    c = ln.Collection([a], key="ni").save()
-    with pytest.raises(NotImplementedError):
-        c.cache()
-    with pytest.raises(NotImplementedError):
-        c.load()
-    with pytest.raises(NotImplementedError):
-        c.mapped()
-    with pytest.raises(NotImplementedError):
-        c.view_lineage()

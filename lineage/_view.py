@@ -1,0 +1,344 @@
+"""`view_lineage()`: the provenance graph of a record as a self-contained, offline HTML page.
+
+One traversal query (`graph.lineage`) gives the nodes and edges; pyvis turns them into
+vis-network nodes, edges and options; the page is our own small template with vis-network's
+JavaScript and CSS inlined from the copy pyvis ships (`pyvis/lib/vis-9.1.2/`). pyvis's own
+templates link Bootstrap (and, except `in_line`, vis-network) from CDNs, so they are not used:
+the page loads nothing from anywhere and works without a network.
+
+User text (keys, descriptions, versions) reaches the page only as JSON inside a script
+(`<`, `>`, `&` escaped, so no `</script>` can end it early) or through `html.escape`;
+vis-network draws labels on a canvas and shows tooltips with `innerText`, never as HTML.
+
+Arrows point the way data flowed (inputs -> run -> outputs, members -> collection, old version ->
+new version, transform -> run), the reverse of how the edges are stored, so the left-to-right
+hierarchical layout reads as a pipeline from its sources to its results.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lineage.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from graph.lineage import LineageGraph
+    from lineage._record import Record
+
+VIS_VERSION = "9.1.2"
+
+# label -> vis-network node style
+_STYLES: dict[str, dict[str, Any]] = {
+    "Artifact": {
+        "shape": "box",
+        "color": {"background": "#e0f2fe", "border": "#0369a1",
+                  "highlight": {"background": "#bae6fd", "border": "#0369a1"}},
+    },
+    "Collection": {
+        "shape": "database",
+        "color": {"background": "#fef3c7", "border": "#b45309",
+                  "highlight": {"background": "#fde68a", "border": "#b45309"}},
+    },
+    "Run": {
+        "shape": "ellipse",
+        "color": {"background": "#eff2ff", "border": "#4f46e5",
+                  "highlight": {"background": "#e0e7ff", "border": "#4f46e5"}},
+    },
+    "Transform": {
+        "shape": "box",
+        "shapeProperties": {"borderDashes": [4, 3]},
+        "color": {"background": "#f3f4f6", "border": "#6b7280",
+                  "highlight": {"background": "#e5e7eb", "border": "#6b7280"}},
+    },
+}  # fmt: skip
+_FOCUS = {"borderWidth": 4, "color": {"border": "#ea580c"}, "font": {"bold": True, "size": 16}}
+
+# stored edge type -> how it is drawn (arrows follow the data flow: stored direction reversed)
+_EDGE_STYLES: dict[str, dict[str, Any]] = {
+    "GENERATED_BY": {"color": "#4b5563", "title": "generated"},
+    "USED": {"color": "#4b5563", "title": "used as input"},
+    "EXECUTES": {"color": "#9ca3af", "dashes": [2, 4], "title": "executes"},
+    "CONTAINS": {"color": "#b45309", "dashes": [6, 4], "title": "member"},
+    "HAS_META": {"color": "#b45309", "dashes": [2, 3], "title": "meta artifact", "label": "meta"},
+    "REVISES": {"color": "#7c3aed", "dashes": [8, 3, 2, 3], "title": "new version",
+                "label": "version"},
+}  # fmt: skip
+
+_OPTIONS: dict[str, Any] = {
+    "layout": {
+        "hierarchical": {
+            "enabled": True,
+            "direction": "LR",
+            "sortMethod": "directed",
+            "shakeTowards": "roots",
+            "levelSeparation": 230,
+            "nodeSpacing": 80,
+            "treeSpacing": 120,
+        }
+    },
+    "physics": {"enabled": False},
+    "interaction": {"hover": True, "tooltipDelay": 120, "navigationButtons": False},
+    "nodes": {"font": {"face": "Helvetica, Arial, sans-serif", "size": 13}, "margin": 8},
+    "edges": {
+        "arrows": {"to": {"enabled": True, "scaleFactor": 0.6}},
+        "smooth": {"enabled": True, "type": "cubicBezier", "forceDirection": "horizontal"},
+        "font": {"size": 10, "align": "middle", "color": "#6b7280"},
+        "width": 1.2,
+    },
+}
+
+_MAX_LABEL = 42
+
+
+def _short(text: str, limit: int = _MAX_LABEL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _labels(result: LineageGraph) -> dict[str, str]:
+    """The text drawn in each node; a run is named after its transform and start time."""
+    by_uid = {n["uid"]: n for n in result["nodes"]}
+    transform_of = {
+        e["source"]: by_uid[e["target"]]["key"]
+        for e in result["edges"]
+        if e["type"] == "EXECUTES" and e["target"] in by_uid
+    }
+    names: dict[tuple[str, str], int] = {}
+    for node in result["nodes"]:
+        key = (node["label"], node["key"] or node["uid"])
+        names[key] = names.get(key, 0) + 1
+    labels = {}
+    for node in result["nodes"]:
+        name = node["key"] or node["uid"]
+        if node["label"] == "Run":
+            title = transform_of.get(node["uid"]) or node["key"] or "run"
+            when = _when(node["started_at"] or node["created_at"])
+            text = f"{_short(title)}\nrun {when}" if when else _short(title)
+        else:
+            text = _short(name)
+            if node["version"]:
+                text += f"\nversion {_short(node['version'], 20)}"
+            elif names[(node["label"], name)] > 1:  # versions of one family side by side
+                text += f"\nuid \u2026{node['uid'][-4:]}"
+        labels[node["uid"]] = text
+    return labels
+
+
+def _title(node: dict[str, Any]) -> str:
+    """Hover text: plain text (vis-network sets it with innerText)."""
+    lines = [node["label"] + (" (this record)" if node["side"] == "focus" else "")]
+    name = "name" if node["label"] == "Run" else "key"
+    for field, value in (
+        (name, node["key"]),
+        ("uid", node["uid"]),
+        ("version", node["version"]),
+        ("latest", {True: "yes", False: "no"}.get(node["is_latest"])),
+        ("description", node["description"]),
+        ("kind", node["kind"]),
+        ("status", node["status"]),
+        ("started_at", _when(node["started_at"]) or None),
+        ("created_at", _when(node["created_at"]) or None),
+        ("branch", {0: "archive", -1: "trash"}.get(node["branch"])),
+    ):
+        if value is not None and value != "":
+            lines.append(f"{field}: {_short(str(value), 200)}")
+    return "\n".join(lines)
+
+
+def build_network(result: LineageGraph) -> Any:
+    """A pyvis Network with one node per record and one edge per provenance edge."""
+    from pyvis.edge import Edge
+    from pyvis.network import Network
+    from pyvis.node import Node
+
+    net = Network(height="100%", width="100%", directed=True, cdn_resources="in_line")
+    labels = _labels(result)
+    # pyvis's add_node/add_edge search a list for every id (quadratic in the graph's size); the
+    # traversal's uids are distinct and every edge joins two of its nodes, so append directly.
+    for node in result["nodes"]:
+        style = json.loads(json.dumps(_STYLES[node["label"]]))  # a deep copy
+        if node["side"] == "focus":
+            style["borderWidth"] = _FOCUS["borderWidth"]
+            style["color"]["border"] = _FOCUS["color"]["border"]
+            style["color"]["highlight"]["border"] = _FOCUS["color"]["border"]
+            style["font"] = dict(_FOCUS["font"])
+        shape = style.pop("shape")
+        options = Node(node["uid"], shape, labels[node["uid"]], title=_title(node), **style).options
+        net.nodes.append(options)
+        net.node_ids.append(node["uid"])
+        net.node_map[node["uid"]] = options
+    for edge in result["edges"]:
+        style = dict(_EDGE_STYLES[edge["type"]])
+        if edge["type"] == "CONTAINS" and edge["position"] is not None:
+            style["label"] = f"#{edge['position']}"
+            style["title"] = f"member #{edge['position']}"
+        # drawn in the direction the data flowed: target -> source of the stored edge
+        net.edges.append(Edge(edge["target"], edge["source"], True, **style).options)
+    net.set_options(json.dumps(_OPTIONS))
+    return net
+
+
+@lru_cache(maxsize=1)
+def _vis_assets() -> tuple[str, str]:
+    """vis-network's JavaScript and CSS from the copy inside the pyvis package."""
+    import pyvis
+
+    lib = Path(pyvis.__file__).resolve().parent / "lib" / f"vis-{VIS_VERSION}"
+    try:
+        js = (lib / "vis-network.min.js").read_text(encoding="utf-8")
+        css = (lib / "vis-network.css").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuntimeError(
+            f"pyvis's copy of vis-network {VIS_VERSION} is missing ({exc}); reinstall pyvis 0.3.x"
+        ) from None
+    # Neither may end its <script>/<style> element early.
+    assert "</script" not in js.lower() and "</style" not in css.lower()
+    return js, css
+
+
+def _json_for_script(value: Any) -> str:
+    """JSON that is safe inside a <script> element, whatever strings it holds."""
+    text = json.dumps(value, ensure_ascii=False)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<title>{title}</title>
+<style>{css}</style>
+<style>
+  html, body {{ margin: 0; height: 100%; font-family: Helvetica, Arial, sans-serif; }}
+  #header {{ padding: 6px 12px; font-size: 13px; color: #374151; border-bottom: 1px solid #e5e7eb; }}
+  #header b {{ color: #111827; }}
+  #legend span {{ display: inline-block; margin-right: 14px; }}
+  #legend i {{ display: inline-block; width: 12px; height: 12px; margin-right: 4px;
+              vertical-align: -2px; border: 2px solid; border-radius: 2px; }}
+  #lineage {{ position: absolute; top: 58px; bottom: 0; left: 0; right: 0; }}
+  div.vis-tooltip {{ white-space: pre; font-family: Menlo, Consolas, monospace; font-size: 12px; }}
+</style>
+</head>
+<body>
+<div id="header">
+  <div><b>{heading}</b> &middot; {summary}</div>
+  <div id="legend">
+    <span><i style="background:#e0f2fe;border-color:#0369a1"></i>artifact</span>
+    <span><i style="background:#fef3c7;border-color:#b45309"></i>collection</span>
+    <span><i style="background:#eff2ff;border-color:#4f46e5;border-radius:6px"></i>run</span>
+    <span><i style="background:#f3f4f6;border-color:#6b7280;border-style:dashed"></i>transform</span>
+    <span><i style="background:#fff;border-color:#ea580c"></i>this record</span>
+  </div>
+</div>
+<div id="lineage"></div>
+<script>{js}</script>
+<script>
+  var nodes = new vis.DataSet({nodes});
+  var edges = new vis.DataSet({edges});
+  var options = {options};
+  var container = document.getElementById("lineage");
+  var network = new vis.Network(container, {{nodes: nodes, edges: edges}}, options);
+  window.lineageFocus = {focus};
+  network.once("afterDrawing", function () {{
+    network.selectNodes([window.lineageFocus]);
+    window.lineageDrawn = true;
+  }});
+</script>
+</body>
+</html>
+"""
+
+
+def render_html(result: LineageGraph, record_name: str) -> str:
+    """The whole page for one traversal result."""
+    net = build_network(result)
+    nodes, edges, _, _, _, options = net.get_network_data()
+    js, css = _vis_assets()
+    counts: dict[str, int] = {}
+    for node in result["nodes"]:
+        counts[node["label"]] = counts.get(node["label"], 0) + 1
+    summary = ", ".join(f"{n} {label.lower()}{'s' if n != 1 else ''}" for label, n in counts.items())
+    options_value = json.loads(options) if isinstance(options, str) else options
+    return _PAGE.format(
+        title=html.escape(f"Lineage of {record_name}"),
+        heading=html.escape(f"Lineage of {record_name}"),
+        summary=html.escape(summary),
+        css=css,
+        js=js,
+        nodes=_json_for_script(nodes),
+        edges=_json_for_script(edges),
+        options=_json_for_script(options_value),
+        focus=_json_for_script(result["focus"]),
+    )
+
+
+def _default_path(record: Record) -> Path:
+    from lineage._settings import settings
+
+    return Path(settings.cache_dir) / "lineage" / f"{record._label.lower()}_{record.uid}.html"
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _display_inline(page: str) -> None:
+    from IPython.display import HTML, display
+
+    # srcdoc keeps the page self-contained (an IFrame(src=path) needs the notebook to serve it).
+    display(HTML(
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" width="100%" height="620" '
+        'style="border:1px solid #e5e7eb"></iframe>'
+    ))  # fmt: skip
+
+
+def view_lineage(
+    record: Record,
+    with_children: bool = True,
+    depth: int | None = None,
+    path: str | os.PathLike | None = None,
+) -> Path:
+    """Write the lineage page of `record` and return its path; shown inline in Jupyter."""
+    from lineage import lineage as lin
+
+    if not isinstance(with_children, bool):
+        raise InvalidArgument(f"with_children must be True or False, not {with_children!r}")
+    result = lin.traverse(
+        record, upstream=True, downstream=with_children, depth=depth, what="view_lineage()"
+    )
+    if record._label == "Run":
+        name = f"Run {record.uid}"
+    else:
+        name = f"{type(record).__name__} {record.key or record.uid}"
+    page = render_html(result, name)
+    target = Path(path).expanduser() if path is not None else _default_path(record)
+    if target.is_dir():
+        target = target / _default_path(record).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, target)  # never leave a half-written page where the last one was
+    if _in_notebook():
+        _display_inline(page)
+    return target.resolve()

@@ -1,0 +1,210 @@
+"""Provenance queries: what a record was made from, what was made from it, and the graph of both.
+
+>>> import lineage as ln
+>>> up = ln.lineage.upstream(artifact)            # everything it was made from
+>>> up.artifacts.df(), up.runs.df(), up.transforms.df()
+>>> down = ln.lineage.downstream(artifact, depth=1)  # the runs that read it and what they wrote
+>>> nodes, edges = ln.lineage.graph(artifact)      # both directions, as two DataFrames
+
+Each call is one Cypher query (`graph.lineage`). Depth counts run hops: the number of runs on
+the path from the record, the record itself not counted; `depth=0` is the record with what is
+reached without passing a run (a collection's members and meta artifact, earlier versions, a
+run's inputs or outputs), `depth=1` adds one run and its inputs (upstream) or outputs
+(downstream), and `None` (the default) follows the whole history. Trashed records are left out.
+A collection's upstream includes its member artifacts and the runs that made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from graph import lineage as gl
+from graph import query as gq
+from lineage.errors import DoesNotExist, InvalidArgument
+
+if TYPE_CHECKING:
+    from lineage._queryset import QuerySet
+    from lineage._record import Record
+
+__all__ = ["Lineage", "downstream", "graph", "upstream"]
+
+NODE_COLUMNS = [
+    "uid", "label", "key", "description", "version", "is_latest", "branch", "created_at",
+    "started_at", "status", "kind", "suffix", "side",
+]  # fmt: skip
+EDGE_COLUMNS = ["source", "target", "type", "position"]
+
+
+def _check_record(record: Any, what: str) -> Record:
+    from lineage._record import Record
+
+    if not isinstance(record, Record) or record._label not in gl.LINEAGE_LABELS:
+        raise InvalidArgument(
+            f"{what} takes an Artifact, Collection, Run or Transform, not {type(record).__name__}"
+        )
+    if not record._saved:
+        raise InvalidArgument(f"{what}: {record!r} is not saved yet; call .save() on it first")
+    return record
+
+
+def _check_depth(depth: Any) -> int | None:
+    try:
+        return gl.check_depth(depth)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def traverse(
+    record: Record, *, upstream: bool, downstream: bool, depth: int | None, what: str
+) -> gl.LineageGraph:
+    """The traversal behind every function here (and `view_lineage`): plain dicts."""
+    record = _check_record(record, what)
+    depth = _check_depth(depth)
+    result = gl.traverse(
+        record._inst().connection,
+        record._label,
+        record.uid,
+        upstream=upstream,
+        downstream=downstream,
+        depth=depth,
+    )
+    if result is None:
+        raise DoesNotExist(f"{type(record).__name__} {record.uid} no longer exists")
+    return result
+
+
+class Lineage:
+    """Records on one side of a record's provenance, one QuerySet per registry.
+
+    >>> up = ln.lineage.upstream(artifact)
+    >>> up.artifacts.df()          # the artifacts it was made from
+    >>> up.runs.count(), up.transforms.to_list()
+    >>> len(up), list(up)          # every record, all registries together
+    """
+
+    def __init__(self, record: Record, result: gl.LineageGraph, side: str) -> None:
+        self.record = record
+        self.side = side  # "upstream" or "downstream"
+        self.depth: int | None = None
+        self._uids: dict[str, list[str]] = {label: [] for label in gl.LINEAGE_LABELS}
+        for node in result["nodes"]:
+            if node["side"] != "focus":
+                self._uids[node["label"]].append(node["uid"])
+        self._graph = result
+
+    def _queryset(self, label: str) -> QuerySet:
+        from lineage._queryset import QuerySet
+        from lineage._record import registry_of
+
+        # Every branch: the traversal already left the trash out, and keeps archived records.
+        select = gq.Select(label, where=gq.Q(uid__in=list(self._uids[label])), branch=None)
+        return QuerySet(registry_of(label), select, self.record._instance)
+
+    @property
+    def artifacts(self) -> QuerySet:
+        """The artifacts on this side, as a QuerySet."""
+        return self._queryset("Artifact")
+
+    @property
+    def collections(self) -> QuerySet:
+        """The collections on this side, as a QuerySet."""
+        return self._queryset("Collection")
+
+    @property
+    def runs(self) -> QuerySet:
+        """The runs on this side, as a QuerySet."""
+        return self._queryset("Run")
+
+    @property
+    def transforms(self) -> QuerySet:
+        """The transforms of those runs (and, for a transform, its versions), as a QuerySet."""
+        return self._queryset("Transform")
+
+    @property
+    def uids(self) -> dict[str, list[str]]:
+        """uids per registry label, without another query."""
+        return {label: list(uids) for label, uids in self._uids.items()}
+
+    def __len__(self) -> int:
+        return sum(len(uids) for uids in self._uids.values())
+
+    def __iter__(self) -> Iterator[Record]:
+        for label in gl.LINEAGE_LABELS:
+            if self._uids[label]:
+                yield from self._queryset(label)
+
+    def __contains__(self, record: object) -> bool:
+        label = getattr(record, "_label", None)
+        return label in self._uids and getattr(record, "uid", None) in self._uids[label]
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{label.lower()}s={len(u)}" for label, u in self._uids.items())
+        return f"Lineage({self.side} of {type(self.record).__name__} {self.record.uid}: {counts})"
+
+
+def upstream(record: Record, depth: int | None = None) -> Lineage:
+    """What a record was made from: runs, their inputs and transforms, back to the start.
+
+    Args:
+        record: a saved Artifact, Collection, Run or Transform.
+        depth: how many runs back to go (None: all).
+
+    >>> up = ln.lineage.upstream(artifact)
+    >>> up.artifacts.df()
+    >>> ln.lineage.upstream(collection, depth=1).runs.to_list()
+    """
+    result = traverse(record, upstream=True, downstream=False, depth=depth, what="upstream()")
+    out = Lineage(record, result, "upstream")
+    out.depth = depth
+    return out
+
+
+def downstream(record: Record, depth: int | None = None) -> Lineage:
+    """What was made from a record: the runs that read it, what they wrote, and onwards.
+
+    Args:
+        record: a saved Artifact, Collection, Run or Transform.
+        depth: how many runs forward to go (None: all).
+
+    >>> down = ln.lineage.downstream(artifact, depth=1)
+    >>> down.runs.df(), down.artifacts.df()
+    """
+    result = traverse(record, upstream=False, downstream=True, depth=depth, what="downstream()")
+    out = Lineage(record, result, "downstream")
+    out.depth = depth
+    return out
+
+
+def frames(result: gl.LineageGraph) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A traversal result as (nodes, edges) DataFrames."""
+    nodes = pd.DataFrame(result["nodes"], columns=NODE_COLUMNS)
+    edges = pd.DataFrame(result["edges"], columns=EDGE_COLUMNS)
+    edges["position"] = edges["position"].astype("Int64")
+    return nodes, edges
+
+
+def graph(
+    record: Record, with_children: bool = True, depth: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The provenance graph around a record as two DataFrames: nodes and edges.
+
+    `nodes` has one row per record (`uid`, `label`, `key`, `version`, `created_at`, ...,
+    and `side`: focus, upstream, downstream or both); `edges` has `source` and `target` uids,
+    the edge `type` (GENERATED_BY, USED, EXECUTES, CONTAINS, HAS_META, REVISES) and the
+    membership `position` for CONTAINS.
+
+    Args:
+        record: a saved Artifact, Collection, Run or Transform.
+        with_children: also what was made from the record (downstream), not only its history.
+        depth: how many runs to go in each direction (None: all).
+
+    >>> nodes, edges = ln.lineage.graph(artifact, depth=2)
+    >>> nodes[["label", "key", "side"]]
+    """
+    result = traverse(
+        record, upstream=True, downstream=with_children, depth=depth, what="graph()"
+    )
+    return frames(result)

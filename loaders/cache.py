@@ -1,0 +1,314 @@
+"""Sync files into a local cache: local paths are used where they are, `s3://` objects are
+downloaded to `<cache_dir>/<bucket>/<key>` (lamindb's layout) when the cached copy is outdated.
+
+Freshness. Each downloaded copy gets a sidecar, `.<name>.sync.json` beside it, recording the
+remote object it was made from (size, ETag hash, last-modified) and the cached file's own stat
+(size, mtime_ns, ctime_ns, inode) right after the download. A cached copy is fresh when
+
+- the remote's size, hash and mtime equal the sidecar's (so the remote did not change), and
+- the cached file's stat equals the sidecar's (so nobody touched the copy).
+
+That costs one HEAD request and one `stat` per file: nothing is read. When the stat differs
+(the copy was edited, copied, touched, or written by another process meanwhile), the copy is
+verified by its content hash and kept only if it matches; the ctime is part of the stat because
+no user call can set it, so even an in-place edit that restores the mtime is caught. Without a
+sidecar (a cache written by lamindb or an older version), lamindb's rule applies — same size and a
+local mtime no older than the remote's — plus the content hash where one can be checked.
+
+Writes go to a hidden temporary name in the same directory and are renamed into place
+(`os.replace`), so threads or processes caching the same file never expose a partial file under
+the final name; the last rename wins and both copies are complete.
+
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"; _ = p.write_text("a\\n1\\n")
+>>> sync([str(p)], tempfile.mkdtemp()) == [p]
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from loaders.hashing import CHUNK_SIZE, hash_file, hash_from_etag, to_b64_str
+from loaders.storage import _local_path, filesystem, is_remote
+
+__all__ = ["cache_path", "sync"]
+
+logger = logging.getLogger("loaders")
+
+SIDECAR_VERSION = 1
+# Enough parallel downloads to hide S3 latency for many small files without flooding a laptop.
+_MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """What the store says about one object right now."""
+
+    uri: str
+    path: str  # within its filesystem
+    size: int
+    hash: str | None
+    hash_type: str | None
+    mtime: float | None  # seconds since the epoch
+
+
+def cache_path(uri: str, cache_dir: str | os.PathLike[str]) -> Path:
+    """Where `uri` is cached: `<cache_dir>/<bucket>/<key>`, as lamindb lays it out.
+
+    >>> cache_path("s3://bucket/dir/x.h5ad", "/tmp/cache").as_posix()
+    '/tmp/cache/bucket/dir/x.h5ad'
+    """
+    parts = urlsplit(str(uri))
+    segments = parts.path.lstrip("/").split("/")
+    # A key is any string on S3: "..", "." or empty segments would leave the cache or make two
+    # keys ("a//b", "a/b") share one local path.
+    if not parts.netloc or any(s in ("", ".", "..") for s in segments):
+        raise ValueError(
+            f"cannot cache {uri!r}: expected s3://<bucket>/<key> without '..', '.' or '//'"
+        )
+    return Path(cache_dir).expanduser().joinpath(parts.netloc, *segments)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sync.json")
+
+
+def _stat_of(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+    }
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):  # missing, or half-written by a crash before our rename
+        return None
+    return data if isinstance(data, dict) and data.get("version") == SIDECAR_VERSION else None
+
+
+def _write_sidecar(path: Path, remote: _Remote) -> None:
+    data = {
+        "version": SIDECAR_VERSION,
+        "uri": remote.uri,
+        "remote": {"size": remote.size, "hash": remote.hash, "mtime": remote.mtime},
+        "local": _stat_of(path),
+    }
+    target = _sidecar(path)
+    tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _full_md5(path: Path) -> str:
+    md5 = hashlib.md5()
+    with open(path, "rb") as fp:
+        for block in iter(lambda: fp.read(8 * 1024**2), b""):
+            md5.update(block)
+    return to_b64_str(md5.digest())[:22]
+
+
+def _content_matches(path: Path, remote: _Remote, expected_hash: str | None) -> bool | None:
+    """Whether the cached bytes are the remote's: True/False, or None where no hash can tell.
+
+    A single-part ETag is the md5 of the whole object; a registry hash is lamindb's file hash
+    (md5, or sha1 of the first and last 50 MiB). A multipart ETag depends on the unknown part
+    size, so it cannot be recomputed here.
+    """
+    size = path.stat().st_size
+    if size != remote.size:
+        return False
+    if remote.hash is not None and remote.hash_type == "md5":
+        return _full_md5(path) == remote.hash
+    if expected_hash is not None:
+        return hash_file(path, file_size=size)[0] == expected_hash
+    return None
+
+
+def _is_fresh(path: Path, remote: _Remote, expected_hash: str | None = None) -> bool:
+    """Whether the cached copy at `path` holds the remote object's current bytes."""
+    if not path.is_file():
+        return False
+    meta = _read_sidecar(path)
+    if meta is not None:
+        recorded = meta.get("remote", {})
+        if meta.get("uri") != remote.uri or recorded != {
+            "size": remote.size,
+            "hash": remote.hash,
+            "mtime": remote.mtime,
+        }:
+            return False  # the remote changed (or is another object) since this copy was made
+        if meta.get("local") == _stat_of(path):
+            return True
+        # The copy itself changed since we wrote it: only its content can clear it.
+        ok = _content_matches(path, remote, expected_hash)
+    else:
+        # No sidecar: lamindb's rule (same size, local copy not older), checked by hash if we can.
+        st = path.stat()
+        if st.st_size != remote.size:
+            return False
+        if remote.mtime is not None and st.st_mtime < remote.mtime:
+            return False
+        ok = _content_matches(path, remote, expected_hash)
+        if ok is None:
+            ok = True  # nothing better than lamindb's rule is available
+    if ok:
+        _write_sidecar(path, remote)  # next time a stat suffices
+    return bool(ok)
+
+
+def _mtime_of(info: dict[str, Any]) -> float | None:
+    value = info.get("LastModified", info.get("mtime", info.get("last_modified")))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _stat_remote(uri: str, storage_options: dict[str, Any] | None) -> tuple[Any, _Remote]:
+    fs, path = filesystem(uri, storage_options)
+    # Another client may have rewritten the object since this fs listed it.
+    fs.invalidate_cache(path)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {uri}") from None
+    if info.get("type") == "directory":
+        raise IsADirectoryError(f"{uri} is a directory; only files can be cached")
+    etag = info.get("ETag") or info.get("etag")
+    hash_, hash_type = hash_from_etag(etag) if etag else (None, None)
+    return fs, _Remote(uri, path, int(info["size"]), hash_, hash_type, _mtime_of(info))
+
+
+def _download(fs: Any, remote: _Remote, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    try:
+        fs.get_file(remote.path, str(tmp))
+        got = tmp.stat().st_size
+        if got != remote.size:
+            raise OSError(f"download of {remote.uri} got {got} bytes, expected {remote.size}")
+        if remote.mtime is not None:
+            # lamindb stamps the copy with the remote's time, so its size+mtime rule holds too.
+            os.utime(tmp, (remote.mtime, remote.mtime))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _write_sidecar(target, remote)
+
+
+def _show_progress(progress: bool | None, n_downloads: int) -> bool:
+    if progress is not None:
+        return progress
+    stream = sys.stderr
+    return n_downloads > 1 and stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
+def sync(
+    uris: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    hashes: Sequence[str | None] | None = None,
+    sizes: Sequence[int | None] | None = None,
+    progress: bool | None = None,
+) -> list[Path]:
+    """Local paths for `uris`, in their order: local files as they are, remote ones synced into
+    `cache_dir` (downloaded only where the cached copy is missing or outdated).
+
+    `hashes`/`sizes` are what a registry recorded for each file: used to verify a cached copy's
+    content where the ETag cannot, and to warn when a remote object changed since it was
+    registered. `progress`: a tqdm bar over the downloads; None shows it for more than one
+    download when stderr is a terminal.
+
+    >>> paths = sync(["s3://bucket/a.h5ad", "/data/b.h5ad"], "~/.lineage/cache")  # doctest: +SKIP
+    """
+    texts = [os.fspath(u) for u in uris]
+    for name, values in (("hashes", hashes), ("sizes", sizes)):
+        if values is not None and len(values) != len(texts):
+            raise ValueError(f"sync(): {len(values)} {name} for {len(texts)} files")
+    out: list[Path | None] = [None] * len(texts)
+    remote_at: dict[str, list[int]] = {}  # one download per URI, however often it is listed
+    for i, uri in enumerate(texts):
+        if is_remote(uri):
+            remote_at.setdefault(uri, []).append(i)
+            continue
+        path = _local_path(uri)
+        if not path.is_file():
+            raise FileNotFoundError(f"No such file: {uri}")
+        out[i] = path
+    if remote_at:
+        cache_root = Path(cache_dir).expanduser()
+        targets = {uri: cache_path(uri, cache_root) for uri in remote_at}
+
+        def check(uri: str) -> tuple[str, Any, _Remote, bool]:
+            first = remote_at[uri][0]
+            expected = hashes[first] if hashes is not None else None
+            fs, remote = _stat_remote(uri, storage_options)
+            expected_size = sizes[first] if sizes is not None else None
+            # A registry hashes files up to CHUNK_SIZE with md5, as a single-part ETag does.
+            comparable = remote.hash_type == "md5" and remote.size <= CHUNK_SIZE
+            if (expected_size is not None and expected_size != remote.size) or (
+                expected is not None and comparable and expected != remote.hash
+            ):
+                logger.warning("%s changed since it was registered; caching its current bytes", uri)
+            return uri, fs, remote, _is_fresh(targets[uri], remote, expected)
+
+        workers = min(_MAX_WORKERS, len(remote_at))
+        with ThreadPoolExecutor(workers) as pool:
+            checked = list(pool.map(check, remote_at))
+        stale = [(uri, fs, remote) for uri, fs, remote, fresh in checked if not fresh]
+        if stale:
+            _fetch(stale, targets, _show_progress(progress, len(stale)), workers)
+        for uri, indices in remote_at.items():
+            for i in indices:
+                out[i] = targets[uri]
+    return [p for p in out if p is not None]
+
+
+def _fetch(
+    stale: list[tuple[str, Any, _Remote]], targets: dict[str, Path], show: bool, workers: int
+) -> None:
+    from tqdm.auto import tqdm
+
+    total = sum(remote.size for _, _, remote in stale)
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=f"caching {len(stale)} file(s)",
+        disable=not show, file=sys.stderr,
+    ) as bar, ThreadPoolExecutor(min(workers, len(stale))) as pool:  # fmt: skip
+        futures = [pool.submit(_download, fs, remote, targets[uri]) for uri, fs, remote in stale]
+        errors: list[BaseException] = []
+        for future, (_, _, remote) in zip(futures, stale):
+            try:
+                future.result()
+                bar.update(remote.size)
+            except BaseException as exc:  # noqa: BLE001 - gathered, the first re-raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]

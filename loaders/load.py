@@ -1,0 +1,171 @@
+"""Local files to in-memory objects, one at a time or concatenated (lamindb's `load()`).
+
+Tables (`.parquet`, `.csv`, `.tsv`, also gzip/bz2/zip-compressed text) load as pandas DataFrames
+and concatenate with `pd.concat`; `.h5ad` loads as AnnData and concatenates with `anndata.concat`,
+labelling each observation's source in `obs[label]`. `.json`, `.yaml`/`.yml` and `.txt` load
+one at a time. Anything else raises ValueError naming the suffix.
+
+>>> import pandas as pd, tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> for i in (1, 2): pd.DataFrame({"a": [i]}).to_parquet(d / f"{i}.parquet")
+>>> load_files([d / "1.parquet", d / "2.parquet"], [".parquet", ".parquet"])["a"].tolist()
+[1, 2]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from loaders.storage import suffix_of
+
+__all__ = ["CONCATENABLE", "LOADABLE", "load_file", "load_files"]
+
+
+def _read_parquet(path: Path, **kwargs: Any) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(path, **kwargs)
+
+
+def _read_csv(path: Path, **kwargs: Any) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path, **kwargs)
+
+
+def _read_tsv(path: Path, **kwargs: Any) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path, **{"sep": "\t", **kwargs})
+
+
+def _read_h5ad(path: Path, **kwargs: Any) -> Any:
+    import anndata as ad
+
+    return ad.read_h5ad(path, **kwargs)
+
+
+def _read_json(path: Path, **kwargs: Any) -> Any:
+    with open(path, encoding="utf-8") as fp:
+        return json.load(fp, **kwargs)
+
+
+def _read_yaml(path: Path, **kwargs: Any) -> Any:
+    try:
+        import yaml
+    except ImportError:  # not a dependency: only needed by those who store yaml
+        raise ValueError(f"loading {path.name} needs PyYAML: pip install pyyaml") from None
+    with open(path, encoding="utf-8") as fp:
+        return yaml.safe_load(fp, **kwargs)
+
+
+def _read_text(path: Path, **kwargs: Any) -> Any:
+    return path.read_text(**{"encoding": "utf-8", **kwargs})
+
+
+# suffix -> (reader, kind); files of one kind concatenate, "DataFrame" and "AnnData" only.
+_TEXT_TABLES = {".csv": _read_csv, ".tsv": _read_tsv}
+_LOADERS: dict[str, tuple[Callable[..., Any], str]] = {
+    ".parquet": (_read_parquet, "DataFrame"),
+    ".h5ad": (_read_h5ad, "AnnData"),
+    ".json": (_read_json, "json"),
+    ".yaml": (_read_yaml, "yaml"),
+    ".yml": (_read_yaml, "yaml"),
+    ".txt": (_read_text, "text"),
+}
+for _suffix, _reader in _TEXT_TABLES.items():
+    _LOADERS[_suffix] = (_reader, "DataFrame")
+    for _compression in (".gz", ".bz2", ".zip"):  # pandas infers it from the name
+        _LOADERS[_suffix + _compression] = (_reader, "DataFrame")
+
+LOADABLE: frozenset[str] = frozenset(_LOADERS)
+CONCATENABLE: frozenset[str] = frozenset(
+    s for s, (_, kind) in _LOADERS.items() if kind in ("DataFrame", "AnnData")
+)
+
+
+def _entry(suffix: str) -> tuple[Callable[..., Any], str]:
+    entry = _LOADERS.get(suffix.lower())
+    if entry is None:
+        shown = repr(suffix) if suffix else "no suffix"
+        raise ValueError(
+            f"cannot load files with {shown}; loadable: {', '.join(sorted(LOADABLE))} "
+            "(use .cache() for the local path)"
+        )
+    return entry
+
+
+def load_file(path: str | os.PathLike[str], suffix: str | None = None, **kwargs: Any) -> Any:
+    """Load one local file by its suffix (default: the path's): a DataFrame for tables, an
+    AnnData for `.h5ad`, a dict/list for `.json`/`.yaml`, a str for `.txt`. `kwargs` go to the
+    reader (`pd.read_parquet`, `pd.read_csv`, `anndata.read_h5ad`, ...).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"; _ = p.write_text("a,b\\n1,2\\n")
+    >>> load_file(p).to_dict("records")
+    [{'a': 1, 'b': 2}]
+    """
+    local = Path(path).expanduser()
+    reader, _ = _entry(suffix if suffix is not None else suffix_of(local))
+    if not local.exists():
+        raise FileNotFoundError(f"No such file: {path}")
+    return reader(local, **kwargs)
+
+
+def load_files(
+    paths: Sequence[str | os.PathLike[str]],
+    suffixes: Sequence[str] | None = None,
+    join: str = "outer",
+    keys: Sequence[str] | None = None,
+    label: str = "artifact_uid",
+    **kwargs: Any,
+) -> Any:
+    """Load local files of one suffix and concatenate them in order.
+
+    A single file gives its object (`load_file`). DataFrames are joined with
+    `pd.concat(join=join)`, as lamindb does (no key column); AnnData with
+    `anndata.concat(join=join, label=label, keys=keys)`, so `obs[label]` is a categorical naming
+    each observation's source (default keys: "0", "1", ...). `kwargs` go to each file's reader.
+
+    >>> adata = load_files(paths, [".h5ad"] * len(paths), keys=uids)  # doctest: +SKIP
+    >>> adata.obs["artifact_uid"].cat.categories  # doctest: +SKIP
+    """
+    files = [Path(p).expanduser() for p in paths]
+    if not files:
+        raise ValueError("load_files() got no files")
+    if suffixes is None:
+        suffixes = [suffix_of(p) for p in files]
+    if len(suffixes) != len(files):
+        raise ValueError(f"load_files(): {len(suffixes)} suffixes for {len(files)} files")
+    if keys is not None and len(keys) != len(files):
+        raise ValueError(f"load_files(): {len(keys)} keys for {len(files)} files")
+    if join not in ("inner", "outer"):
+        raise ValueError(f"join must be 'inner' or 'outer', not {join!r}")
+    distinct = sorted({s.lower() for s in suffixes})
+    if len(distinct) > 1:
+        raise ValueError(
+            f"cannot load files of different suffixes together: {', '.join(map(repr, distinct))}; "
+            "all must share one suffix"
+        )
+    reader, kind = _entry(distinct[0])
+    if len(files) == 1:
+        return load_file(files[0], suffixes[0], **kwargs)
+    if kind not in ("DataFrame", "AnnData"):
+        raise ValueError(
+            f"cannot concatenate {len(files)} files with suffix {distinct[0]!r}; concatenable: "
+            f"{', '.join(sorted(CONCATENABLE))}"
+        )
+    for f in files:
+        if not f.exists():
+            raise FileNotFoundError(f"No such file: {f}")
+    objects = [reader(f, **kwargs) for f in files]
+    if kind == "DataFrame":
+        import pandas as pd
+
+        return pd.concat(objects, join=join)
+    import anndata as ad
+
+    return ad.concat(objects, join=join, label=label, keys=list(keys) if keys is not None else None)

@@ -1,0 +1,701 @@
+"""MappedCollection on real .h5ad files: lamindb's mapped tests, joins, DataLoader, S3 streaming.
+
+No Neo4j: these exercise `loaders` alone. Ground truth comes from anndata reading the same files.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import tracemalloc
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from anndata.io import write_elem
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.sparse import csc_matrix, csr_matrix
+from torch.utils.data import DataLoader, DistributedSampler
+
+import loaders
+from loaders.mapped import MappedCollection
+
+# -- lamindb's fixture data ----------------------------------------------------------------------
+
+
+def _adata() -> ad.AnnData:
+    return ad.AnnData(
+        X=np.array([[1, 2, 3], [4, 5, 6]]),
+        obs={"feat1": ["A", "B"]},
+        var=pd.DataFrame(index=["MYC", "TCF7", "GATA1"]),
+        obsm={"X_pca": np.array([[1, 2], [3, 4]])},
+    )
+
+
+def _adata2() -> ad.AnnData:
+    return ad.AnnData(
+        X=np.array([[1, 2, 5], [4, 5, 8]]),
+        obs={"feat1": ["A", "B"]},
+        var=pd.DataFrame(index=["MYC", "TCF7", "GATA1"]),
+        obsm={"X_pca": np.array([[1, 2], [3, 4]])},
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """lamindb's test_mapped files: part one (dense), part two (CSR), other vars (CSR, a NaN
+    label), a CSC layer; plus a file with .raw."""
+    root = tmp_path_factory.mktemp("mapped")
+    adata = _adata()
+    adata.strings_to_categoricals()
+    adata.obs["feat2"] = adata.obs["feat1"]
+    adata.layers["layer1"] = adata.X.copy()
+    adata.layers["layer1"][0, 0] = 0
+    adata2 = _adata2()
+    adata2.X = csr_matrix(adata2.X)
+    adata2.layers["layer1"] = adata2.X.copy()
+    adata2.obs["feat2"] = adata2.obs["feat1"]
+    adata2.strings_to_categoricals()
+    adata3 = adata2.copy()
+    adata3.var_names = ["A", "B", "C"]
+    adata3.obs.loc["0", "feat1"] = np.nan
+    adata4 = adata.copy()
+    adata4.layers["layer1"] = csc_matrix(adata4.layers["layer1"])
+    adata5 = adata2.copy()
+    adata5.raw = adata5
+    adata5.X = csr_matrix(np.array([[10, 20, 30], [40, 50, 60]]))
+    paths = {}
+    for name, data in [
+        ("one", adata),
+        ("two", adata2),
+        ("other", adata3),
+        ("csc", adata4),
+        ("raw", adata5),
+    ]:
+        paths[name] = str(root / f"{name}.h5ad")
+        data.write_h5ad(paths[name])
+    return paths
+
+
+# -- lamindb's test_mapped, mirrored -------------------------------------------------------------
+
+
+def test_encoders(files: dict[str, str]) -> None:
+    two = [files["one"], files["two"]]
+    with pytest.raises(ValueError, match="encode_labels"):
+        MappedCollection(two, encode_labels=["feat1"])
+    with pytest.raises(ValueError, match="encode_labels"):
+        MappedCollection(two, obs_keys="feat1", encode_labels=["feat3"])
+    with pytest.raises(ValueError, match="unknown_label"):
+        MappedCollection(two, obs_keys="feat1", unknown_label={"feat3": "Unknown"})
+    with MappedCollection(two, obs_keys=["feat1", "feat2"], unknown_label="A") as ds:
+        assert ds.encoders["feat1"] == {"A": -1, "B": 0}
+        assert ds.encoders["feat2"] == {"A": -1, "B": 0}
+        assert [ds[0]["feat1"], ds[1]["feat1"], ds[0]["feat2"], ds[1]["feat2"]] == [-1, 0, -1, 0]
+    with MappedCollection(two, obs_keys=["feat1", "feat2"], unknown_label={"feat1": "A"}) as ds:
+        assert ds.encoders["feat1"] == {"A": -1, "B": 0}
+        assert ds.encoders["feat2"] == {"A": 0, "B": 1}  # sorted categories
+        assert [ds[0]["feat1"], ds[1]["feat1"], ds[0]["feat2"], ds[1]["feat2"]] == [-1, 0, 0, 1]
+    with MappedCollection(
+        two, obs_keys=["feat1", "feat2"], unknown_label="A", encode_labels=["feat1"]
+    ) as ds:
+        assert ds.encoders["feat1"] == {"A": -1, "B": 0}
+        assert "feat2" not in ds.encoders
+        assert (ds[0]["feat1"], ds[1]["feat1"]) == (-1, 0)
+        assert (ds[0]["feat2"], ds[1]["feat2"]) == ("A", "B")
+    with MappedCollection(two, obs_keys="feat1", encode_labels=False) as ds:
+        assert ds.encoders == {}
+        assert [s["feat1"] for s in ds.__getitems__([0, 1, 2, 3])] == ["A", "B", "A", "B"]
+
+
+def test_basics_weights_and_vars(files: dict[str, str]) -> None:
+    ds = MappedCollection([files["one"], files["two"]], obs_keys="feat1")
+    assert not ds.closed
+    assert len(ds) == 4 and ds.shape == (4, 3) and ds.n_obs == 4 and ds.n_vars == 3
+    assert list(ds[0]) == ["X", "_store_idx", "feat1"]
+    assert len(ds[0]["X"]) == 3
+    assert np.array_equal(ds[2]["X"], np.array([1, 2, 5]))
+    assert np.array_equal(ds[-1]["X"], np.array([4, 5, 8]))
+    assert ds.original_shapes == [(2, 3), (2, 3)]
+    assert list(ds.var_joint) == ["MYC", "TCF7", "GATA1"]
+    weights = ds.get_label_weights("feat1")
+    assert len(weights) == 4 and all(weights == 0.5)
+    weights = ds.get_label_weights(["feat1", "feat2"])
+    assert len(weights) == 4 and all(weights == 0.5)
+    assert all(ds.get_label_weights(["feat1", "feat2"], scaler=1.0) == 1.0 / 3.0)
+    categories = ds.get_label_weights(["feat1", "feat2"], scaler=1.0, return_categories=True)
+    assert categories == {"A__A": 1.0 / 3.0, "B__B": 1.0 / 3.0}
+    assert ds.get_merged_labels("feat1").tolist() == ["A", "B", "A", "B"]
+    assert ds.get_merged_categories("feat2") == ["A", "B"]
+    assert not ds.check_vars_sorted(ascending=True)
+    assert not ds.check_vars_sorted(ascending=False)
+    assert ds.check_vars_non_aligned(["MYC", "TCF7", "GATA1"]) == []
+    ds.var_list = None
+    assert not ds.check_vars_sorted()
+    ds.var_list = None
+    assert ds.check_vars_non_aligned(["MYC", "TCF7", "GATA1"]) == []
+    assert all(isinstance(f, h5py.File) for f in ds.storages)
+    with pytest.raises(IndexError):
+        ds[4]
+    with pytest.raises(IndexError):
+        ds.__getitems__([0, 4])
+    ds.close()
+    assert ds.closed
+    with pytest.raises(ValueError, match="closed"):
+        ds[0]
+
+
+def test_dtype_and_context_manager(files: dict[str, str]) -> None:
+    with MappedCollection(
+        [files["one"], files["two"]], obs_keys="feat1", join="inner", dtype="float32"
+    ) as ds:
+        assert not ds.closed
+        assert len(ds) == 4 and len(ds[0]) == 3 and len(ds[2]) == 3
+        assert str(ds[0]["X"].dtype) == "float32" and str(ds[2]["X"].dtype) == "float32"
+        assert {str(s["X"].dtype) for s in ds.__getitems__([0, 1, 2, 3])} == {"float32"}
+    assert ds.closed
+    with MappedCollection([files["one"], files["two"]]) as ds:
+        assert np.issubdtype(ds[0]["X"].dtype, np.integer)
+        assert np.issubdtype(ds[2]["X"].dtype, np.integer)
+
+
+def test_parallel(files: dict[str, str]) -> None:
+    ds = MappedCollection([files["one"], files["two"]], obs_keys="feat1", parallel=True)
+    assert ds.storages == [files["one"], files["two"]]
+    assert len(ds[0]) == 3 and len(ds[2]) == 3
+    assert ds[0]["_store_idx"] == 0 and ds[2]["_store_idx"] == 1
+    ds.close()
+    assert ds.closed
+    assert ds[3]["_store_idx"] == 1  # lamindb: closing has no effect with parallel=True
+
+
+def test_layers_and_obsm(files: dict[str, str]) -> None:
+    with MappedCollection(
+        [files["one"], files["two"]], layers_keys=["layer1"], obsm_keys=["X_pca"], obs_keys="feat1"
+    ) as ds:
+        assert np.array_equal(ds[0]["layer1"], np.array([0, 2, 3]))
+        assert np.array_equal(ds[2]["layer1"], np.array([1, 2, 5]))
+        assert np.array_equal(ds[2]["obsm_X_pca"], np.array([1, 2]))
+        assert np.array_equal(ds[3]["obsm_X_pca"], np.array([3, 4]))
+        assert list(ds[0]) == ["layer1", "obsm_X_pca", "_store_idx", "feat1"]
+        assert ds.shape == (4, 3)
+        assert ds.original_shapes[0] == (2, 3) and ds.original_shapes[1] == (2, 3)
+    with MappedCollection(
+        [files["one"], files["two"]],
+        layers_keys=["X", "layer1"],
+        obsm_keys="X_pca",
+        dtype="float64",
+    ) as ds:
+        sample = ds.__getitems__([0])[0]
+        assert sample["X"].tolist() == [1.0, 2.0, 3.0] and sample["layer1"].tolist() == [
+            0.0,
+            2.0,
+            3.0,
+        ]
+        assert sample["obsm_X_pca"].dtype == np.float64
+
+
+def test_outer_join(files: dict[str, str]) -> None:
+    paths = [files["one"], files["two"], files["other"]]
+    with pytest.raises(ValueError, match="shared variables"):
+        MappedCollection(paths, obs_keys="feat1", join="inner")
+    with MappedCollection(
+        paths, layers_keys="X", obsm_keys="X_pca", obs_keys="feat1", join="outer"
+    ) as ds:
+        assert ds.shape == (6, 6)
+        assert ds.join_vars == "outer"
+        assert list(ds.var_joint) == ["A", "B", "C", "GATA1", "MYC", "TCF7"]
+        assert len(ds[0]) == 4 and len(ds[0]["X"]) == 6
+        expected = [
+            [0, 0, 0, 3, 1, 2],
+            [0, 0, 0, 6, 4, 5],
+            [0, 0, 0, 5, 1, 2],
+            [0, 0, 0, 8, 4, 5],
+            [1, 2, 5, 0, 0, 0],
+            [4, 5, 8, 0, 0, 0],
+        ]
+        assert [ds[i]["X"].tolist() for i in range(6)] == expected
+        assert [s["X"].tolist() for s in ds.__getitems__(range(6))] == expected
+        assert ds[4]["feat1"] is np.nan
+        assert ds.__getitems__([4])[0]["feat1"] is np.nan
+        assert np.issubdtype(ds[2]["X"].dtype, np.integer)
+        assert np.issubdtype(ds[4]["X"].dtype, np.integer)
+        assert np.array_equal(ds[3]["obsm_X_pca"], np.array([3, 4]))
+        assert ds.check_vars_non_aligned(["MYC", "TCF7", "GATA1"]) == [2]
+        assert not ds.check_vars_sorted()
+        assert len(ds.get_label_weights("feat1")) == 6
+        assert ds.original_shapes == [(2, 3), (2, 3), (2, 3)]
+    with MappedCollection(paths, layers_keys="layer1", join="outer") as ds:
+        assert np.array_equal(ds[0]["layer1"], np.array([0, 0, 0, 3, 0, 2]))
+        assert np.array_equal(ds[4]["layer1"], np.array([1, 2, 5, 0, 0, 0]))
+
+
+def test_csc_raises_naming_the_file(files: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"layers/layer1 in .*csc\.h5ad is a csc matrix"):
+        MappedCollection([files["csc"], files["two"]], layers_keys="layer1")
+    path = tmp_path / "csc_x.h5ad"
+    ad.AnnData(X=csc_matrix(np.eye(3))).write_h5ad(path)
+    with pytest.raises(ValueError, match=r"X in .*csc_x\.h5ad is a csc matrix"):
+        MappedCollection([files["one"], path])
+
+
+def test_obs_filter(files: dict[str, str]) -> None:
+    two = [files["one"], files["two"]]
+    outer = [files["one"], files["two"], files["other"]]
+    with pytest.warns(FutureWarning, match="deprecated"):
+        ds = MappedCollection(two, obs_filter=("feat1", ("A", "B")))
+    assert ds.shape == (4, 3)
+    assert np.array_equal(ds[1]["X"], np.array([4, 5, 6]))
+    assert np.array_equal(ds[3]["X"], np.array([4, 5, 8]))
+    assert all(ds.get_label_weights("feat1") == 0.5)
+    with pytest.warns(FutureWarning):
+        ds = MappedCollection(two, obs_filter=("feat1", "B"))
+    assert ds.shape == (2, 3)
+    assert np.array_equal(ds[0]["X"], np.array([4, 5, 6]))
+    assert np.array_equal(ds[1]["X"], np.array([4, 5, 8]))
+    weights = ds.get_label_weights("feat2")
+    assert len(weights) == 2 and all(weights == 0.5)
+    with MappedCollection(two, obs_filter={"feat1": "B", "feat2": ("A", "B")}) as ds:
+        assert ds.shape == (2, 3)
+        assert ds.original_shapes == [(1, 3), (1, 3)]
+        assert [s["X"].tolist() for s in ds.__getitems__([0, 1])] == [[4, 5, 6], [4, 5, 8]]
+        assert ds.indices_list[0].tolist() == [1] and ds.indices_list[1].tolist() == [1]
+    with MappedCollection(outer, obs_filter={"feat1": np.nan}, join="outer") as ds:
+        assert ds.shape == (1, 6)
+        assert np.array_equal(ds[0]["X"], np.array([1, 2, 5, 0, 0, 0]))
+    with MappedCollection(
+        outer, obs_filter={"feat1": (np.nan,), "feat2": ["A", "B"]}, join="outer"
+    ) as ds:
+        assert ds.shape == (1, 6)
+    with MappedCollection(outer, obs_filter={"feat1": (np.nan, "A", "B")}, join="outer") as ds:
+        assert ds.shape == (6, 6)
+    with MappedCollection(outer, obs_filter={"feat1": ["A", "B"]}, join="outer") as ds:
+        assert ds.shape == (5, 6)
+    with MappedCollection(outer, obs_filter={"feat1": ("A", np.nan)}, join="outer") as ds:
+        assert ds.shape == (3, 6)
+    with MappedCollection(two, obs_filter={"no_such_column": "A"}) as ds:
+        assert ds.shape == (0, 3)
+
+
+def test_missing_keys_are_omitted(files: dict[str, str], tmp_path: Path) -> None:
+    bare = tmp_path / "bare.h5ad"
+    ad.AnnData(
+        X=np.array([[7, 8, 9]]), var=pd.DataFrame(index=["MYC", "TCF7", "GATA1"])
+    ).write_h5ad(bare)
+    with MappedCollection(
+        [files["one"], bare], layers_keys=["X", "layer1"], obsm_keys="X_pca", obs_keys="feat1"
+    ) as ds:
+        assert list(ds[0]) == ["X", "layer1", "obsm_X_pca", "_store_idx", "feat1"]
+        assert list(ds[2]) == ["X", "_store_idx"]
+        batch = ds.__getitems__([2, 0])
+        assert list(batch[0]) == ["X", "_store_idx"] and batch[0]["X"].tolist() == [7, 8, 9]
+        assert list(batch[1]) == list(ds[0])
+        assert ds.get_merged_labels("feat1").tolist() == ["A", "B"]  # files without it skipped
+
+
+def test_raw_x(files: dict[str, str]) -> None:
+    with MappedCollection([files["raw"], files["two"]], layers_keys=["X", "raw.X"]) as ds:
+        assert ds[0]["X"].tolist() == [10, 20, 30]
+        assert ds[0]["raw.X"].tolist() == [1, 2, 5]
+        assert "raw.X" not in ds[2]  # part two has no .raw
+        assert [s["raw.X"].tolist() for s in ds.__getitems__([1, 0])] == [[4, 5, 8], [1, 2, 5]]
+
+
+def test_join_none(files: dict[str, str], tmp_path: Path) -> None:
+    with MappedCollection([files["one"], files["other"]], join=None) as ds:
+        assert ds.join_vars is None and ds.n_vars is None and ds.var_joint is None
+        assert ds.original_shapes == [(2, None), (2, None)]
+        assert ds[2]["X"].tolist() == [1, 2, 5]  # no alignment: as stored
+    wide = tmp_path / "wide.h5ad"
+    ad.AnnData(X=np.ones((2, 4))).write_h5ad(wide)
+    with pytest.raises(ValueError, match=r"wide\.h5ad has 4"):
+        MappedCollection([files["one"], wide], join=None)
+
+
+def test_inner_join_keeps_shared_variables(tmp_path: Path) -> None:
+    a = ad.AnnData(
+        X=csr_matrix(np.array([[1.0, 0, 3], [0, 5, 6]])), var=pd.DataFrame(index=["g1", "g2", "g3"])
+    )
+    b = ad.AnnData(X=np.array([[7.0, 8, 9, 1]]), var=pd.DataFrame(index=["g3", "g4", "g1", "g0"]))
+    for name, data in (("a", a), ("b", b)):
+        data.write_h5ad(tmp_path / f"{name}.h5ad")
+    paths = [tmp_path / "a.h5ad", tmp_path / "b.h5ad"]
+    with MappedCollection(paths, join="inner") as ds:
+        assert list(ds.var_joint) == ["g1", "g3"]
+        expected = [[1.0, 3.0], [0.0, 6.0], [9.0, 7.0]]
+        assert [ds[i]["X"].tolist() for i in range(3)] == expected
+        assert [s["X"].tolist() for s in ds.__getitems__([0, 1, 2])] == expected
+
+
+def test_bad_inputs(files: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="join"):
+        MappedCollection([files["one"]], join="left")  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match="missing.h5ad"):
+        MappedCollection([tmp_path / "missing.h5ad"])
+    with pytest.raises(ValueError, match="empty"):
+        MappedCollection([])
+    with pytest.raises(ValueError, match=r"s3://bucket/x\.h5ad is remote.*stream=True"):
+        MappedCollection(["s3://bucket/x.h5ad"])
+    not_h5 = tmp_path / "text.h5ad"
+    not_h5.write_text("not hdf5")
+    with pytest.raises(ValueError, match=r"text\.h5ad is not a readable"):
+        MappedCollection([not_h5])
+
+
+# -- ground truth over larger files, DataLoader, pickling ----------------------------------------
+
+
+def _write(adata: ad.AnnData, path: Path, layout: str) -> str:
+    """Write `adata` with X stored as `layout`: csr (anndata's chunked default), csr-chunks,
+    csr-gzip, csr-contiguous, dense, dense-gzip, dense-chunked."""
+    adata = adata.copy()
+    x = adata.X
+    adata.X = None
+    adata.write_h5ad(path)
+    dense = x.toarray() if sp.issparse(x) else np.asarray(x)
+    with h5py.File(path, "r+") as f:
+        if layout == "csr":
+            write_elem(f, "X", csr_matrix(dense))
+        elif layout == "csr-chunks":  # many small chunks: reads cross chunk boundaries
+            write_elem(f, "X", csr_matrix(dense), dataset_kwargs={"chunks": (50,)})
+        elif layout == "csr-gzip":
+            write_elem(f, "X", csr_matrix(dense), dataset_kwargs={"compression": "gzip"})
+        elif layout == "csr-contiguous":
+            m = csr_matrix(dense)
+            g = f.create_group("X")
+            g.attrs.update(
+                {"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": m.shape}
+            )
+            for name in ("data", "indices", "indptr"):
+                g.create_dataset(name, data=getattr(m, name))
+        elif layout == "dense":
+            write_elem(f, "X", dense)
+        elif layout == "dense-gzip":
+            write_elem(f, "X", dense, dataset_kwargs={"compression": "gzip"})
+        elif layout == "dense-chunked":
+            write_elem(f, "X", dense, dataset_kwargs={"chunks": (7, dense.shape[1])})
+        else:
+            raise AssertionError(layout)
+    return str(path)
+
+
+def _random_adata(
+    rng: np.random.Generator, n_obs: int, var_names: list[str], prefix: str
+) -> ad.AnnData:
+    x = sp.random(
+        n_obs, len(var_names), density=0.3, format="csr", dtype=np.float32, random_state=rng
+    )
+    x.data[:] = rng.integers(1, 50, x.nnz)
+    labels = rng.choice(["T", "B", "NK", None], n_obs).astype(object)
+    obs = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(labels),
+            "cell_id": np.arange(n_obs, dtype=np.int64) + (0 if prefix == "a" else 10_000),
+        },
+        index=[f"{prefix}{i}" for i in range(n_obs)],
+    )
+    out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=var_names))
+    out.obsm["emb"] = rng.normal(size=(n_obs, 3)).astype(np.float32)
+    return out
+
+
+LAYOUTS = [
+    "csr",
+    "csr-chunks",
+    "csr-gzip",
+    "csr-contiguous",
+    "dense",
+    "dense-gzip",
+    "dense-chunked",
+]
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Files in every layout over overlapping variables, and the anndata ground truth."""
+    root = tmp_path_factory.mktemp("big")
+    rng = np.random.default_rng(7)
+    genes = [f"g{i:02d}" for i in range(40)]
+    a = _random_adata(rng, 230, genes[:30], "a")
+    b = _random_adata(rng, 170, genes[10:], "b")
+    out = {"a": a, "b": b, "paths": {}}
+    for layout in LAYOUTS:
+        out["paths"][layout] = (
+            _write(a, root / f"a-{layout}.h5ad", layout),
+            _write(b, root / f"b-{layout}.h5ad", layout),
+        )
+    return out
+
+
+def _truth(big: dict, join: str) -> tuple[np.ndarray, pd.Index]:
+    joined = ad.concat([big["a"], big["b"]], join=join)
+    genes = joined.var_names.sort_values() if join == "outer" else joined.var_names
+    x = joined[:, genes].X
+    return (x.toarray() if sp.issparse(x) else np.asarray(x)), genes
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("join", ["outer", "inner"])
+def test_all_rows_match_anndata(big: dict, layout: str, join: str) -> None:
+    expected, genes = _truth(big, join)
+    with MappedCollection(list(big["paths"][layout]), join=join, obs_keys="cell_id") as ds:
+        assert list(ds.var_joint) == list(genes)
+        order = np.random.default_rng(0).permutation(len(ds))
+        got = np.stack([s["X"] for s in ds.__getitems__(order)])
+        np.testing.assert_array_equal(got, expected[order])
+        assert (
+            np.stack([ds[int(i)]["X"] for i in order[:50]]).tolist()
+            == expected[order[:50]].tolist()
+        )
+
+
+@pytest.mark.parametrize(("num_workers", "context"), [(0, None), (2, None), (2, "forkserver")])
+def test_dataloader_matches_anndata(big: dict, num_workers: int, context: str | None) -> None:
+    """Workers forked (Linux's default before Python 3.14) or started fresh (forkserver, the
+    default from 3.14: the dataset travels pickled) read the same rows as anndata."""
+    expected, _ = _truth(big, "outer")
+    ids = np.concatenate([big["a"].obs["cell_id"].to_numpy(), big["b"].obs["cell_id"].to_numpy()])
+    emb = np.concatenate([big["a"].obsm["emb"], big["b"].obsm["emb"]])
+    ds = MappedCollection(
+        list(big["paths"]["csr"]),
+        join="outer",
+        obs_keys=["cell_type", "cell_id"],
+        obsm_keys="emb",
+        encode_labels=["cell_type"],
+        dtype="float32",
+    )
+    order = np.random.default_rng(1).permutation(len(ds)).tolist()
+    loader = DataLoader(
+        ds, batch_size=64, sampler=order, num_workers=num_workers, multiprocessing_context=context
+    )
+    xs, id_batches, types, stores, embs = [], [], [], [], []
+    for batch in loader:
+        assert batch["X"].dtype == torch.float32 and batch["X"].shape[1] == 40
+        xs.append(batch["X"].numpy())
+        id_batches.append(batch["cell_id"].numpy())
+        types.append(batch["cell_type"].numpy())
+        stores.append(batch["_store_idx"].numpy())
+        embs.append(batch["obsm_emb"].numpy())
+    np.testing.assert_array_equal(np.concatenate(xs), expected[order])
+    np.testing.assert_array_equal(np.concatenate(id_batches), ids[order])
+    np.testing.assert_array_equal(np.concatenate(embs), emb[order])
+    np.testing.assert_array_equal(np.concatenate(stores), (np.asarray(order) >= 230).astype(int))
+    labels = (
+        pd.concat([big["a"].obs["cell_type"], big["b"].obs["cell_type"]]).astype(object).to_numpy()
+    )
+    encoded = np.concatenate(types)  # NaN labels make the batch float
+    for got, label in zip(encoded, labels[order]):
+        assert np.isnan(got) if pd.isna(label) else got == ds.encoders["cell_type"][label]
+    if context is not None:
+        return  # starting fresh workers is slow: once is enough
+    # The default loader, shuffled: every row once.
+    seen = np.concatenate(
+        [
+            b["cell_id"].numpy()
+            for b in DataLoader(ds, batch_size=50, shuffle=True, num_workers=num_workers)
+        ]
+    )
+    assert sorted(seen.tolist()) == sorted(ids.tolist())
+
+
+def test_dataloader_with_distributed_sampler(big: dict) -> None:
+    ds = MappedCollection(
+        list(big["paths"]["csr"]), join="outer", obs_keys="cell_id", encode_labels=False
+    )
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=3)
+        sampler.set_epoch(1)
+        seen += [b["cell_id"] for b in DataLoader(ds, batch_size=32, sampler=sampler)]
+    assert sorted(torch.cat(seen).tolist()) == sorted(
+        big["a"].obs["cell_id"].tolist() + big["b"].obs["cell_id"].tolist()
+    )
+
+
+def test_block_sampler_in_a_dataloader(big: dict) -> None:
+    expected, _ = _truth(big, "outer")
+    ds = MappedCollection(list(big["paths"]["csr-contiguous"]), join="outer")
+    sampler = loaders.BlockShuffleSampler(ds, block_size=16, window=4, seed=5)
+    order = list(sampler)
+    got = np.concatenate([b["X"].numpy() for b in DataLoader(ds, batch_size=64, sampler=sampler)])
+    np.testing.assert_array_equal(got, expected[order])
+
+
+def test_pickle_round_trip_reopens(big: dict) -> None:
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    before = ds.__getitems__([3, 300])
+    copy = pickle.loads(pickle.dumps(ds))
+    assert len(pickle.dumps(ds)) < 100_000  # handles and indptr caches are not pickled
+    after = copy.__getitems__([3, 300])
+    for x, y in zip(before, after):
+        assert x.keys() == y.keys()
+        np.testing.assert_array_equal(x["X"], y["X"])
+        assert x["cell_type"] == y["cell_type"] or (
+            np.isnan(x["cell_type"]) and np.isnan(y["cell_type"])
+        )
+    copy.close()
+    assert ds[3]["X"].tolist() == before[0]["X"].tolist()  # the original keeps its own handles
+
+
+def test_memory_stays_flat_over_epochs(big: dict) -> None:
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    loader = DataLoader(ds, batch_size=32, shuffle=True)
+
+    def epoch() -> None:
+        for _ in loader:
+            pass
+
+    epoch()  # first epoch fills the indptr caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        epoch()
+        gc.collect()
+        first = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            epoch()
+        gc.collect()
+        later = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert later - first < 64 * 1024
+
+
+# -- __getitems__ is exactly the per-item path ---------------------------------------------------
+
+
+def _same_sample(x: dict, y: dict) -> None:
+    assert list(x) == list(y)
+    for key in x:
+        if isinstance(x[key], np.ndarray):
+            assert x[key].dtype == y[key].dtype and x[key].shape == y[key].shape, key
+            np.testing.assert_array_equal(x[key], y[key])
+        elif isinstance(x[key], float) and np.isnan(x[key]):
+            assert y[key] is x[key]  # lamindb's np.nan, the object itself
+        else:
+            assert x[key] == y[key] and type(x[key]) is type(y[key]), key
+
+
+CONFIGS = [
+    dict(layout=layout, join=join, dtype=dtype, obs_filter=obs_filter)
+    for layout in LAYOUTS
+    for join, dtype, obs_filter in [
+        ("outer", None, None),
+        ("inner", "float64", None),
+        ("outer", "float32", {"cell_type": ("T", np.nan)}),
+    ]
+]
+
+
+@pytest.fixture(scope="module")
+def mapped_configs(big: dict) -> list[MappedCollection]:
+    out = []
+    for config in CONFIGS:
+        out.append(
+            MappedCollection(
+                list(big["paths"][config["layout"]]),
+                join=config["join"],
+                dtype=config["dtype"],
+                obs_filter=config["obs_filter"],
+                obs_keys=["cell_type", "cell_id"],
+                obsm_keys="emb",
+                encode_labels=["cell_type"],
+            )
+        )
+    yield out
+    for ds in out:
+        ds.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_getitems_equals_getitem(
+    mapped_configs: list[MappedCollection], data: st.DataObject
+) -> None:
+    ds = data.draw(st.sampled_from(mapped_configs))
+    n = len(ds)
+    indices = data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=80))
+    batch = ds.__getitems__(indices)
+    assert len(batch) == len(indices)
+    for i, sample in zip(indices, batch):
+        _same_sample(ds[i], sample)
+
+
+# -- S3, streamed --------------------------------------------------------------------------------
+
+
+def test_stream_from_s3(files: dict[str, str], s3_bucket) -> None:  # noqa: ANN001
+    uris = []
+    for name in ("one", "two"):
+        s3_bucket.client.upload_file(files[name], s3_bucket.name, f"data/{name}.h5ad")
+        uris.append(f"{s3_bucket.uri}/data/{name}.h5ad")
+    with pytest.raises(ValueError, match="stream=True"):
+        MappedCollection(uris, storage_options=s3_bucket.storage_options)
+    local = MappedCollection(
+        [files["one"], files["two"]], obs_keys="feat1", layers_keys=["X", "layer1"]
+    )
+    with MappedCollection(
+        uris,
+        obs_keys="feat1",
+        layers_keys=["X", "layer1"],
+        stream=True,
+        storage_options=s3_bucket.storage_options,
+    ) as ds:
+        assert ds.shape == (4, 3)
+        for i in range(4):
+            _same_sample(local[i], ds[i])
+        for x, y in zip(local.__getitems__([3, 0, 2]), ds.__getitems__([3, 0, 2])):
+            _same_sample(x, y)
+        copy = pickle.loads(pickle.dumps(ds))
+        _same_sample(copy[1], local[1])
+        copy.close()
+        for workers in (0, 2):
+            batches = list(DataLoader(ds, batch_size=3, num_workers=workers))
+            assert torch.cat([b["X"] for b in batches]).tolist() == [
+                [1, 2, 3],
+                [4, 5, 6],
+                [1, 2, 5],
+                [4, 5, 8],
+            ]
+
+
+def test_duplicate_columns_in_a_csr_row_add_up_as_in_scipy(tmp_path: Path) -> None:
+    x = csr_matrix(
+        (np.array([1.0, 2.0, 5.0, 3.0]), np.array([0, 0, 2, 1]), np.array([0, 3, 4])), shape=(2, 3)
+    )
+    assert not x.has_canonical_format
+    path = tmp_path / "dup.h5ad"
+    ad.AnnData(X=x, var=pd.DataFrame(index=["a", "b", "c"])).write_h5ad(path)
+    other = tmp_path / "other.h5ad"
+    ad.AnnData(X=np.ones((1, 2)), var=pd.DataFrame(index=["c", "a"])).write_h5ad(other)
+    expected = ad.read_h5ad(path).X.toarray()
+    with MappedCollection([path]) as ds:
+        assert ds[0]["X"].tolist() == expected[0].tolist() == [3.0, 0.0, 5.0]
+        assert [s["X"].tolist() for s in ds.__getitems__([1, 0])] == expected[::-1].tolist()
+    with MappedCollection([path, other], join="inner") as ds:  # var_joint: a, c
+        assert ds[0]["X"].tolist() == [3.0, 5.0]
+        assert ds.__getitems__([0])[0]["X"].tolist() == [3.0, 5.0]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_row_reader_scatters_rows_in_any_order(big: dict, layout: str) -> None:
+    from loaders._h5rows import open_rows
+
+    x = big["a"].X.toarray()
+    rows = np.array([5, 3, 5, 200, 0, 229, 3])  # repeats, any order
+    out_rows = np.array([9, 2, 4, 0, 7, 1, 8])  # distinct, any order
+    with h5py.File(big["paths"][layout][0], "r") as f, open(big["paths"][layout][0], "rb") as raw:
+        for fd in (raw.fileno(), None):  # direct reads and h5py reads
+            out = np.zeros((10, x.shape[1]), dtype=np.float64)
+            open_rows(f["X"], fd).read_into(out, out_rows, rows)
+            expected = np.zeros_like(out)
+            expected[out_rows] = x[rows]
+            np.testing.assert_array_equal(out, expected)
