@@ -6,6 +6,9 @@ home (`$LINEAGE_HOME/bench/lamindb-venv`, default `~/.lineage/bench/lamindb-venv
 instance made by `lamin init --storage DIR`, with every lamin settings and cache path pointed
 into a temporary directory, so the user's `~/.lamin` and current instance are never touched.
 
+Benchmarks that need torch in the venv (`mapped.py`) call `share_torch`: a `.pth` file appends
+the main environment's site-packages, so the venv imports the project's torch, never a second copy.
+
 Only the standard library is imported here: `registry.py` runs its lamindb half with the venv's
 interpreter, which has neither `graph` nor `lineage`.
 """
@@ -118,6 +121,47 @@ def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=N
     if not lamin.exists():
         raise RuntimeError(f"lamindb installed in {venv_dir} but there is no `lamin` CLI at {lamin}")
     return LamindbEnv(python, lamin, version, used, reused=False, setup_s=time.perf_counter() - t0)
+
+
+SHARED_TORCH_PTH = "lineage-shared-torch.pth"
+
+
+def share_torch(lenv: LamindbEnv, torch_parent: Path) -> Path:
+    """Let the lamindb venv import the project's torch instead of installing a second copy.
+
+    `torch_parent` is the directory that holds the main interpreter's `torch` package
+    (`Path(torch.__file__).parent.parent`, its site-packages). We write one line with it into
+    `<venv site-packages>/lineage-shared-torch.pth`; Python's `site` module *appends* `.pth` lines
+    to sys.path after the venv's own site-packages, so every package the venv has (numpy, scipy,
+    h5py, anndata, pandas, ...) still wins, and only what it lacks (torch and torch's own
+    dependencies) comes from the main environment. A multi-GB CUDA wheel is not downloaded twice,
+    and both sides of a benchmark run the very same torch build.
+
+    torch has compiled extensions: this only works when both interpreters are the same Python
+    (major.minor), so that is checked. Rewritten on every call (idempotent); returns the `.pth`.
+    """
+    torch_parent = Path(torch_parent).resolve()
+    if not (torch_parent / "torch" / "__init__.py").exists():
+        raise RuntimeError(f"no torch package under {torch_parent}")
+    probe = (
+        "import sys, sysconfig; print(f'{sys.version_info[0]}.{sys.version_info[1]}'); "
+        "print(sysconfig.get_paths()['purelib'])"
+    )
+    proc = subprocess.run(
+        [str(lenv.python), "-c", probe], check=False, capture_output=True, text=True, timeout=120
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"cannot query {lenv.python}: {proc.stderr.strip()[-2000:]}")
+    venv_version, site_packages = proc.stdout.strip().splitlines()[-2:]
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if venv_version != ours:
+        raise RuntimeError(f"the lamindb venv runs Python {venv_version}, torch was built for {ours}: cannot share it")
+    pth = Path(site_packages) / SHARED_TORCH_PTH
+    pth.write_text(
+        "# Written by lineage's benchmarks/_lamindb_env.py (share_torch): the main environment's torch.\n"
+        f"{torch_parent}\n"
+    )
+    return pth
 
 
 def isolated_env(root: Path) -> dict[str, str]:

@@ -280,6 +280,17 @@ class CsrRows:
             counts[out_rows] = np.diff(ptr)
             ptr = np.zeros(out.shape[0] + 1, dtype=np.int64)
             np.cumsum(counts, out=ptr[1:])
+        # scipy's fill does no bounds checks: a corrupt file would crash the process, not raise.
+        if len(columns) and (columns.min() < 0 or columns.max() >= out.shape[1]):
+            raise ValueError(
+                f"{self.group.name} in {self.group.file.filename} is corrupt: a column index lies "
+                f"outside 0..{out.shape[1] - 1}"
+            )
+        if int(ptr[-1]) != len(values):
+            raise ValueError(
+                f"{self.group.name} in {self.group.file.filename} is corrupt: indptr does not "
+                "match the stored values"
+            )
         _fill_dense(out, ptr, columns, values)
 
 

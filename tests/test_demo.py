@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import lineage as ln
 from tests.conftest import Neo4jUnderTest
@@ -36,6 +37,15 @@ def test_demo_runs_end_to_end(db: ln.Instance, neo4j: Neo4jUnderTest) -> None:
     assert list(run["out"]) == ["demo/cell_counts.parquet"]
     assert run["input"].iloc[0] == family["uid"].iloc[1]
     assert "demo/cell_counts.parquet" in out.stdout
+    # The loaders: one AnnData of both batches, and shuffled DataLoader batches from mapped().
+    assert f"loaded {family['uid'].iloc[1]} as 120 cells x 20 genes" in out.stdout
+    assert "mapped: 120 cells x 20 genes in 2 files" in out.stdout
+    assert out.stdout.count("batch ") >= 3 and "X (32, 20)" in out.stdout
+    counts = ln.Artifact.get(key="demo/cell_counts.parquet").load()
+    assert sorted(counts["cells"]) == [60, 60]
+    # The lineage page of the collection exists and names its members.
+    html = Path(out.stdout.split(f"lineage of demo/scrna {family['uid'].iloc[1]}: ")[1].split()[0])
+    assert html.suffix == ".html" and "demo/batch2.h5ad" in html.read_text()
 
     again = subprocess.run(
         [sys.executable, "-m", "lineage", "demo"], capture_output=True, text=True, timeout=300

@@ -699,3 +699,18 @@ def test_row_reader_scatters_rows_in_any_order(big: dict, layout: str) -> None:
             expected = np.zeros_like(out)
             expected[out_rows] = x[rows]
             np.testing.assert_array_equal(out, expected)
+
+
+def test_corrupt_csr_column_index_raises_instead_of_crashing(tmp_path: Path) -> None:
+    """The bulk fill has no bounds checks of its own: a column index past the last variable in a
+    damaged file must be a ValueError naming the file, never a segfault."""
+    path = tmp_path / "bad.h5ad"
+    x = sp.random(20, 8, density=0.5, format="csr", random_state=0, dtype=np.float32)
+    ad.AnnData(X=x).write_h5ad(path)
+    with h5py.File(path, "r+") as f:
+        indices = f["X/indices"][...]
+        indices[3] = 1000  # outside 0..7
+        f["X/indices"][...] = indices
+    with MappedCollection([path]) as ds:
+        with pytest.raises(ValueError, match="bad.h5ad.*corrupt"):
+            ds.__getitems__(list(range(20)))
