@@ -14,13 +14,28 @@ import neo4j
 from neo4j import exceptions as neo4j_exc
 from neo4j.graph import Node, Path, Relationship
 
-from graph.errors import AuthenticationFailed, ConnectionFailed, InvalidURI, QueryError
+from graph.errors import (
+    AuthenticationFailed,
+    CommitUnknown,
+    ConnectionFailed,
+    InvalidURI,
+    QueryError,
+)
 from graph.settings import ConnectionSettings
 
 T = TypeVar("T")
 
 _CONNECT_ATTEMPTS = 3  # bounded: a wrong URI fails within seconds, a restarting server is waited for
 _QUERY_ATTEMPTS = 5  # for auto-commit queries that fail with a retryable error
+# A server that accepts TCP but never answers the Bolt handshake (hung, overloaded, a wrong
+# service on the port) otherwise blocks for the driver's default 60 s per attempt.
+_TCP_TIMEOUT = 5.0  # seconds to establish the TCP connection
+_ACQUIRE_TIMEOUT = 10.0  # seconds for a pooled connection, handshake included
+_CONNECT_BUDGET = 10.0  # no new connection attempt starts after this many seconds of failures
+# How long the driver retries a write transaction on transient errors. It cannot tell a
+# deadlock from a refused connection, so this also bounds how long a save against a server
+# that died waits before it fails (the driver's default of 30 s looked like a hang).
+_WRITE_RETRY_TIME = 10.0
 
 
 class Connection:
@@ -47,8 +62,9 @@ class Connection:
             driver = neo4j.GraphDatabase.driver(
                 settings.uri,
                 auth=auth,
-                connection_timeout=10.0,
-                max_transaction_retry_time=30.0,
+                connection_timeout=_TCP_TIMEOUT,
+                connection_acquisition_timeout=_ACQUIRE_TIMEOUT,
+                max_transaction_retry_time=_WRITE_RETRY_TIME,
                 user_agent="lineagegraph",
                 # Server hints ("property key does not exist", ...) would otherwise be printed as
                 # warnings for lineage's own queries against a fresh database.
@@ -61,6 +77,7 @@ class Connection:
             ) from None
         conn = cls(settings, driver)
         delay = 0.5
+        started = time.monotonic()
         for attempt in range(1, attempts + 1):
             try:
                 # An auto-commit query, not verify_connectivity() or execute_query(): it proves
@@ -76,17 +93,21 @@ class Connection:
                     f"{settings.user!r}{hint}"
                 ) from None
             except (neo4j_exc.ServiceUnavailable, neo4j_exc.SessionExpired, OSError) as exc:
-                if attempt == attempts:
+                out_of_time = time.monotonic() - started + delay > _CONNECT_BUDGET
+                if attempt == attempts or out_of_time:
                     driver.close()
                     raise ConnectionFailed(
-                        f"could not connect to Neo4j at {settings.display_uri} after {attempts} "
-                        f"attempts: {_scrub(str(exc), settings)}"
+                        f"could not connect to Neo4j at {settings.display_uri} after {attempt} "
+                        f"attempt(s): {_scrub(str(exc), settings)}"
                     ) from None
                 time.sleep(delay)
                 delay *= 2
             except neo4j_exc.Neo4jError as exc:
                 driver.close()
-                raise ConnectionFailed(
+                # Security codes (AuthenticationRateLimit after repeated wrong passwords, which
+                # then refuses even the right one for a few seconds) are credential problems.
+                security = (exc.code or "").startswith("Neo.ClientError.Security.")
+                raise (AuthenticationFailed if security else ConnectionFailed)(
                     f"Neo4j at {settings.display_uri} refused the connection: "
                     f"{_scrub(exc.message or str(exc), settings)}"
                 ) from None
@@ -129,6 +150,13 @@ class Connection:
         # transaction (`execute_query`) adds BEGIN and COMMIT, which made every `get()` 40%
         # slower. Retried here on the errors the driver marks retryable (deadlock, leader
         # switch, lost connection), like a managed transaction would be.
+        # The driver itself never retries auto-commit queries: it cannot tell whether a write
+        # was committed before a connection dropped, and it may have handed rows out already.
+        # Here rows are read in full before returning, and lineage sends no record write this
+        # way (records go through `write()`: one transaction per record, retried whole); its
+        # only writes here are schema statements (`CREATE ... IF NOT EXISTS`, `MERGE`), safe to
+        # repeat. A user's own non-idempotent write through `ln.cypher` could be applied twice
+        # if the connection drops between the server's commit and its reply.
         delay = 0.1
         with self._errors():
             for attempt in range(_QUERY_ATTEMPTS):
@@ -150,10 +178,14 @@ class Connection:
         raise AssertionError("unreachable")
 
     def write(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
-        """Run `work(tx)` in one write transaction, retried by the driver on transient errors.
+        """Run `work(tx)` in one write transaction, retried on transient errors.
 
         `work` may run more than once, so it must not have side effects outside `tx`.
         """
+        # The driver's managed transaction retries what it marks retryable (deadlocks between
+        # concurrent writers, leader switches, a lost connection) with jittered backoff for up
+        # to _WRITE_RETRY_TIME; a commit whose outcome is unknown (`IncompleteCommit`) is never
+        # retried and becomes `CommitUnknown`.
         with self._errors(), self.driver.session(database=self.settings.database) as session:
             return session.execute_write(work)
 
@@ -182,6 +214,11 @@ class _ErrorTranslator:
         uri = self.settings.display_uri
         if isinstance(exc, neo4j_exc.AuthError):
             raise AuthenticationFailed(f"Neo4j at {uri} rejected the credentials") from None
+        if isinstance(exc, neo4j_exc.IncompleteCommit):  # a ServiceUnavailable: test it first
+            raise CommitUnknown(
+                f"lost the connection to Neo4j at {uri} while committing: the write may or may "
+                f"not have been stored ({_scrub(str(exc), self.settings)})"
+            ) from None
         if isinstance(exc, (neo4j_exc.ServiceUnavailable, neo4j_exc.SessionExpired)):
             raise ConnectionFailed(
                 f"lost the connection to Neo4j at {uri}: {_scrub(str(exc), self.settings)}"

@@ -14,6 +14,14 @@ class ConnectionFailed(GraphError):
     """Neo4j could not be reached at the configured URI."""
 
 
+class CommitUnknown(ConnectionFailed):
+    """The connection was lost while a commit was in flight: the write may or may not be stored.
+
+    Neo4j may have made the transaction durable before it died; whoever wrote files for the
+    transaction must keep them (`lineage doctor --fix` removes those no record points at).
+    """
+
+
 class AuthenticationFailed(ConnectionFailed):
     """Neo4j answered but rejected the credentials."""
 

@@ -390,7 +390,32 @@ def _check_value(lk: _Lookup, value: Any) -> Any:
     return _check_item(lk, value)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_sendable(lk: _Lookup, value: Any) -> Any:
+    """Refuse values the driver cannot send (it would fail outside our error types)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise FieldValidationError(
+                f"{lk.text!r} got a str that is not valid Unicode (a lone surrogate at "
+                f"position {exc.start}); Neo4j stores UTF-8 text"
+            ) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise FieldValidationError(
+                f"{lk.text!r} got {value}, outside Neo4j's 64-bit integer range"
+            )
+    return value
+
+
 def _check_item(lk: _Lookup, value: Any) -> Any:
+    return _check_sendable(lk, _check_item_type(lk, value))
+
+
+def _check_item_type(lk: _Lookup, value: Any) -> Any:
     if lk.field is None:  # a relation: uid (str) or id (int)
         uid = getattr(value, "uid", None)
         if not isinstance(value, (str, int)) and isinstance(uid, str):
@@ -751,6 +776,7 @@ def search(
     label = _check_label(label)
     if not isinstance(string, str):
         raise TypeError(f"search() needs a str, got {type(string).__name__} {string!r}")
+    _check_sendable(_Lookup("search", (), label, None, "search"), string)
     _check_int("limit", limit, allow_none=True)
     if limit is not None and limit < 0:
         raise FieldValidationError(f"limit must be >= 0, got {limit}")

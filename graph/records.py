@@ -10,6 +10,13 @@ writing transaction: the write lock on that node serialises concurrent writers o
 the instant it takes, and ids are never reused. A version family is serialised the same way:
 the writer locks every member of the family (in uid order, so two writers cannot deadlock each
 other), then reads the family again and takes `max + 1` as the new version counter.
+
+Content is stored once. Callers look for a record with the same hash before they write, but two
+processes can both find none and both write. So a write that passes `unique_hash` looks again
+inside its transaction, right after taking the label's counter lock: any writer of the label
+that got the lock first has committed by then (Neo4j releases locks after the commit is
+applied), so its node is seen, and the write stops with `DuplicateContent` carrying the stored
+record instead of creating a second one. The transaction rolls back, counter included.
 """
 
 from __future__ import annotations
@@ -34,6 +41,18 @@ class VersionTagExists(GraphError, ValueError):
 
 class MissingTarget(GraphError, ValueError):
     """An edge points at a record that does not exist (never saved, or deleted meanwhile)."""
+
+
+class DuplicateContent(GraphError):
+    """A record with the same content hash was stored meanwhile (by another process): nothing
+    was written. `existing` maps each such hash to the stored record's properties."""
+
+    def __init__(self, label: str, existing: dict[str, dict[str, Any]]) -> None:
+        self.label = label
+        self.existing = existing
+        super().__init__(
+            f"{label} with hash {', '.join(sorted(existing))} stored meanwhile by another writer"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,23 @@ def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
     return list(range(last - n + 1, last + 1))
 
 
+def _check_unique_hashes(
+    tx: neo4j.ManagedTransaction, label: str, hashes: list[str], stem: str | None = None
+) -> None:
+    """Raise `DuplicateContent` if a node of `label` (not trashed; in family `stem` if given)
+    has one of these hashes. Call it after `_take_ids`, under the label's counter lock."""
+    in_family = "AND n.uid STARTS WITH $stem " if stem is not None else ""
+    rows = tx.run(
+        f"UNWIND $hashes AS h MATCH (n:`{label}` {{hash: h}}) WHERE n.branch <> -1 {in_family}"
+        "WITH h, n ORDER BY n.id RETURN h, collect(n)[0] AS n",
+        hashes=hashes,
+        stem=stem,
+    )
+    existing = {r["h"]: plain(r["n"]) for r in rows}
+    if existing:
+        raise DuplicateContent(label, existing)
+
+
 # -- version families --------------------------------------------------------------------------
 def _lock_family(tx: neo4j.ManagedTransaction, label: str, stem: str) -> list[dict[str, Any]]:
     """Write-lock every member of the family, then read it again (committed state)."""
@@ -138,6 +174,7 @@ def create_record(
     stem: str | None = None,
     new_family: bool = False,
     before_create: Callable[[str], dict[str, Any]] | None = None,
+    unique_hash: bool = False,
 ) -> dict[str, Any]:
     """Create one node with its edges in one transaction; returns its stored properties.
 
@@ -154,6 +191,10 @@ def create_record(
 
     `new_family=True` says the caller drew `stem` at random just now: the family is empty, so
     there is nothing to lock, read or flip, and the uid is `stem + "0000"`.
+
+    `unique_hash=True`: if a node with the same `hash` (not trashed; within the family when
+    revising one) exists by the time the label's counter is locked, nothing is written and
+    `DuplicateContent` is raised (see the module docstring). `before_create` has run by then.
     """
     _check_props(label, record.props)
     for edge in record.edges:
@@ -181,6 +222,9 @@ def create_record(
             _check_props(label, extra)
             props.update(extra)
         (props["id"],) = _take_ids(tx, label, 1)
+        if unique_hash and props.get("hash") is not None:
+            scope = stem if stem is not None and not new_family else None
+            _check_unique_hashes(tx, label, [props["hash"]], scope)
         branch = props.setdefault("branch", 1)
         if versioned:
             props["is_latest"] = True
@@ -268,20 +312,29 @@ def _missing(tx: neo4j.ManagedTransaction, label: str, uids: list[str]) -> list[
     return [r["uid"] for r in rows]
 
 
-def create_many(conn: Connection, label: str, records: Sequence[NewRecord]) -> list[dict[str, Any]]:
+def create_many(
+    conn: Connection, label: str, records: Sequence[NewRecord], *, unique_hash: bool = False
+) -> list[dict[str, Any]]:
     """Create many nodes of a label that start new families (or are not versioned).
 
     Rows go in `UNWIND` batches of `BATCH_SIZE`, one transaction per batch: a batch is written
     whole or not at all. Edges are grouped per relation and target, so a batch costs a handful
     of statements however many records it holds.
+
+    `unique_hash=True`: a batch in which any hash is already stored (not trashed) by the time
+    the label's counter is locked writes nothing and raises `DuplicateContent` naming all such
+    hashes; earlier batches stay written.
     """
     out: list[dict[str, Any]] = []
     for start in range(0, len(records), BATCH_SIZE):
-        out.extend(_create_batch(conn, label, records[start : start + BATCH_SIZE]))
+        batch = records[start : start + BATCH_SIZE]
+        out.extend(_create_batch(conn, label, batch, unique_hash))
     return out
 
 
-def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> list[dict]:
+def _create_batch(
+    conn: Connection, label: str, batch: Sequence[NewRecord], unique_hash: bool = False
+) -> list[dict]:
     for record in batch:
         _check_props(label, record.props)
         for edge in record.edges:
@@ -306,6 +359,9 @@ def _create_batch(conn: Connection, label: str, batch: Sequence[NewRecord]) -> l
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
         ids = _take_ids(tx, label, len(rows))
+        hashes = [p["hash"] for p in rows if p.get("hash") is not None]
+        if unique_hash and hashes:
+            _check_unique_hashes(tx, label, hashes)
         params = [{**props, "id": i} for props, i in zip(rows, ids)]
         # One timestamp parameter for the batch, and nothing returned: sending and reading
         # back two datetimes per row cost more than writing the rows.

@@ -52,6 +52,13 @@ class ConnectionSettings:
     def display_uri(self) -> str:
         return redact_uri(self.uri)
 
+    def __repr__(self) -> str:
+        # The URI redacted too: `bolt://user:secret@host` must not leak through a repr.
+        return (
+            f"ConnectionSettings(uri={self.display_uri!r}, user={self.user!r}, "
+            f"database={self.database!r}, source={self.source!r})"
+        )
+
 
 def from_arguments_or_env(
     uri: str | None = None,

@@ -11,6 +11,7 @@ from lineage import errors, lineage
 from lineage._artifact import Artifact
 from lineage._collection import Collection
 from lineage._cypher import cypher
+from lineage._doctor import doctor
 from lineage._instance import Instance, connect, disconnect
 from lineage._queryset import Q, QuerySet
 from lineage._record import Record
@@ -40,6 +41,7 @@ __all__ = [
     "context",
     "cypher",
     "disconnect",
+    "doctor",
     "errors",
     "finish",
     "lineage",

@@ -17,11 +17,12 @@ from typing import Any
 
 import loaders
 from graph import records as gr
+from lineage._keys import check_key
 from lineage._record import Record, register, require_saved
 from lineage._run import current_run, mark_input
 from lineage._settings import settings
 from lineage._versioned import Versioned
-from lineage.errors import InvalidArgument
+from lineage.errors import CommitUnknown, InvalidArgument
 
 logger = logging.getLogger("lineage")
 
@@ -47,6 +48,7 @@ class Artifact(Versioned):
     """
 
     _label = "Artifact"
+    _unique_content = True
 
     def __init__(
         self,
@@ -63,10 +65,16 @@ class Artifact(Versioned):
                 f"Artifact() got unexpected keyword {', '.join(map(repr, sorted(kwargs)))}; "
                 "valid: data, key, description, run, revises, version"
             )
-        if key is not None and not isinstance(key, str):
-            raise InvalidArgument(f"Artifact key must be a str, not {type(key).__name__}")
+        # Every argument is checked before the data is read or staged: a bad one costs nothing
+        # and leaves nothing behind, even when the content turns out to be stored already.
+        check_key(key, "Artifact key")
+        self._validate("description", description)
+        self._validate("version", version)
         if revises is not None and not isinstance(revises, Artifact):
-            raise TypeError(f"revises= takes an Artifact, not {type(revises).__name__}")
+            raise TypeError(
+                f"Artifact(revises=...) takes an Artifact, not {type(revises).__name__}: a "
+                "version family holds records of one registry"
+            )
         super().__init__()
         object.__setattr__(self, "_source", None)  # local file to copy at save(), if any
         object.__setattr__(self, "_owns_source", False)  # a staged temporary file
@@ -104,6 +112,12 @@ class Artifact(Versioned):
         if revises is None:
             self._values["uid"] = self._stem() + "0000"
 
+    @classmethod
+    def _validate(cls, name: str, value: Any) -> Any:
+        if name == "key":  # also when set later: `artifact.key = ...; artifact.save()`
+            return check_key(value, f"{cls.__name__} key")
+        return super()._validate(name, value)
+
     # -- reading the data ------------------------------------------------------------------------
     def _read_data(self, data: Any) -> None:
         values = self._values
@@ -122,7 +136,7 @@ class Artifact(Versioned):
             uri = os.fspath(data)
         else:
             raise TypeError(
-                f"Artifact() takes a path, an s3:// URI, a pandas DataFrame or an AnnData, "
+                f"Artifact(data=...) takes a path, an s3:// URI, a pandas DataFrame or an AnnData, "
                 f"not {type(data).__name__}"
             )
         values["suffix"] = loaders.suffix_of(uri)
@@ -134,11 +148,22 @@ class Artifact(Versioned):
             root = _registered_root_of(uri) or _bucket_root(uri)
             object.__setattr__(self, "_in_place", (uri, root))
             return
-        path = Path(uri).expanduser().resolve()
-        if not path.exists():
+        if not uri:
+            raise InvalidArgument("Artifact(): the path is empty; pass a file path")
+        if "\0" in uri:
+            raise InvalidArgument(f"Artifact(): the path {uri!r} contains a NUL byte")
+        try:
+            path = Path(uri).expanduser().resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+            raise InvalidArgument(f"Artifact(): cannot resolve the path {uri}: {exc}") from None
+        if not path.exists():  # also a dangling symlink: exists() follows it
             raise FileNotFoundError(f"Artifact(): no such file: {uri}")
         if path.is_dir():
             raise InvalidArgument(f"Artifact(): {uri} is a directory; pass a file")
+        if not path.is_file():  # reading a FIFO would block forever, a device never end
+            raise InvalidArgument(
+                f"Artifact(): {uri} is not a regular file (a FIFO, socket or device); pass a file"
+            )
         otype, n_obs = _describe(path, values["suffix"])
         values.update(otype=otype, n_observations=n_obs)
         self._hash_local(path)
@@ -221,11 +246,24 @@ class Artifact(Versioned):
                 stem=self._stem(),
                 new_family=self._new_family(),
                 before_create=write_file,
+                unique_hash=True,
             )
-        except BaseException:
-            for dest in written:
+        except BaseException as exc:
+            if isinstance(exc, CommitUnknown) and written:
+                # The last attempt may be stored (earlier ones failed): keep its copy, or the
+                # record could point at a removed file. Doctor removes it if it is an orphan.
+                logger.warning(
+                    "kept %s: its record's commit is unknown; once Neo4j is back, "
+                    "`lineage doctor --fix` removes it if no artifact points at it",
+                    written.pop(),
+                )
+            for dest in written:  # also a loser's copy when another process stored the bytes
                 loaders.delete_file(dest, settings.storage_options)
-            raise
+            if not isinstance(exc, gr.DuplicateContent):
+                raise
+            self._discard_staged()
+            self._become_stored(exc)
+            return self
         for dest in written:  # copies from attempts the driver retried under another uid
             if dest != row["storage_path"]:
                 loaders.delete_file(dest, settings.storage_options)

@@ -14,6 +14,7 @@ import loaders
 from graph import query as gq
 from graph import records as gr
 from lineage._artifact import Artifact
+from lineage._keys import check_key
 from lineage._queryset import QuerySet
 from lineage._record import register, require_saved
 from lineage._run import current_run, mark_input
@@ -49,6 +50,7 @@ class Collection(Versioned):
     """
 
     _label = "Collection"
+    _unique_content = True
 
     def __init__(
         self,
@@ -75,14 +77,21 @@ class Collection(Versioned):
             raise InvalidArgument(f"Collection(): name={name!r} and key={key!r} differ; pass one")
         key = key if key is not None else name
         if revises is not None and not isinstance(revises, Collection):
-            raise TypeError(f"revises= takes a Collection, not {type(revises).__name__}")
+            raise TypeError(
+                f"Collection(revises=...) takes a Collection, not {type(revises).__name__}: a "
+                "version family holds records of one registry"
+            )
         if revises is not None:
             require_saved(revises, "revises=")
             key = key if key is not None else revises.key
         if key is None:
             raise InvalidArgument("Collection() needs a key (or name), e.g. key='my-collection'")
-        if not isinstance(key, str):
-            raise InvalidArgument(f"Collection key must be a str, not {type(key).__name__}")
+        check_key(key, "Collection key (or name)")
+        for field, value in (
+            ("description", description), ("reference", reference),
+            ("reference_type", reference_type), ("version", version),
+        ):  # fmt: skip
+            self._validate(field, value)  # before any query: a bad argument costs nothing
         members = _check_artifacts(artifacts)
         if meta is not None:
             if not isinstance(meta, Artifact):
@@ -205,6 +214,12 @@ class Collection(Versioned):
 
     # -- queries with run inputs -----------------------------------------------------------------
     @classmethod
+    def _validate(cls, name: str, value: Any) -> Any:
+        if name == "key":  # also when set later: `collection.key = ...; collection.save()`
+            return check_key(value, f"{cls.__name__} key")
+        return super()._validate(name, value)
+
+    @classmethod
     def get(cls, idlike: int | str | None = None, *, is_run_input: bool | Any = False, **expressions: Any) -> Collection:
         """Get one collection; `is_run_input=True` records it as an input of the tracked run.
 
@@ -320,15 +335,17 @@ def _check_artifacts(artifacts: Any) -> list[Artifact]:
         raise InvalidArgument("Collection() needs artifacts: a list of saved Artifact records")
     if isinstance(artifacts, (str, bytes)) or not hasattr(artifacts, "__iter__"):
         raise TypeError(
-            f"Collection() takes a list of Artifact records, not {type(artifacts).__name__}"
+            f"Collection(artifacts=...) takes a list of Artifact records, not "
+            f"{type(artifacts).__name__}"
         )
     members = list(artifacts)
     if not members:
-        raise ValueError("Collection() got an empty list of artifacts")
+        raise ValueError("Collection(artifacts=...) got an empty list of artifacts")
     for i, artifact in enumerate(members):
         if not isinstance(artifact, Artifact):
             raise TypeError(
-                f"Collection() takes Artifact records; item {i} is a {type(artifact).__name__}"
+                f"Collection(artifacts=...) takes Artifact records; item {i} is a "
+                f"{type(artifact).__name__}"
             )
         require_saved(artifact, f"Collection() item {i}")
     seen: dict[str, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,12 +156,19 @@ def add_instance(
     path = _instances_file()
     entries = _read_instances()
     entries[name] = {"uri": uri, "user": user, "password": password, "database": database}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(entries, fh, indent=2)
-    os.replace(tmp, path)
+    if not path.parent.exists():  # a home created here is the user's alone (0700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # A new file of our own, created 0600 (O_EXCL): a leftover temporary file, perhaps
+    # world-readable, is never reused, and concurrent writers do not share one.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entries, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     with _lock:
         old = _named.pop(name, None)
     if old is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pandas as pd
 
 from graph import query as gq
-from lineage.errors import DoesNotExist, InvalidArgument, MultipleResultsFound
+from lineage.errors import DoesNotExist, FieldValidationError, InvalidArgument, MultipleResultsFound
 
 if TYPE_CHECKING:
     from lineage._instance import Instance
@@ -101,14 +101,18 @@ class QuerySet:
         if q is None:
             return self
         where = ~q if self._select.where is None else self._select.where & ~q
-        return self._clone(where=where)
+        qs = self._clone(where=where)
+        gq.compile_select(qs._select)  # unknown fields fail here, as in filter()
+        return qs
 
     def all(self) -> QuerySet:
         return self._clone()
 
     def order_by(self, *fields: str) -> QuerySet:
         """Order by fields, `-` for descending: `qs.order_by("-created_at")`."""
-        return self._clone(order_by=tuple(fields))
+        qs = self._clone(order_by=tuple(fields))
+        gq.compile_fetch(qs._select)  # unknown fields fail here, not when the query runs
+        return qs
 
     def distinct(self) -> QuerySet:
         return self._clone(distinct=True)
@@ -458,7 +462,7 @@ class Lookup:
         field = field or model._lookup_field()
         for name in (field, return_field):
             if name is not None and name not in model._fields():
-                raise InvalidArgument(
+                raise FieldValidationError(
                     f"{model.__name__} has no field {name!r}; fields: {', '.join(sorted(model._fields()))}"
                 )
         items: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
@@ -34,6 +35,7 @@ _ACCEPTS: dict[str, tuple[type, ...]] = {
     "IntegerProperty": (int,),
     "BooleanProperty": (bool,),
     "FloatProperty": (float, int),
+    "DateTimeNeo4jFormatProperty": (datetime,),
 }
 # Fields lineage maintains itself: users read them, never set them.
 _MANAGED = {
@@ -163,6 +165,14 @@ class Record(DjangoCompat):
                 f"{cls.__name__}.{name} takes {' or '.join(t.__name__ for t in accepted)}, "
                 f"not {type(value).__name__} ({value!r})"
             )
+        if isinstance(value, str):
+            try:  # Neo4j stores UTF-8: a lone surrogate would fail later, inside the driver
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValidationError(
+                    f"{cls.__name__}.{name} is not valid Unicode: character {exc.start} is a lone "
+                    f"surrogate ({value[exc.start]!r}, an undecodable byte?); pass text"
+                ) from None
         return value
 
     def _related(self, name: str, branch: int | None = 1) -> QuerySet:
@@ -228,6 +238,9 @@ class Record(DjangoCompat):
                     gr.NewRecord(props, self._edges()),
                     stem=self._stem(),
                     new_family=self._new_family(),
+                    # Artifacts and collections: a concurrent save of the same content wins,
+                    # `Versioned.save` takes its record (`DuplicateContent`).
+                    unique_hash=getattr(self, "_unique_content", False),
                 )
             else:
                 props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
@@ -410,6 +423,8 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
         qs = narrowed(gq.Q(id=idlike))
         return _one(qs, f"{model.__name__} with id {idlike}")
     if isinstance(idlike, str):
+        if not idlike:  # a prefix of every uid: it would pick an arbitrary record
+            raise InvalidArgument(f"{model.__name__}.get(''): the uid is empty")
         full = gm.uid_length(model._label) + (gids.VERSION_LENGTH if versioned else 0)
         if len(idlike) == full:
             qs = narrowed(gq.Q(uid=idlike))

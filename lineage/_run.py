@@ -49,7 +49,12 @@ class Transform(Versioned):
             raise ValidationError(
                 f"Transform kind {kind!r} is not one of {', '.join(TRANSFORM_KINDS)}"
             )
-        if revises is not None and key is None and isinstance(revises, Transform):
+        if revises is not None and not isinstance(revises, Transform):  # before "needs a key"
+            raise TypeError(
+                f"Transform(revises=...) takes a Transform, not {type(revises).__name__}: a "
+                "version family holds records of one registry"
+            )
+        if revises is not None and key is None:
             key = revises.key
         if key is None:
             raise InvalidArgument("Transform() needs a key, e.g. Transform(key='preprocess.py')")
@@ -117,7 +122,12 @@ class Run(Record):
     ) -> None:
         if not isinstance(transform, Transform):
             raise TypeError(
-                f"Run() takes a Transform as its first argument, not {type(transform).__name__}"
+                f"Run(transform=...) takes a Transform as its first argument, not "
+                f"{type(transform).__name__}"
+            )
+        if started_at is not None and not isinstance(started_at, datetime):
+            raise ValidationError(
+                f"Run.started_at takes a datetime, not {type(started_at).__name__} ({started_at!r})"
             )
         super().__init__(name=name, **fields)
         self.transform = transform

@@ -15,6 +15,7 @@ from graph import records as gr
 from lineage._artifact import MANAGED_DIR, Artifact, storage_record
 from lineage._record import Record
 from lineage._settings import settings
+from lineage.errors import CommitUnknown
 
 logger = logging.getLogger("lineage")
 
@@ -84,22 +85,50 @@ def _save_batch(batch: list[Artifact]) -> None:
             artifact._values["storage_path"] = dest
             artifact._to_one["storage"] = storage
     written: list[str] = []
+    copy_of = {id(a): dest for a, dest in copies}
+    pending = batch
     try:
         written = loaders.put_files(
             [(a._source, dest) for a, dest in copies], settings.storage_options
         )
-        new = [
-            gr.NewRecord({k: v for k, v in a._values.items() if v is not None}, a._edges())
-            for a in batch
-        ]
-        rows = gr.create_many(instance.connection, "Artifact", new)
-    except BaseException:
-        for dest in written:  # put_files removed its own copies if it failed itself
-            loaders.delete_file(dest, settings.storage_options)
+        while pending:
+            new = [
+                gr.NewRecord({k: v for k, v in a._values.items() if v is not None}, a._edges())
+                for a in pending
+            ]
+            try:
+                rows = gr.create_many(instance.connection, "Artifact", new, unique_hash=True)
+            except gr.DuplicateContent as dup:
+                # Another process stored some of these bytes after this one looked them up:
+                # those artifacts become the stored records and their copies go; the rest
+                # are written again (a rare race, so a second transaction is cheap).
+                for artifact in pending:
+                    if artifact.hash in dup.existing:
+                        dest = copy_of.get(id(artifact))
+                        if dest is not None and dest in written:
+                            loaders.delete_file(dest, settings.storage_options)
+                            written.remove(dest)
+                        artifact._discard_staged()
+                        artifact._become_stored(dup)
+                pending = [a for a in pending if not a._saved]
+                continue
+            by_uid = {row["uid"]: row for row in rows}
+            for artifact in pending:
+                artifact._load(by_uid[artifact.uid])
+                artifact._discard_staged()
+            pending = []
+    except BaseException as exc:
+        if isinstance(exc, CommitUnknown):
+            # The batch may be stored: removing its copies could leave records without files.
+            logger.warning(
+                "kept %d copied file(s) of a batch whose commit is unknown; once Neo4j is back, "
+                "`lineage doctor --fix` removes those no artifact points at",
+                len(written),
+            )
+            written = []
+        # put_files removed its own copies if it failed itself.
+        loaders.delete_files(written, settings.storage_options)
         for artifact in batch:
-            artifact._values.pop("storage_path", None)
+            if not artifact._saved:
+                artifact._values.pop("storage_path", None)
         raise
-    by_uid = {row["uid"]: row for row in rows}
-    for artifact in batch:
-        artifact._load(by_uid[artifact.uid])
-        artifact._discard_staged()

@@ -8,19 +8,27 @@ a family keeps exactly one `is_latest` record in the main branch.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from graph import ids as gids
 from graph import models as gm
 from graph import query as gq
+from graph import records as gr
 from lineage._record import Record, require_saved
 
 if TYPE_CHECKING:
     from lineage._queryset import QuerySet
 
+logger = logging.getLogger("lineage")
+
 
 class Versioned(Record):
     """Mixin behaviour for registries with version families."""
+
+    # Saving content that is already stored returns the stored record (artifacts and
+    # collections; a transform is reused by key and source, not by hash alone).
+    _unique_content = False
 
     def _set_revises(self, revises: Any) -> None:
         cls = type(self)
@@ -88,7 +96,25 @@ class Versioned(Record):
 
     def save(self) -> Record:
         first = not self._saved
-        super().save()
+        try:
+            super().save()
+        except gr.DuplicateContent as dup:
+            self._become_stored(dup)
+            return self
         if first:
             self._after_first_save()
         return self
+
+    def _become_stored(self, dup: gr.DuplicateContent) -> None:
+        """Another process saved the same content between this record's duplicate lookup and
+        its write: nothing was written, so become that record, as the lookup would have."""
+        row = dup.existing[self._values["hash"]]
+        logger.warning(
+            "returning existing %s with same hash: %s (key=%r; saved meanwhile by another "
+            "process)",
+            self._label.lower(),
+            row["uid"],
+            row.get("key"),
+        )
+        self._load(row)
+        self._to_one.clear()  # run, creator, storage, revises: the stored record's, read lazily

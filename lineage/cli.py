@@ -1,5 +1,5 @@
 """The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
-`lineage cypher`, `lineage describe` and `lineage view`.
+`lineage cypher`, `lineage describe`, `lineage view` and `lineage doctor`.
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -101,10 +101,20 @@ def _view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    import lineage as ln
+
+    ln.connect()
+    report = ln.doctor(fix=args.fix, grace=args.grace)
+    print(report.describe())
+    return 0 if report.ok else 3  # 3: problems left (as `server status` says "not running")
+
+
 _EXAMPLES = """examples:
   lineage cypher 'RETURN $n AS n' --param n=42
   lineage describe GZe020FxtT9l          (a uid or a uid prefix)
   lineage view GZe020FxtT9l -o scrna.html --depth 3
+  lineage doctor --fix                   (remove copies a killed save left behind)
 """
 
 
@@ -150,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", type=int, default=None, help="how many runs back and forward (default: all)"
     )
     view.set_defaults(func=_view)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="find orphan files under each storage root's .lineage/ and graph inconsistencies",
+    )
+    doctor.add_argument(
+        "--fix", action="store_true",
+        help="remove orphan files (only under <root>/.lineage/, only older than --grace)",
+    )  # fmt: skip
+    doctor.add_argument(
+        "--grace", type=float, default=600.0, metavar="SECONDS",
+        help="leave unreferenced files younger than this alone: a save in progress copies its "
+        "file before its record commits (default 600)",
+    )  # fmt: skip
+    doctor.set_defaults(func=_doctor)
     return parser
 
 

@@ -9,6 +9,7 @@
 
 from graph.errors import (
     AuthenticationFailed,
+    CommitUnknown,
     ConnectionFailed,
     FieldValidationError,
     GraphError,
@@ -38,6 +39,7 @@ class InvalidArgument(LineageError, ValueError):
 
 __all__ = [
     "AuthenticationFailed",
+    "CommitUnknown",
     "ConnectionFailed",
     "DoesNotExist",
     "FieldValidationError",

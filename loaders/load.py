@@ -109,10 +109,29 @@ def load_file(path: str | os.PathLike[str], suffix: str | None = None, **kwargs:
     [{'a': 1, 'b': 2}]
     """
     local = Path(path).expanduser()
-    reader, _ = _entry(suffix if suffix is not None else suffix_of(local))
+    suffix = suffix if suffix is not None else suffix_of(local)
+    reader, _ = _entry(suffix)
     if not local.exists():
         raise FileNotFoundError(f"No such file: {path}")
-    return reader(local, **kwargs)
+    return _read(reader, local, suffix, **kwargs)
+
+
+def _read(reader: Callable[..., Any], path: Path, suffix: str, **kwargs: Any) -> Any:
+    """`reader(path)`; a corrupt or truncated file raises an error naming the file (pyarrow
+    says "'<Buffer>'", h5py only "Unable to open file": neither says which file). The error
+    keeps its type (pandas' ParserError, pyarrow's ArrowInvalid, h5py's OSError), so callers
+    that catch those still do; types that cannot be rebuilt from a message become ValueError."""
+    try:
+        return reader(path, **kwargs)
+    except (FileNotFoundError, TypeError, MemoryError):  # a missing file, bad reader arguments
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow, h5py and anndata raise many types
+        message = f"{path} is not a readable {suffix or 'suffix-less'} file: {exc}"
+        try:
+            named = type(exc)(message)
+        except Exception:  # noqa: BLE001 - a constructor with other required arguments
+            named = ValueError(message)
+        raise named from exc
 
 
 def load_files(
@@ -161,7 +180,7 @@ def load_files(
     for f in files:
         if not f.exists():
             raise FileNotFoundError(f"No such file: {f}")
-    objects = [reader(f, **kwargs) for f in files]
+    objects = [_read(reader, f, s, **kwargs) for f, s in zip(files, suffixes)]
     if kind == "DataFrame":
         import pandas as pd
 

@@ -270,6 +270,30 @@ def delete_file(uri: str | os.PathLike[str], storage_options: dict[str, Any] | N
     return True
 
 
+def delete_files(uris: list[str], storage_options: dict[str, Any] | None = None) -> None:
+    """Remove many files, missing ones ignored: local files one by one, S3 objects in bulk
+    (one DeleteObjects request per 1000 keys), so cleaning up after a failed batch against an
+    unreachable endpoint waits out the client's retries once, not once per file.
+
+    >>> delete_files(["/nonexistent/lineage/x.csv"])
+    """
+    remote: list[str] = []
+    for uri in map(str, uris):
+        if is_remote(uri):
+            remote.append(uri)
+        else:
+            _local_path(uri).unlink(missing_ok=True)
+    by_bucket: dict[str, list[str]] = {}
+    for uri in remote:  # s3fs deletes in bulk within one bucket only
+        by_bucket.setdefault(uri.split("/")[2], []).append(uri)
+    for uris_in_bucket in by_bucket.values():
+        fs, _ = filesystem(uris_in_bucket[0], storage_options)
+        paths = [filesystem(uri, storage_options)[1] for uri in uris_in_bucket]
+        fs.rm(paths)
+        for path in paths:
+            fs.invalidate_cache(path)
+
+
 def exists(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
     """Whether a file (or directory / prefix) exists.
 

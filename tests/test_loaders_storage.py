@@ -220,3 +220,16 @@ def test_join() -> None:
 )
 def test_suffix_of(uri: str, expected: str) -> None:
     assert suffix_of(uri) == expected
+
+
+def test_delete_files_removes_local_and_s3_files_in_bulk(tmp_path: Path, s3_bucket) -> None:
+    local = tmp_path / "a.txt"
+    local.write_text("a")
+    for key in ("p/x.txt", "p/y.txt"):
+        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"x")
+    uris = [str(local), str(tmp_path / "missing.txt"), f"{s3_bucket.uri}/p/x.txt",
+            f"{s3_bucket.uri}/p/y.txt", f"{s3_bucket.uri}/p/never-there.txt"]
+    loaders.delete_files(uris, s3_bucket.storage_options)
+    assert not local.exists()
+    listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name).get("Contents", [])
+    assert listed == []

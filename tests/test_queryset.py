@@ -229,7 +229,7 @@ def test_lookup(storage: Path) -> None:
     assert set(ln.ULabel.filter(name="other").lookup().dict()) == {"other"}
     with pytest.raises(AttributeError):
         lk.missing_label
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(ln.errors.FieldValidationError, match="no field 'nonexistent'"):
         ln.ULabel.lookup(field="nonexistent")
 
 

@@ -213,6 +213,9 @@ class LocalServer:
         port it runs on.
         """
         self.home.mkdir(parents=True, exist_ok=True)
+        # The store files are the whole graph: with --auth, a readable data directory would let
+        # any local user bypass the password, so the server home is private to its owner.
+        os.chmod(self.home, 0o700)
         with _file_lock(self.home / "server.lock"):
             current = self.status()
             if current.running:
