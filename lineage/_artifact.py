@@ -22,6 +22,7 @@ from lineage._record import Record, register, require_saved
 from lineage._run import current_run, mark_input
 from lineage._settings import settings
 from lineage._versioned import Versioned
+from lineage._view import HasLineage
 from lineage.errors import CommitUnknown, InvalidArgument
 
 logger = logging.getLogger("lineage")
@@ -30,7 +31,7 @@ MANAGED_DIR = ".lineage"  # artifacts copied into a storage root live here, name
 
 
 @register
-class Artifact(Versioned):
+class Artifact(Versioned, HasLineage):
     """A file with a key, a content hash, a version family and provenance.
 
     Args:
@@ -347,29 +348,6 @@ class Artifact(Versioned):
         data = loaders.load_file(cache_artifacts([self])[0], self.suffix or "", **kwargs)
         track_input([self], is_run_input)
         return data
-
-    def view_lineage(
-        self,
-        with_children: bool = True,
-        depth: int | None = None,
-        path: str | os.PathLike | None = None,
-    ) -> Path:
-        """Write the provenance graph of this artifact to a self-contained HTML page.
-
-        The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
-        path is returned. Arrows follow the data: inputs -> run -> outputs.
-
-        Args:
-            with_children: also show what was made from it (downstream), not only its history.
-            depth: how many runs to go in each direction (None: all).
-            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
-
-        >>> artifact.view_lineage()
-        >>> artifact.view_lineage(with_children=False, depth=2, path="lineage.html")
-        """
-        from lineage._view import view_lineage
-
-        return view_lineage(self, with_children=with_children, depth=depth, path=path)
 
 
 # -- data: cache, load, mapped (shared with Collection and QuerySet) -----------------------------

@@ -19,10 +19,10 @@ from lineage._queryset import QuerySet
 from lineage._record import register, require_saved
 from lineage._run import current_run, mark_input
 from lineage._versioned import Versioned
+from lineage._view import HasLineage
 from lineage.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from os import PathLike
     from pathlib import Path
 
     from lineage._run import Run, Transform
@@ -31,7 +31,7 @@ logger = logging.getLogger("lineage")
 
 
 @register
-class Collection(Versioned):
+class Collection(Versioned, HasLineage):
     """Collections of artifacts.
 
     Args:
@@ -302,30 +302,6 @@ class Collection(Versioned):
         )
         track_input([self], is_run_input)
         return dataset
-
-    def view_lineage(
-        self,
-        with_children: bool = True,
-        depth: int | None = None,
-        path: str | PathLike | None = None,
-    ) -> Path:
-        """Write the provenance graph of this collection to a self-contained HTML page.
-
-        A collection's history includes its member artifacts and the runs that made them.
-        The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
-        path is returned. Arrows follow the data: inputs -> run -> outputs.
-
-        Args:
-            with_children: also show what was made from it (downstream), not only its history.
-            depth: how many runs to go in each direction (None: all).
-            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
-
-        >>> collection.view_lineage()
-        >>> collection.view_lineage(with_children=False, depth=2, path="lineage.html")
-        """
-        from lineage._view import view_lineage
-
-        return view_lineage(self, with_children=with_children, depth=depth, path=path)
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

@@ -17,6 +17,7 @@ from typing import Any
 from graph import records as gr
 from lineage._record import Record, register, require_saved
 from lineage._versioned import Versioned
+from lineage._view import HasLineage
 from lineage.errors import InvalidArgument, ValidationError
 from loaders import hash_string
 
@@ -26,7 +27,7 @@ TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
 
 
 @register
-class Transform(Versioned):
+class Transform(Versioned, HasLineage):
     """A script, notebook, pipeline or function whose runs produce data.
 
     >>> transform = ln.Transform(key="preprocess.py", kind="script").save()
@@ -76,33 +77,9 @@ class Transform(Versioned):
         """The most recently started run of this transform."""
         return self.runs.order_by("-started_at").first() if self._saved else None
 
-    def view_lineage(
-        self,
-        with_children: bool = True,
-        depth: int | None = None,
-        path: str | os.PathLike | None = None,
-    ) -> Path:
-        """Write the provenance graph of this transform to a self-contained HTML page.
-
-        Its history is its earlier versions; what was made from it is its runs and their
-        outputs, onwards. The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
-        path is returned. Arrows follow the data: inputs -> run -> outputs.
-
-        Args:
-            with_children: also show what was made from it (downstream), not only its history.
-            depth: how many runs to go in each direction (None: all).
-            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
-
-        >>> transform.view_lineage()
-        >>> transform.view_lineage(with_children=False, depth=2, path="lineage.html")
-        """
-        from lineage._view import view_lineage
-
-        return view_lineage(self, with_children=with_children, depth=depth, path=path)
-
 
 @register
-class Run(Record):
+class Run(Record, HasLineage):
     """One execution of a transform, with its parameters and its inputs and outputs.
 
     >>> run = ln.Run(transform, params={"lr": 0.1}).save()
@@ -153,30 +130,6 @@ class Run(Record):
         except TypeError as exc:
             raise ValidationError(f"Run.params must be JSON-serialisable: {exc}") from None
         self._dirty.add("params")
-
-    def view_lineage(
-        self,
-        with_children: bool = True,
-        depth: int | None = None,
-        path: str | os.PathLike | None = None,
-    ) -> Path:
-        """Write the provenance graph of this run to a self-contained HTML page.
-
-        Its history is its inputs and the runs that made them; what was made from it is its
-        outputs and the runs that read them, onwards. The page works offline (vis-network is inlined), is shown inline in Jupyter, and its
-        path is returned. Arrows follow the data: inputs -> run -> outputs.
-
-        Args:
-            with_children: also show what was made from it (downstream), not only its history.
-            depth: how many runs to go in each direction (None: all).
-            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
-
-        >>> run.view_lineage()
-        >>> run.view_lineage(with_children=False, depth=2, path="lineage.html")
-        """
-        from lineage._view import view_lineage
-
-        return view_lineage(self, with_children=with_children, depth=depth, path=path)
 
 
 class Context:

@@ -342,3 +342,33 @@ def view_lineage(
     if _in_notebook():
         _display_inline(page)
     return target.resolve()
+
+
+class HasLineage:
+    """`view_lineage()` for the records that have provenance: Artifact, Collection, Run and
+    Transform."""
+
+    def view_lineage(
+        self,
+        with_children: bool = True,
+        depth: int | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> Path:
+        """Write the provenance graph of this record to a self-contained HTML page.
+
+        Its history (upstream) is what it was made from: for an artifact or collection the run
+        that made it and that run's inputs, onwards, and a collection's members and the runs
+        that made them; for a run its inputs; for a transform its earlier versions. With
+        children, what was made from it (downstream) is shown too. The page works offline
+        (vis-network is inlined), is shown inline in Jupyter, and its path is returned. Arrows
+        follow the data: inputs -> run -> outputs.
+
+        Args:
+            with_children: also show what was made from it (downstream), not only its history.
+            depth: how many runs to go in each direction (None: all).
+            path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
+
+        >>> collection.view_lineage()
+        >>> artifact.view_lineage(with_children=False, depth=2, path="lineage.html")
+        """
+        return view_lineage(self, with_children=with_children, depth=depth, path=path)  # type: ignore[arg-type]
