@@ -42,7 +42,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -252,10 +251,6 @@ def _worker_lamindb(plan_file: str) -> None:
 
 
 # -- lineage (this process) ------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_lineage(conn, graph: dict) -> float:
@@ -281,20 +276,13 @@ def build_lineage(conn, graph: dict) -> float:
 
 def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
     import lineage as ln
-    from graph.server import LocalServer
     from lineage.lineage import traverse
 
-    saved = {k: os.environ.get(k) for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_INSTALL", "LINEAGE_NEO4J_PORT")}
-    os.environ["LINEAGE_HOME"] = str(tmp / "lineage-home")
-    os.environ["LINEAGE_NEO4J_INSTALL"] = str(install_dir)
-    local = not os.environ.get("NEO4J_URI")
-    if local:
-        os.environ["LINEAGE_NEO4J_PORT"] = str(_free_port())
-    else:
-        _say("lineage", "NEO4J_URI is set: writing the benchmark's graph into that database")
+    from _lineage_env import scratch_lineage
+
     graph = plan["graph"]
     fig: dict = {}
-    try:
+    with scratch_lineage(tmp, install_dir, lambda m: _say("lineage", m)):
         instance = ln.connect()
         _say("lineage", f"connected: {instance!r}")
         fig["build_s"] = build_lineage(instance.connection, graph)
@@ -316,17 +304,6 @@ def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
         fig["version"] = getattr(ln, "__version__", None)
         fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
         return fig, {"lineage": fig["version"], "neo4j": instance.server_version}
-    finally:
-        try:
-            ln.disconnect()
-        finally:
-            if local:
-                LocalServer().stop()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def run_lamindb(args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: Path) -> tuple[dict, dict]:

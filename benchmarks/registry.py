@@ -37,7 +37,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -197,10 +196,6 @@ def _worker_lamindb(plan_file: str) -> None:
 # -- the parent: inputs, both sides, report ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
@@ -257,17 +252,9 @@ def run_lamindb(args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: 
 
 def run_lineage(args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
     import lineage as ln
-    from graph.server import LocalServer
+    from _lineage_env import scratch_lineage
 
-    saved = {k: os.environ.get(k) for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_INSTALL", "LINEAGE_NEO4J_PORT")}
-    os.environ["LINEAGE_HOME"] = str(tmp / "lineage-home")
-    os.environ["LINEAGE_NEO4J_INSTALL"] = str(install_dir)
-    local = not os.environ.get("NEO4J_URI")
-    if local:
-        os.environ["LINEAGE_NEO4J_PORT"] = str(_free_port())
-    else:
-        _say("lineage", "NEO4J_URI is set: writing the benchmark's artifacts into that database")
-    try:
+    with scratch_lineage(tmp, install_dir, lambda m: _say("lineage", m)):
         t0 = time.perf_counter()
         instance = ln.connect()
         connect_s = time.perf_counter() - t0
@@ -279,17 +266,6 @@ def run_lineage(args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Pa
         fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
         fig["neo4j_source"] = instance.source
         return fig, {"lineage": fig["version"], "neo4j": instance.server_version}
-    finally:
-        try:
-            ln.disconnect()
-        finally:
-            if local:
-                LocalServer().stop()  # the temporary home's server; a no-op if it never started
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _queries_per_call(ln, uid: str, prefix: str) -> dict:
@@ -471,7 +447,10 @@ def main() -> int:
     # A `kill` still runs the finally blocks: stop our Neo4j server, remove the temporary files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     here = Path(__file__).resolve().parent
-    sys.path[:0] = [str(here), str(here.parent)]  # _lamindb_env; graph and lineage
+    # benchmarks/ holds lineage.py (the lineage benchmark): with this directory first on
+    # sys.path, `import lineage` would import it instead of the package. The root goes first.
+    sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.append(str(here))  # _lamindb_env, _lineage_env
     from _lamindb_env import DEFAULT_SPEC, default_venv_dir
     from graph.server import default_install_dir
 

@@ -48,7 +48,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -67,10 +66,6 @@ def _say(message: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _proc_kb(pid: int | str, field: str) -> int | None:
@@ -574,7 +569,11 @@ def main() -> int:
     # A `kill` still runs the finally block: stop our Neo4j server, remove the temporary files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     here = Path(__file__).resolve().parent
-    sys.path.insert(0, str(here.parent))  # graph and lineage
+    # benchmarks/ holds lineage.py (the lineage benchmark): with this directory first on
+    # sys.path, `import lineage` would import it instead of the package. The root goes first.
+    sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.append(str(here))  # _lineage_env
+    from _lineage_env import free_port
     from graph.server import LocalServer, default_install_dir
 
     # The jars of the user's install (read from the real LINEAGE_HOME), everything else ours.
@@ -586,7 +585,7 @@ def main() -> int:
         )  # always a fresh local server, never someone's database
     os.environ["LINEAGE_HOME"] = str(tmp / "lineage-home")
     os.environ["LINEAGE_NEO4J_INSTALL"] = str(install_dir)
-    os.environ["LINEAGE_NEO4J_PORT"] = str(_free_port())
+    os.environ["LINEAGE_NEO4J_PORT"] = str(free_port())
 
     fig: dict[str, Any] = {
         "python": platform.python_version(),
