@@ -12,12 +12,15 @@ only as a normal user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import anndata as ad
 import numpy as np
@@ -267,13 +270,32 @@ def test_missing_and_non_regular_files(storage: Path, tmp_path: Path, ctx: dict[
             ln.Artifact(str(tmp_path / "a\0b.csv"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file(storage: Path, tmp_path: Path) -> None:
-    secret = write(tmp_path / "secret.csv", b"a\n1\n")
-    secret.chmod(0)
-    with Unchanged(storage):
-        with pytest.raises(PermissionError, match=r"secret\.csv"):
-            ln.Artifact(secret)
+@contextlib.contextmanager
+def _unprivileged() -> Iterator[None]:
+    """Root reads files whatever their mode: run the block with the effective uid of `nobody`
+    (the real uid stays root, so it can switch back)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_unreadable_file(storage: Path) -> None:
+    # Outside pytest's tmp dir (0700, root's): `nobody` must reach the file to be refused by it.
+    folder = Path(tempfile.mkdtemp(prefix="lineage-unreadable-"))
+    try:
+        folder.chmod(0o711)
+        secret = write(folder / "secret.csv", b"a\n1\n")
+        secret.chmod(0)
+        with Unchanged(storage):
+            with _unprivileged(), pytest.raises(PermissionError, match=r"secret\.csv"):
+                ln.Artifact(secret)
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_file_with_an_undecodable_name_is_stored_under_its_uid(
