@@ -199,18 +199,25 @@ def load_artifacts(
             f"(construct {t1 - t0:.1f} s, save {t2 - t1:.1f} s), RSS {samples[-1][1]:.0f} MB, "
             f"load {os.getloadavg()[0]:.1f}"
         )
-    fig.update(
-        construct_s=construct,
-        save_s=save,
-        total_s=construct + save,
-        per_s=n / (construct + save),
-        construct_per_s=n / construct,
-        save_per_s=n / save,
-        rss_samples=samples,
-        rss_slope_mb_per_10k=_slope_mb_per_10k(samples),
-        uid_list_mb=_list_mb(uids),
-    )
+    fig.update(_phase_figures(n, construct, save, samples, uids))
     return fig, uids
+
+
+def _phase_figures(
+    n: int, construct: float, save: float, samples: list, uids: list[str]
+) -> dict[str, Any]:
+    """Throughput and memory figures of one loading phase (artifacts or collections)."""
+    return {
+        "construct_s": construct,
+        "save_s": save,
+        "total_s": construct + save,
+        "per_s": n / (construct + save),
+        "construct_per_s": n / construct,
+        "save_per_s": n / save,
+        "rss_samples": samples,
+        "rss_slope_mb_per_10k": _slope_mb_per_10k(samples),
+        "uid_list_mb": _list_mb(uids),
+    }
 
 
 def load_collections(
@@ -260,18 +267,7 @@ def load_collections(
             f"(fetch members {t1 - t0:.2f} s, construct {t2 - t1:.1f} s, save {t3 - t2:.1f} s), "
             f"RSS {samples[-1][1]:.0f} MB, load {os.getloadavg()[0]:.1f}"
         )
-    fig.update(
-        fetch_members_s=fetch,
-        construct_s=construct,
-        save_s=save,
-        total_s=construct + save,
-        per_s=n / (construct + save),
-        construct_per_s=n / construct,
-        save_per_s=n / save,
-        rss_samples=samples,
-        rss_slope_mb_per_10k=_slope_mb_per_10k(samples),
-        uid_list_mb=_list_mb(uids),
-    )
+    fig.update(fetch_members_s=fetch, **_phase_figures(n, construct, save, samples, uids))
     return fig, uids
 
 

@@ -307,10 +307,7 @@ class Artifact(Versioned, HasLineage):
         if loaders.is_remote(self.storage_path):
             from upath import UPath
 
-            options = dict(settings.storage_options or {})
-            if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
-                options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]
-            return UPath(self.storage_path, **options)
+            return UPath(self.storage_path, **storage_options())
         return Path(self.storage_path)
 
     @classmethod
@@ -365,7 +362,7 @@ def track_input(records: list[Record], is_run_input: bool | Any | None) -> None:
 
 def storage_options() -> dict[str, Any]:
     """`ln.settings.storage_options`, plus the `LINEAGE_S3_ENDPOINT_URL` endpoint if they name
-    none (what `Artifact.path` uses), for code that does not go through `loaders.filesystem`."""
+    none, for code that does not go through `loaders.filesystem` (`Artifact.path`, `mapped`)."""
     options = dict(settings.storage_options or {})
     if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
         options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]

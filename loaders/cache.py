@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from loaders.hashing import CHUNK_SIZE, hash_file, hash_from_etag, to_b64_str
-from loaders.storage import _local_path, filesystem, is_remote
+from loaders.hashing import CHUNK_SIZE, hash_file, to_b64_str
+from loaders.storage import _local_path, etag_hash, is_remote, remote_file_info
 
 __all__ = ["cache_path", "sync"]
 
@@ -192,17 +192,8 @@ def _mtime_of(info: dict[str, Any]) -> float | None:
 
 
 def _stat_remote(uri: str, storage_options: dict[str, Any] | None) -> tuple[Any, _Remote]:
-    fs, path = filesystem(uri, storage_options)
-    # Another client may have rewritten the object since this fs listed it.
-    fs.invalidate_cache(path)
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No such file: {uri}") from None
-    if info.get("type") == "directory":
-        raise IsADirectoryError(f"{uri} is a directory; only files can be cached")
-    etag = info.get("ETag") or info.get("etag")
-    hash_, hash_type = hash_from_etag(etag) if etag else (None, None)
+    fs, path, info = remote_file_info(uri, storage_options)
+    hash_, hash_type = etag_hash(info)
     return fs, _Remote(uri, path, int(info["size"]), hash_, hash_type, _mtime_of(info))
 
 

@@ -142,16 +142,30 @@ def file_info(
             raise IsADirectoryError(f"{text} is a directory, not a file")
         hash_, hash_type = hash_file(path, file_size=size)
         return FileInfo(size=size, hash=hash_, hash_type=hash_type)
-    fs, path = _remote(text, storage_options)
+    _, _, info = remote_file_info(text, storage_options)
+    hash_, hash_type = etag_hash(info)
+    return FileInfo(size=int(info["size"]), hash=hash_, hash_type=hash_type)
+
+
+def remote_file_info(
+    uri: str, storage_options: dict[str, Any] | None
+) -> tuple[fsspec.AbstractFileSystem, str, dict[str, Any]]:
+    """(filesystem, path, fsspec info) of a remote file, read fresh; a clear error when the URI
+    is missing or names a directory."""
+    fs, path = _remote(uri, storage_options)
     try:
         info = fs.info(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"No such file: {text}") from None
+        raise FileNotFoundError(f"No such file: {uri}") from None
     if info.get("type") == "directory":
-        raise IsADirectoryError(f"{text} is a directory, not a file")
+        raise IsADirectoryError(f"{uri} is a directory, not a file")
+    return fs, path, info
+
+
+def etag_hash(info: dict[str, Any]) -> tuple[str | None, str | None]:
+    """lamindb's (hash, hash_type) from an object's ETag in fsspec info; (None, None) without."""
     etag = info.get("ETag") or info.get("etag")
-    hash_, hash_type = hash_from_etag(etag) if etag else (None, None)
-    return FileInfo(size=int(info["size"]), hash=hash_, hash_type=hash_type)
+    return hash_from_etag(etag) if etag else (None, None)
 
 
 def put_file(
