@@ -119,7 +119,9 @@ def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=N
     if not version:
         raise RuntimeError(f"lamindb installed in {venv_dir} but does not import")
     if not lamin.exists():
-        raise RuntimeError(f"lamindb installed in {venv_dir} but there is no `lamin` CLI at {lamin}")
+        raise RuntimeError(
+            f"lamindb installed in {venv_dir} but there is no `lamin` CLI at {lamin}"
+        )
     return LamindbEnv(python, lamin, version, used, reused=False, setup_s=time.perf_counter() - t0)
 
 
@@ -155,7 +157,9 @@ def share_torch(lenv: LamindbEnv, torch_parent: Path) -> Path:
     venv_version, site_packages = proc.stdout.strip().splitlines()[-2:]
     ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if venv_version != ours:
-        raise RuntimeError(f"the lamindb venv runs Python {venv_version}, torch was built for {ours}: cannot share it")
+        raise RuntimeError(
+            f"the lamindb venv runs Python {venv_version}, torch was built for {ours}: cannot share it"
+        )
     pth = Path(site_packages) / SHARED_TORCH_PTH
     pth.write_text(
         "# Written by lineage's benchmarks/_lamindb_env.py (share_torch): the main environment's torch.\n"

@@ -73,9 +73,13 @@ def _pct(values: list[float], q: int) -> float:
 
 
 # -- the synthetic graph (the same for both systems) ---------------------------------------------
-def make_graph(lanes: int, steps: int, seed: int) -> dict:
-    """Nodes and edges as plain lists: uids are 16-character stems (runs) or stem + '0000'."""
-    rng = random.Random(seed)
+def make_graph(lanes: int, steps: int, seed: int, namespace: str = "") -> dict:
+    """Nodes and edges as plain lists: uids are 16-character stems (runs) or stem + '0000'.
+
+    A non-empty `namespace` (see _lineage_env.run_namespace) seeds the uids and prefixes the
+    keys, so a run into a database that holds an earlier run's graph writes new records.
+    """
+    rng = random.Random(f"{seed}:{namespace}" if namespace else seed)
     seen: set[str] = set()
 
     def stem(n: int = 16) -> str:
@@ -92,18 +96,19 @@ def make_graph(lanes: int, steps: int, seed: int) -> dict:
     deepest = None
     for lane in range(lanes):
         previous = stem() + "0000"
-        artifacts.append([previous, f"lane{lane}/a0.txt", None])
+        artifacts.append([previous, f"{namespace}lane{lane}/a0.txt", None])
         for i in range(1, steps + 1):
             main, side, cons = stem(), stem(), stem()
             a, b, s, x, c = (stem() + "0000" for _ in range(5))
             runs += [[main, "main", f"main {lane}/{i}"], [side, "side", f"side {lane}/{i}"],
                      [cons, "cons", f"cons {lane}/{i}"]]  # fmt: skip
+            lane_key = f"{namespace}lane{lane}"
             artifacts += [
-                [x, f"lane{lane}/x{i}.txt", None],
-                [s, f"lane{lane}/s{i}.txt", side],
-                [a, f"lane{lane}/a{i}.txt", main],
-                [b, f"lane{lane}/b{i}.txt", main],
-                [c, f"lane{lane}/c{i}.txt", cons],
+                [x, f"{lane_key}/x{i}.txt", None],
+                [s, f"{lane_key}/s{i}.txt", side],
+                [a, f"{lane_key}/a{i}.txt", main],
+                [b, f"{lane_key}/b{i}.txt", main],
+                [c, f"{lane_key}/c{i}.txt", cons],
             ]
             used += [[side, x], [main, previous], [main, s], [cons, b]]
             previous = a
@@ -187,7 +192,9 @@ def _worker_lamindb(plan_file: str) -> None:
             batch_size=5000,
         )
     fig["build_s"] = time.perf_counter() - t0
-    fig["records"] = ln.Artifact.objects.count() + ln.Run.objects.count() + ln.Transform.objects.count()
+    fig["records"] = (
+        ln.Artifact.objects.count() + ln.Run.objects.count() + ln.Transform.objects.count()
+    )
     _say("lamindb", f"built {fig['records']} records in {fig['build_s']:.1f} s")
 
     data = ln.Artifact.get(graph["deepest"])
@@ -289,6 +296,7 @@ def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
         _say("lineage", f"built {graph['n_nodes']} records in {fig['build_s']:.1f} s")
         record = ln.Artifact.get(graph["deepest"])
         for depth in plan["depths"]:
+
             def call(depth: int | None = depth) -> dict:  # what view_lineage() runs first
                 return traverse(
                     record, upstream=True, downstream=True, depth=depth, what="view_lineage()"
@@ -299,14 +307,22 @@ def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
             fig[f"depth_{key}_p50_ms"] = _pct(times, 50) * 1e3
             fig[f"depth_{key}_p95_ms"] = _pct(times, 95) * 1e3
             fig[f"depth_{key}_min_ms"] = min(times) * 1e3
-            fig[f"depth_{key}_size"] = {"nodes": len(result["nodes"]), "edges": len(result["edges"])}
-            _say("lineage", f"depth {key}: p50 {fig[f'depth_{key}_p50_ms']:.2f} ms, {fig[f'depth_{key}_size']}")
+            fig[f"depth_{key}_size"] = {
+                "nodes": len(result["nodes"]),
+                "edges": len(result["edges"]),
+            }
+            _say(
+                "lineage",
+                f"depth {key}: p50 {fig[f'depth_{key}_p50_ms']:.2f} ms, {fig[f'depth_{key}_size']}",
+            )
         fig["version"] = getattr(ln, "__version__", None)
         fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
         return fig, {"lineage": fig["version"], "neo4j": instance.server_version}
 
 
-def run_lamindb(args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: Path) -> tuple[dict, dict]:
+def run_lamindb(
+    args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: Path
+) -> tuple[dict, dict]:
     from _lamindb_env import ensure_lamindb, init_instance, run_worker
 
     lenv = ensure_lamindb(venv_dir, spec=args.lamindb_spec)
@@ -314,7 +330,9 @@ def run_lamindb(args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: 
     root = tmp / "lamindb"
     root.mkdir()
     init_s = init_instance(lenv, root, root / "storage")
-    fig = run_worker(lenv, root, [str(Path(__file__).resolve()), "--worker", "lamindb", str(plan_file)])
+    fig = run_worker(
+        lenv, root, [str(Path(__file__).resolve()), "--worker", "lamindb", str(plan_file)]
+    )
     fig.update(init_s=init_s, venv=str(venv_dir), venv_reused=lenv.reused)
     return fig, {"lamindb": lenv.version}
 
@@ -336,6 +354,7 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
         ours_ms[key] = round(a, 3) if a is not None else None
         so, st = ours.get(f"depth_{key}_size") or {}, theirs.get(f"depth_{key}_size") or {}
         p95, low = ours.get(f"depth_{key}_p95_ms"), ours.get(f"depth_{key}_min_ms")
+
         def num(value, digits):
             return "-" if value is None else f"{value:.{digits}f}"
 
@@ -344,11 +363,19 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
             f"{num(b, 1):>15} {'-' if ratio is None else f'{ratio:.1f}x':>7}"
             f"  {so.get('nodes', '-')}/{so.get('edges', '-')} | {st.get('nodes', '-')}/{st.get('edges', '-')}"
         )
-    print("(lamindb's graph has each run's sibling outputs and co-inputs but no transforms; ours has")
-    print(" what is reachable: each run's inputs upstream and outputs downstream, and its transform)")
+    print(
+        "(lamindb's graph has each run's sibling outputs and co-inputs but no transforms; ours has"
+    )
+    print(
+        " what is reachable: each run's inputs upstream and outputs downstream, and its transform)"
+    )
     goals = {
-        "lineage_depth50_le_16ms": None if ours_ms.get("50") is None else ours_ms["50"] <= GOAL_MS_DEPTH_50,
-        "speedup_depth50_ge_10x": None if speedup.get("50") is None else speedup["50"] >= GOAL_SPEEDUP_DEPTH_50,
+        "lineage_depth50_le_16ms": None
+        if ours_ms.get("50") is None
+        else ours_ms["50"] <= GOAL_MS_DEPTH_50,
+        "speedup_depth50_ge_10x": None
+        if speedup.get("50") is None
+        else speedup["50"] >= GOAL_SPEEDUP_DEPTH_50,
     }
     for name, met in goals.items():
         print(f"goal {name:32s} {({True: 'met', False: 'NOT met', None: 'n/a'})[met]}")
@@ -356,17 +383,26 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
         print("!! the depth-limited copy of lamindb's parent loop differs from lamindb's own")
     busy = max(extra.get("loadavg_1m_start", 0), extra.get("loadavg_1m_end", 0))
     if busy > (extra.get("cpus") or 1):
-        print(f"note: load average {busy:.1f} on {extra.get('cpus')} CPUs: other processes competed; figures are noisy")
+        print(
+            f"note: load average {busy:.1f} on {extra.get('cpus')} CPUs: other processes competed; figures are noisy"
+        )
     print(f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}")
     for side, message in errors.items():
         print(f"ERROR {side}: {message.splitlines()[0] if message else ''}")
 
     def rounded(d):
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} if d else None
+        return (
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} if d else None
+        )
 
     return {
-        "n": {"lanes": plan["lanes"], "steps": plan["steps"], "records": plan["graph"]["n_nodes"],
-              "edges": plan["graph"]["n_edges"], "repeats": plan["repeats"]},
+        "n": {
+            "lanes": plan["lanes"],
+            "steps": plan["steps"],
+            "records": plan["graph"]["n_nodes"],
+            "edges": plan["graph"]["n_edges"],
+            "repeats": plan["repeats"],
+        },
         "versions": versions,
         "lineage": rounded(ours),
         "lamindb": rounded(theirs),
@@ -379,12 +415,20 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="~5k records (6 lanes) instead of ~100k")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="~5k records (6 lanes) instead of ~100k"
+    )
     parser.add_argument("--lanes", type=int, default=None, help="default 125 (--quick: 6)")
-    parser.add_argument("--steps", type=int, default=100, help="main runs per lane (the chain's depth)")
+    parser.add_argument(
+        "--steps", type=int, default=100, help="main runs per lane (the chain's depth)"
+    )
     parser.add_argument("--repeats", type=int, default=100, help="timed calls per depth (lineage)")
-    parser.add_argument("--lamindb-repeats", type=int, default=10, help="timed calls per depth (lamindb)")
+    parser.add_argument(
+        "--lamindb-repeats", type=int, default=10, help="timed calls per depth (lamindb)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-lamindb", action="store_true")
     parser.add_argument("--skip-lineage", action="store_true")
@@ -410,13 +454,15 @@ def main() -> int:
     sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.append(str(here))  # _lamindb_env
     from _lamindb_env import DEFAULT_SPEC, default_venv_dir
+    from _lineage_env import database_note, run_namespace
     from graph.server import default_install_dir
 
     args.lamindb_spec = args.lamindb_spec or DEFAULT_SPEC
     venv_dir = args.lamindb_venv or default_venv_dir()
     install_dir = default_install_dir()
 
-    graph = make_graph(lanes, args.steps, args.seed)
+    namespace = run_namespace()
+    graph = make_graph(lanes, args.steps, args.seed, namespace)
     plan = {
         "lanes": lanes,
         "steps": args.steps,
@@ -428,12 +474,19 @@ def main() -> int:
         "lamindb_warmup": 1,
         "graph": graph,
     }
-    _say("bench", f"{graph['n_nodes']} records, {graph['n_edges']} edges ({lanes} lanes x {args.steps} steps)")
+    _say(
+        "bench",
+        f"{graph['n_nodes']} records, {graph['n_edges']} edges ({lanes} lanes x {args.steps} steps)",
+    )
     tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-lineage-", dir=args.tmp_dir))
     results: dict = {}
     versions: dict = {"python": platform.python_version()}
     errors: dict = {}
-    extra: dict = {"cpus": os.cpu_count(), "loadavg_1m_start": round(os.getloadavg()[0], 2)}
+    extra: dict = {
+        "cpus": os.cpu_count(),
+        "loadavg_1m_start": round(os.getloadavg()[0], 2),
+        "database": database_note(namespace),
+    }
     try:
         plan_file = tmp / "plan.json"
         plan_file.write_text(json.dumps(plan))

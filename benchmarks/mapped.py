@@ -112,7 +112,9 @@ def _random_csr(rng, n_cells: int, n_genes: int, density: float, chunk_rows: int
         mask = rng.random((stop - start, n_genes), dtype=np.float32) < density
         rows, cols = np.nonzero(mask)  # row-major: sorted by row, then column
         indices_parts.append(cols.astype(np.int32))
-        indptr[start + 1 : stop + 1] = np.cumsum(np.bincount(rows, minlength=stop - start)) + indptr[start]
+        indptr[start + 1 : stop + 1] = (
+            np.cumsum(np.bincount(rows, minlength=stop - start)) + indptr[start]
+        )
         # Counts-like values >= 1, so the densified rows are not all ones.
         data_parts.append(np.ceil(rng.exponential(2.0, cols.size)).astype(np.float32))
     indices = np.concatenate(indices_parts) if indices_parts else np.zeros(0, np.int32)
@@ -153,7 +155,9 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
                 "cell_type": pd.Categorical.from_codes(
                     rng.choice(N_CELL_TYPES, size=args.cells, p=type_p), categories=cell_types
                 ),
-                "batch": pd.Categorical.from_codes(rng.integers(0, N_BATCHES, args.cells), categories=batches),
+                "batch": pd.Categorical.from_codes(
+                    rng.integers(0, N_BATCHES, args.cells), categories=batches
+                ),
             },
             index=pd.Index([f"f{i}-c{j}" for j in range(args.cells)]),
         )
@@ -289,7 +293,11 @@ def _drive(make_epoch, step: _Step, plan: dict, checkpoints: dict[str, int] | No
         profiler.disable()
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-        print(f"--- profile of the measured batches (tottime) ---\n{out.getvalue()}", file=sys.stderr, flush=True)
+        print(
+            f"--- profile of the measured batches (tottime) ---\n{out.getvalue()}",
+            file=sys.stderr,
+            flush=True,
+        )
     if checkpoints:
         mark("end")
     return {
@@ -378,7 +386,11 @@ def _run_ours(plan: dict, step: _Step, block_size: int | None) -> tuple[dict, di
             # At least one whole pass (the warm-up batch is its first), RSS after a quarter of it
             # and at its end: what the sampler or the dataset keep must not grow with the epoch.
             n = len(ds) - BATCH
-            plan = {**plan, "max_rows": max(plan["max_rows"], n), "budget_s": max(plan["budget_s"], 600.0)}
+            plan = {
+                **plan,
+                "max_rows": max(plan["max_rows"], n),
+                "budget_s": max(plan["budget_s"], 600.0),
+            }
             checkpoints = {"quarter": n // 4, "full": n}
     epochs = [0]
 
@@ -422,7 +434,9 @@ def _ceiling_batches(paths: list[str]):
                 ptr = (indptr - lo).astype(np.int64, copy=False)
                 if csr_todense is not None and vals.dtype in (np.float32, np.float64):
                     # scipy's C fill loop, without a csr_matrix's checks: the cheapest densify.
-                    csr_todense(stop - start, n_cols, ptr, cols.astype(np.int64, copy=False), vals, out)
+                    csr_todense(
+                        stop - start, n_cols, ptr, cols.astype(np.int64, copy=False), vals, out
+                    )
                 else:
                     out[np.repeat(np.arange(stop - start), np.diff(ptr)), cols] = vals
                 yield out, codes[start:stop].astype(np.int64)
@@ -470,7 +484,9 @@ def worker(mode: str, plan_file: str) -> None:
         torch=torch.__version__,
         torch_threads=torch.get_num_threads(),
         python=platform.python_version(),
-        device_name=torch.cuda.get_device_name(0) if plan["device"] == "cuda" else platform.processor() or "cpu",
+        device_name=torch.cuda.get_device_name(0)
+        if plan["device"] == "cuda"
+        else platform.processor() or "cpu",
     )
     print(json.dumps(fig))
 
@@ -498,7 +514,9 @@ def _run_child(argv: list[str], timeout: float) -> dict:
     return json.loads(lines[-1])
 
 
-def run_mode(mode: str, plan: dict, tmp: Path, args: argparse.Namespace, lamindb_python=None) -> dict:
+def run_mode(
+    mode: str, plan: dict, tmp: Path, args: argparse.Namespace, lamindb_python=None
+) -> dict:
     plan_file = tmp / f"plan-{mode}-{plan.get('block_size') or 0}-{plan.get('block_window')}.json"
     plan_file.write_text(json.dumps(plan))
     argv = [str(Path(__file__).resolve()), "--worker", mode, str(plan_file)]
@@ -520,10 +538,17 @@ def setup_lamindb(args: argparse.Namespace):
 
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.origin:
-        raise RuntimeError("torch is not installed in this interpreter: nothing to share with the lamindb venv")
+        raise RuntimeError(
+            "torch is not installed in this interpreter: nothing to share with the lamindb venv"
+        )
     lenv = ensure_lamindb(args.lamindb_venv, spec=args.lamindb_spec or DEFAULT_SPEC)
-    pth = share_torch(lenv, Path(spec.origin).parent.parent)  # == Path(torch.__file__).parent.parent
-    _say("lamindb", f"lamindb {lenv.version} in {lenv.python.parent.parent}; torch shared via {pth.name}")
+    pth = share_torch(
+        lenv, Path(spec.origin).parent.parent
+    )  # == Path(torch.__file__).parent.parent
+    _say(
+        "lamindb",
+        f"lamindb {lenv.version} in {lenv.python.parent.parent}; torch shared via {pth.name}",
+    )
     return lenv
 
 
@@ -550,7 +575,9 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
         "random_ge_30x_lamindb": None
         if ratios["speedup_random_vs_lamindb"] is None
         else ratios["speedup_random_vs_lamindb"] >= GOAL_RANDOM_X,
-        "block_ge_250k_rows_s": None if rate["block"] is None else rate["block"] >= GOAL_BLOCK_ROWS_S,
+        "block_ge_250k_rows_s": None
+        if rate["block"] is None
+        else rate["block"] >= GOAL_BLOCK_ROWS_S,
     }
 
     labels = {
@@ -563,8 +590,10 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
     }
     print()
     print(f"device {meta['device']}; {meta['shape_text']}; batch {BATCH}, num_workers=0")
-    print(f"{'mode':38s} {'rows/s':>10s} {'rows/CPU-s':>10s} {'rows':>8s} {'s':>7s} {'1st batch s':>11s} "
-          f"{'setup s':>8s} {'peak RSS MB':>11s} {'over imports':>12s}")
+    print(
+        f"{'mode':38s} {'rows/s':>10s} {'rows/CPU-s':>10s} {'rows':>8s} {'s':>7s} {'1st batch s':>11s} "
+        f"{'setup s':>8s} {'peak RSS MB':>11s} {'over imports':>12s}"
+    )
     for m in MODES:
         fig = results.get(m)
         if not fig:
@@ -576,15 +605,26 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
             f"{fig['seconds']:>7.2f} {fig['first_batch_s']:>11.3f} {fig['setup_s']:>8.2f} {fig['peak_rss_mb']:>11.1f} "
             f"{fig['peak_rss_mb'] - fig['rss_after_imports_mb']:>12.1f}"
         )
-    print("(rows/CPU-s: over the process's CPU time, steadier on a busy machine; peak RSS: VmHWM of the mode's\n"
-          " own process; over imports: less its RSS once torch etc. were imported)")
-    rounds = {m: results[m]["rounds_rows_per_s"] for m in MODES if len((results.get(m) or {}).get("rounds_rows_per_s", [])) > 1}
+    print(
+        "(rows/CPU-s: over the process's CPU time, steadier on a busy machine; peak RSS: VmHWM of the mode's\n"
+        " own process; over imports: less its RSS once torch etc. were imported)"
+    )
+    rounds = {
+        m: results[m]["rounds_rows_per_s"]
+        for m in MODES
+        if len((results.get(m) or {}).get("rounds_rows_per_s", [])) > 1
+    }
     if rounds:
-        print("rounds (rows/s; the table keeps the best): "
-              + "; ".join(f"{m} " + ", ".join(f"{v:,}" for v in vs) for m, vs in rounds.items()))
+        print(
+            "rounds (rows/s; the table keeps the best): "
+            + "; ".join(f"{m} " + ", ".join(f"{v:,}" for v in vs) for m, vs in rounds.items())
+        )
     sweep = meta.get("block_sweep")
     if sweep:
-        print("block sweep, block_size:window -> rows/s: " + ", ".join(f"{b} {r:,.0f}" for b, r in sweep.items()))
+        print(
+            "block sweep, block_size:window -> rows/s: "
+            + ", ".join(f"{b} {r:,.0f}" for b, r in sweep.items())
+        )
     cps = block.get("checkpoints") or {}
     if cps:
         q, f, e = cps.get("quarter"), cps.get("full"), cps.get("end")
@@ -592,25 +632,41 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
         print("block RSS (rows since the warm-up batch):")
         for name, cp in shown:
             if cp:
-                print(f"  {name:15s} {cp['rows']:>9d} rows: RSS {cp['rss_mb']:>7.1f} MB, peak {cp['peak_rss_mb']:>7.1f} MB")
+                print(
+                    f"  {name:15s} {cp['rows']:>9d} rows: RSS {cp['rss_mb']:>7.1f} MB, peak {cp['peak_rss_mb']:>7.1f} MB"
+                )
         if q and f:
             growth = f["peak_rss_mb"] - q["peak_rss_mb"]
-            print(f"  peak RSS growth from 1/4 to 1 pass: {growth:+.1f} MB"
-                  + (f"; to the end ({block.get('epochs_started')} epochs begun): {e['peak_rss_mb'] - q['peak_rss_mb']:+.1f} MB" if e else ""))
+            print(
+                f"  peak RSS growth from 1/4 to 1 pass: {growth:+.1f} MB"
+                + (
+                    f"; to the end ({block.get('epochs_started')} epochs begun): {e['peak_rss_mb'] - q['peak_rss_mb']:+.1f} MB"
+                    if e
+                    else ""
+                )
+            )
             meta["block_peak_rss_growth_mb"] = round(growth, 1)
         else:
             print("  (the block mode did not finish a whole pass: no growth figure)")
     for name, value in ratios.items():
         cpu = cpu_ratios.get(f"{name}_cpu")
-        print(f"{name:38s} {'-' if value is None else f'{value:.2f}x':>9s}"
-              + ("" if cpu is None else f"   (per CPU-second: {cpu:.2f}x)"))
-    print(f"goal ours random >= {GOAL_RANDOM_X:.0f}x lamindb rows/s          "
-          f"{ {True: 'met', False: 'NOT met', None: 'n/a'}[goals['random_ge_30x_lamindb']] }")
-    print(f"goal ours block >= {GOAL_BLOCK_ROWS_S:,.0f} rows/s             "
-          f"{ {True: 'met', False: 'NOT met', None: 'n/a'}[goals['block_ge_250k_rows_s']] }")
+        print(
+            f"{name:38s} {'-' if value is None else f'{value:.2f}x':>9s}"
+            + ("" if cpu is None else f"   (per CPU-second: {cpu:.2f}x)")
+        )
+    print(
+        f"goal ours random >= {GOAL_RANDOM_X:.0f}x lamindb rows/s          "
+        f"{ {True: 'met', False: 'NOT met', None: 'n/a'}[goals['random_ge_30x_lamindb']] }"
+    )
+    print(
+        f"goal ours block >= {GOAL_BLOCK_ROWS_S:,.0f} rows/s             "
+        f"{ {True: 'met', False: 'NOT met', None: 'n/a'}[goals['block_ge_250k_rows_s']] }"
+    )
     busy = max(meta.get("loadavg_1m_start", 0), meta.get("loadavg_1m_end", 0))
     if busy > (meta.get("cpus") or 1):
-        print(f"note: load average {busy:.1f} on {meta.get('cpus')} CPUs: other processes competed; figures are noisy")
+        print(
+            f"note: load average {busy:.1f} on {meta.get('cpus')} CPUs: other processes competed; figures are noisy"
+        )
     for side, message in errors.items():
         print(f"ERROR {side}: {message.splitlines()[0] if message else ''}")
 
@@ -645,32 +701,71 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="4 files x 5k cells, shorter budgets")
     parser.add_argument("--files", type=int, default=None, help="h5ad files (default 4)")
-    parser.add_argument("--cells", type=int, default=None, help="cells per file (default 50,000; 5,000 with --quick)")
+    parser.add_argument(
+        "--cells",
+        type=int,
+        default=None,
+        help="cells per file (default 50,000; 5,000 with --quick)",
+    )
     parser.add_argument("--genes", type=int, default=None, help="genes (default 2,000)")
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=None, help="keep the h5ad files here and reuse them")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="keep the h5ad files here and reuse them"
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--rows", type=int, default=None, help="rows per mode (default: one epoch)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds per mode (default 30; 10 with --quick)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each mode, interleaved; the best is kept")
-    parser.add_argument("--min-seconds", type=float, default=3.0, help="measure each mode at least this long (more epochs)")
-    parser.add_argument("--lamindb-rows", type=int, default=20_000, help="cap on lamindb's rows per round")
-    parser.add_argument("--lamindb-budget", type=float, default=None, help="lamindb's seconds per round (default 20; 8 with --quick)")
-    parser.add_argument("--block-size", default=None, metavar="B[:W]", help="skip the sweep: block size B, window W")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds per mode (default 30; 10 with --quick)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of each mode, interleaved; the best is kept"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=3.0,
+        help="measure each mode at least this long (more epochs)",
+    )
+    parser.add_argument(
+        "--lamindb-rows", type=int, default=20_000, help="cap on lamindb's rows per round"
+    )
+    parser.add_argument(
+        "--lamindb-budget",
+        type=float,
+        default=None,
+        help="lamindb's seconds per round (default 20; 8 with --quick)",
+    )
+    parser.add_argument(
+        "--block-size", default=None, metavar="B[:W]", help="skip the sweep: block size B, window W"
+    )
     parser.add_argument(
         "--block-sizes",
         default="32,256,1024,256:0,1024:0,4096:0",
         help="B[:W] configs the sweep tries (W left out: the sampler's default window)",
     )
-    parser.add_argument("--modes", default=",".join(MODES), help=f"which of {','.join(MODES)} to run")
-    parser.add_argument("--no-lamindb", action="store_true", help="skip lamindb (no venv needed); its ratios are null")
-    parser.add_argument("--lamindb-venv", type=Path, default=None, help="default $LINEAGE_HOME/bench/lamindb-venv")
-    parser.add_argument("--lamindb-spec", default=None, help='pip requirement, default "lamindb>=2,<3"')
-    parser.add_argument("--profile", action="store_true", help="cProfile each worker; top functions on stderr")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help=f"which of {','.join(MODES)} to run"
+    )
+    parser.add_argument(
+        "--no-lamindb",
+        action="store_true",
+        help="skip lamindb (no venv needed); its ratios are null",
+    )
+    parser.add_argument(
+        "--lamindb-venv", type=Path, default=None, help="default $LINEAGE_HOME/bench/lamindb-venv"
+    )
+    parser.add_argument(
+        "--lamindb-spec", default=None, help='pip requirement, default "lamindb>=2,<3"'
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile each worker; top functions on stderr"
+    )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where the temporary files go")
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "PLAN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -699,8 +794,11 @@ def main() -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print(f"error: --device cuda, but torch {torch.__version__} sees no CUDA device "
-                  f"(torch.version.cuda={torch.version.cuda})", file=sys.stderr)
+            print(
+                f"error: --device cuda, but torch {torch.__version__} sees no CUDA device "
+                f"(torch.version.cuda={torch.version.cuda})",
+                file=sys.stderr,
+            )
             return 2
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally blocks remove the temp dir
@@ -709,7 +807,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-mapped-", dir=args.tmp_dir))
     results: dict = {}
     errors: dict = {}
-    meta: dict = {"cpus": os.cpu_count(), "loadavg_1m_start": round(os.getloadavg()[0], 2), "device": args.device}
+    meta: dict = {
+        "cpus": os.cpu_count(),
+        "loadavg_1m_start": round(os.getloadavg()[0], 2),
+        "device": args.device,
+    }
     try:
         data_dir = args.data or (tmp / "data")
         paths, gen_s, reused = make_files(args, data_dir)
@@ -727,7 +829,10 @@ def main() -> int:
             shape_text=f"{args.files} files x {args.cells:,} cells x {args.genes:,} genes, "
             f"CSR float32 at {args.density:.0%}",
         )
-        _say("bench", f"{'reused' if reused else f'generated in {gen_s:.1f} s'}: {meta['shape_text']} in {data_dir}")
+        _say(
+            "bench",
+            f"{'reused' if reused else f'generated in {gen_s:.1f} s'}: {meta['shape_text']} in {data_dir}",
+        )
         base = {
             "paths": [str(p) for p in paths],
             "genes": args.genes,
@@ -748,7 +853,10 @@ def main() -> int:
                 traceback.print_exc()
                 errors[name] = f"{type(exc).__name__}: {exc}"
                 return None
-            _say("bench", f"{name}: {fig['rows_per_s']:,.0f} rows/s over {fig['rows']} rows, peak RSS {fig['peak_rss_mb']} MB")
+            _say(
+                "bench",
+                f"{name}: {fig['rows_per_s']:,.0f} rows/s over {fig['rows']} rows, peak RSS {fig['peak_rss_mb']} MB",
+            )
             return fig
 
         plans: dict[str, dict] = {}
@@ -763,18 +871,32 @@ def main() -> int:
                 # matters as much as the size: a batch's rows are spread over window x block_size
                 # rows, and what lies between them is read too.
                 sweep = {}
-                short = {**base, "max_rows": min(base["max_rows"], 50_000), "budget_s": min(budget, 5.0), "min_s": 1.5}
+                short = {
+                    **base,
+                    "max_rows": min(base["max_rows"], 50_000),
+                    "budget_s": min(budget, 5.0),
+                    "min_s": 1.5,
+                }
                 for text in (t for t in args.block_sizes.split(",") if t.strip()):
                     size, window = _block_config(text)
                     label = _block_label(size, window)
-                    fig = attempt(f"block sweep {label}", "block", {**short, "block_size": size, "block_window": window})
+                    fig = attempt(
+                        f"block sweep {label}",
+                        "block",
+                        {**short, "block_size": size, "block_window": window},
+                    )
                     if fig:
                         sweep[label] = fig["rows_per_s"]
                 meta["block_sweep"] = sweep
                 chosen = max(sweep, key=sweep.get) if sweep else None
             if chosen is not None:
                 size, window = _block_config(chosen)
-                plans["block"] = {**base, "block_size": size, "block_window": window, "full_pass": True}
+                plans["block"] = {
+                    **base,
+                    "block_size": size,
+                    "block_window": window,
+                    "full_pass": True,
+                }
         lenv = None
         if "lamindb" in modes:
             try:
@@ -784,7 +906,11 @@ def main() -> int:
                 errors["lamindb"] = f"{type(exc).__name__}: {exc}"
             else:
                 # Capped per round: at ~2k rows/s a whole epoch would take minutes.
-                plans["lamindb"] = {**base, "max_rows": min(base["max_rows"], args.lamindb_rows), "budget_s": lamindb_budget}
+                plans["lamindb"] = {
+                    **base,
+                    "max_rows": min(base["max_rows"], args.lamindb_rows),
+                    "budget_s": lamindb_budget,
+                }
                 meta["lamindb_version"] = lenv.version
         # Rounds interleave the modes, and each keeps its best round: on a shared machine a burst
         # of someone else's work then hits one round of one mode, not the whole comparison.

@@ -79,13 +79,19 @@ def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
     `probe(ln, uid, prefix)`, if given, runs last, untimed, and adds its figures.
     """
     files = Path(plan["files_dir"])
-    n_bulk, n_collection, n_total, batch = plan["n_bulk"], plan["n_collection"], plan["n_total"], plan["batch"]
+    n_bulk, n_collection, n_total, batch = (
+        plan["n_bulk"],
+        plan["n_collection"],
+        plan["n_total"],
+        plan["batch"],
+    )
     path = lambda i: str(files / f"{i}.txt")  # noqa: E731
+    ns = plan["namespace"]  # "" on a scratch database (see _lineage_env.run_namespace)
     fig: dict = {}
 
     # 1. bulk
     paths = [path(i) for i in range(n_bulk)]
-    keys = [KEY.format(i) for i in range(n_bulk)]
+    keys = [ns + KEY.format(i) for i in range(n_bulk)]
     _say(tag, f"bulk: constructing {n_bulk} artifacts")
     t0 = time.perf_counter()
     artifacts = [ln.Artifact(p, key=k) for p, k in zip(paths, keys)]
@@ -101,7 +107,7 @@ def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
     _say(tag, f"collection: {n_collection} artifacts")
     members = artifacts[:n_collection]
     t0 = time.perf_counter()
-    collection = ln.Collection(members, key=COLLECTION_KEY)
+    collection = ln.Collection(members, key=ns + COLLECTION_KEY)
     fig["collection_construct_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     collection.save()
@@ -112,7 +118,7 @@ def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
     if len(artifacts) >= 2 * n_collection:
         members = artifacts[n_collection : 2 * n_collection]
         t0 = time.perf_counter()
-        collection = ln.Collection(members, key=COLLECTION_KEY + "-again")
+        collection = ln.Collection(members, key=ns + COLLECTION_KEY + "-again")
         fig["collection2_construct_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         collection.save()
@@ -125,7 +131,7 @@ def run_scenarios(ln, plan: dict, tag: str, probe=None) -> dict:
     for start in range(n_bulk, n_total, batch):
         stop = min(start + batch, n_total)
         t0 = time.perf_counter()
-        chunk = [ln.Artifact(path(i), key=KEY.format(i)) for i in range(start, stop)]
+        chunk = [ln.Artifact(path(i), key=ns + KEY.format(i)) for i in range(start, stop)]
         t1 = time.perf_counter()
         ln.save(chunk)
         t2 = time.perf_counter()
@@ -196,9 +202,7 @@ def _worker_lamindb(plan_file: str) -> None:
 # -- the parent: inputs, both sides, report ----------------------------------------------------
 
 
-
-
-def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
+def make_plan(args: argparse.Namespace, files_dir: Path, namespace: str) -> dict:
     n_total = max(args.n_large, args.n_bulk)
     rng = random.Random(args.seed)
     if n_total >= args.n_get + 10:  # distinct uids, the first 10 for warm-up
@@ -208,10 +212,11 @@ def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
         warmup = rng.sample(range(n_total), min(10, n_total))
         get_indices = [rng.randrange(n_total) for _ in range(args.n_get)]
     numbers = rng.sample(range(100, 1000), min(args.n_filter + 3, 900))
-    prefixes = [f"bench/{k}" for k in numbers]
-    keys = [KEY.format(i) for i in range(n_total)]
+    prefixes = [f"{namespace}bench/{k}" for k in numbers]
+    keys = [namespace + KEY.format(i) for i in range(n_total)]
     expected = [sum(k.startswith(p) for k in keys) for p in prefixes[3:]]
     return {
+        "namespace": namespace,
         "files_dir": str(files_dir),
         "n_bulk": args.n_bulk,
         "n_collection": args.n_collection,
@@ -225,32 +230,44 @@ def make_plan(args: argparse.Namespace, files_dir: Path) -> dict:
     }
 
 
-def make_files(files_dir: Path, n: int) -> float:
-    """n tiny files with distinct content: `{i}.txt`."""
+def make_files(files_dir: Path, n: int, namespace: str) -> float:
+    """n tiny files with distinct content: `{i}.txt` (the namespace in it: no hash matches an
+    earlier run's file in a shared database)."""
     t0 = time.perf_counter()
     files_dir.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        (files_dir / f"{i}.txt").write_text(f"lineage registry benchmark file {i}\n")
+        (files_dir / f"{i}.txt").write_text(f"lineage registry benchmark file {namespace}{i}\n")
     return time.perf_counter() - t0
 
 
-def run_lamindb(args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: Path) -> tuple[dict, dict]:
+def run_lamindb(
+    args: argparse.Namespace, plan_file: Path, tmp: Path, venv_dir: Path
+) -> tuple[dict, dict]:
     from _lamindb_env import ensure_lamindb, init_instance, run_worker
 
     lenv = ensure_lamindb(venv_dir, spec=args.lamindb_spec)
-    extra = {"venv": str(venv_dir), "spec": lenv.spec, "venv_setup_s": lenv.setup_s, "venv_reused": lenv.reused}
+    extra = {
+        "venv": str(venv_dir),
+        "spec": lenv.spec,
+        "venv_setup_s": lenv.setup_s,
+        "venv_reused": lenv.reused,
+    }
     if not lenv.version.startswith("2."):
         _say("lamindb", f"note: lamindb {lenv.version} installed, not 2.x")
     _say("lamindb", f"lamindb {lenv.version} from {venv_dir}; lamin init")
     root = tmp / "lamindb"
     root.mkdir()
     extra["init_s"] = init_instance(lenv, root, root / "storage")
-    fig = run_worker(lenv, root, [str(Path(__file__).resolve()), "--worker", "lamindb", str(plan_file)])
+    fig = run_worker(
+        lenv, root, [str(Path(__file__).resolve()), "--worker", "lamindb", str(plan_file)]
+    )
     fig.update(extra)
     return fig, {"lamindb": lenv.version}
 
 
-def run_lineage(args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
+def run_lineage(
+    args: argparse.Namespace, plan: dict, tmp: Path, install_dir: Path
+) -> tuple[dict, dict]:
     import lineage as ln
     from _lineage_env import scratch_lineage
 
@@ -328,7 +345,11 @@ def ratios(ours: dict | None, theirs: dict | None) -> dict:
     for _, name, _ in ROWS:
         a = (ours or {}).get(name)
         b = (theirs or {}).get(name)
-        out[name] = (b / a) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 else None
+        out[name] = (
+            (b / a)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0
+            else None
+        )
     return out
 
 
@@ -353,7 +374,9 @@ def goals(ours: dict | None, theirs: dict | None, ratio: dict) -> dict:
         "collection_le_lamindb": coll,
         "collection_again_le_lamindb": coll2,
         "get_p50_lt_3ms": below(ours.get("get_p50_ms"), 3) if correct is not False else False,
-        "filter_p50_lt_20ms": below(ours.get("filter_p50_ms"), 20) if correct is not False else False,
+        "filter_p50_lt_20ms": below(ours.get("filter_p50_ms"), 20)
+        if correct is not False
+        else False,
     }
 
 
@@ -380,19 +403,27 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
         )
     for side, fig in (("lineage", ours), ("lamindb", theirs)):
         if fig and (fig.get("get_wrong") or fig.get("filter_wrong_counts")):
-            print(f"!! {side}: {fig['get_wrong']} wrong get(uid), {fig['filter_wrong_counts']} wrong filter counts")
+            print(
+                f"!! {side}: {fig['get_wrong']} wrong get(uid), {fig['filter_wrong_counts']} wrong filter counts"
+            )
     if ours and "get_queries" in ours:
-        print(f"lineage: {ours['get_queries']} Cypher statement(s) per get(uid), {ours['filter_queries']} per filter")
+        print(
+            f"lineage: {ours['get_queries']} Cypher statement(s) per get(uid), {ours['filter_queries']} per filter"
+        )
     print(f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}")
     full = n["n_bulk"] >= 10_000 and n["n_collection"] >= 1000 and n["n_total"] >= 100_000
     if not full:
-        print("note: n's below the issue's (10k bulk, 1000 collection, 100k nodes); goals are indicative")
+        print(
+            "note: n's below the issue's (10k bulk, 1000 collection, 100k nodes); goals are indicative"
+        )
     for key, text in GOALS.items():
         mark = {True: "met", False: "NOT met", None: "n/a"}[met[key]]
         print(f"goal {text:52s} {mark}")
     busy = max(extra.get("loadavg_1m_start", 0), extra.get("loadavg_1m_end", 0))
     if busy > (extra.get("cpus") or 1):
-        print(f"note: load average {busy:.1f} on {extra.get('cpus')} CPUs: other processes competed; figures are noisy")
+        print(
+            f"note: load average {busy:.1f} on {extra.get('cpus')} CPUs: other processes competed; figures are noisy"
+        )
     for side, message in errors.items():
         print(f"ERROR {side}: {message.splitlines()[0] if message else ''}")
 
@@ -415,20 +446,34 @@ def report(plan: dict, results: dict, versions: dict, errors: dict, extra: dict)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n-bulk", type=int, default=10_000)
     parser.add_argument("--n-collection", type=int, default=1000)
-    parser.add_argument("--n-large", type=int, default=100_000, help="artifacts in the registry for the queries")
-    parser.add_argument("--batch", type=int, default=10_000, help="ln.save batch size while filling to --n-large")
+    parser.add_argument(
+        "--n-large", type=int, default=100_000, help="artifacts in the registry for the queries"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=10_000, help="ln.save batch size while filling to --n-large"
+    )
     parser.add_argument("--n-get", type=int, default=200)
     parser.add_argument("--n-filter", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-lamindb", action="store_true", help="our figures only; ratios null")
-    parser.add_argument("--skip-lineage", action="store_true", help="lamindb figures only (to check the set-up)")
-    parser.add_argument("--lamindb-venv", type=Path, default=None, help="default $LINEAGE_HOME/bench/lamindb-venv")
-    parser.add_argument("--lamindb-spec", default=None, help='pip requirement, default "lamindb>=2,<3"')
+    parser.add_argument(
+        "--skip-lineage", action="store_true", help="lamindb figures only (to check the set-up)"
+    )
+    parser.add_argument(
+        "--lamindb-venv", type=Path, default=None, help="default $LINEAGE_HOME/bench/lamindb-venv"
+    )
+    parser.add_argument(
+        "--lamindb-spec", default=None, help='pip requirement, default "lamindb>=2,<3"'
+    )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where the temporary files go")
-    parser.add_argument("--keep-tmp", action="store_true", help="leave the temporary directory behind")
+    parser.add_argument(
+        "--keep-tmp", action="store_true", help="leave the temporary directory behind"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "PLAN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -452,6 +497,7 @@ def main() -> int:
     sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.append(str(here))  # _lamindb_env, _lineage_env
     from _lamindb_env import DEFAULT_SPEC, default_venv_dir
+    from _lineage_env import database_note, run_namespace
     from graph.server import default_install_dir
 
     args.lamindb_spec = args.lamindb_spec or DEFAULT_SPEC
@@ -463,12 +509,13 @@ def main() -> int:
     results: dict = {}
     versions: dict = {"python": platform.python_version()}
     errors: dict = {}
-    extra: dict = {}
+    namespace = run_namespace()
+    extra: dict = {"database": database_note(namespace)}
     try:
-        plan = make_plan(args, tmp / "files")
+        plan = make_plan(args, tmp / "files", namespace)
         extra["cpus"] = os.cpu_count()
         extra["loadavg_1m_start"] = round(os.getloadavg()[0], 2)
-        extra["files_s"] = round(make_files(tmp / "files", plan["n_total"]), 3)
+        extra["files_s"] = round(make_files(tmp / "files", plan["n_total"], namespace), 3)
         _say("bench", f"{plan['n_total']} input files in {extra['files_s']:.1f} s under {tmp}")
         plan_file = tmp / "plan.json"
         plan_file.write_text(json.dumps(plan))

@@ -66,8 +66,6 @@ def _say(message: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-
-
 def _proc_kb(pid: int | str, field: str) -> int | None:
     """A `/proc/<pid>/status` memory field (VmRSS, VmHWM) in kB, None if unreadable."""
     try:
@@ -106,9 +104,7 @@ def _slope_mb_per_10k(samples: list[tuple[int, float]]) -> float | None:
     the samples (the first chunks also fill what is bounded: imports, the driver's connection
     pool, the Storage and User records cached per instance)."""
     tail = samples[len(samples) // 2 :]
-    if (
-        len(tail) < 5
-    ):  # fewer: one allocator step of 1 MB reads as a slope of tens of MB per 10k
+    if len(tail) < 5:  # fewer: one allocator step of 1 MB reads as a slope of tens of MB per 10k
         return None
     xs, ys = [float(n) for n, _ in tail], [mb for _, mb in tail]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
@@ -132,8 +128,7 @@ def _show_samples(samples: list[tuple[int, float]], k: int = 6) -> str:
         picked = [samples[round(i * (len(samples) - 1) / (k - 1))] for i in range(k)]
     growth = samples[-1][1] - samples[0][1]
     return (
-        ", ".join(f"{n}: {mb:.0f} MB" for n, mb in picked)
-        + f" (first to last: {growth:+.1f} MB)"
+        ", ".join(f"{n}: {mb:.0f} MB" for n, mb in picked) + f" (first to last: {growth:+.1f} MB)"
     )
 
 
@@ -172,9 +167,7 @@ def make_files(files_dir: Path, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def load_artifacts(
-    ln: Any, files_dir: Path, n: int, chunk: int
-) -> tuple[dict, list[str]]:
+def load_artifacts(ln: Any, files_dir: Path, n: int, chunk: int) -> tuple[dict, list[str]]:
     fig: dict[str, Any] = {"n": n, "chunk": chunk}
     construct = save = 0.0
     uids: list[str] = []
@@ -183,8 +176,7 @@ def load_artifacts(
         stop = min(start + chunk, n)
         t0 = time.perf_counter()
         batch = [
-            ln.Artifact(str(files_dir / f"{i}.txt"), key=KEY.format(i))
-            for i in range(start, stop)
+            ln.Artifact(str(files_dir / f"{i}.txt"), key=KEY.format(i)) for i in range(start, stop)
         ]
         t1 = time.perf_counter()
         ln.save(batch)
@@ -236,10 +228,7 @@ def load_collections(
         t1 = time.perf_counter()
         batch = [
             ln.Collection(
-                [
-                    by_uid[u]
-                    for u in wanted[(j - start) * members : (j - start + 1) * members]
-                ],
+                [by_uid[u] for u in wanted[(j - start) * members : (j - start + 1) * members]],
                 key=COLLECTION_KEY.format(j),
             )
             for j in range(start, stop)
@@ -251,9 +240,7 @@ def load_collections(
         if writes_first_chunk is None:
             writes_first_chunk = writes.count
             per_record = writes.count >= len(batch)
-            fig["save_path"] = (
-                "per-record (one transaction each)" if per_record else "bulk"
-            )
+            fig["save_path"] = "per-record (one transaction each)" if per_record else "bulk"
             fig["writes_first_chunk"] = writes.count
             fig["collections_first_chunk"] = len(batch)
         fetch += t1 - t0
@@ -271,9 +258,7 @@ def load_collections(
     return fig, uids
 
 
-def _timed(
-    calls: list[Callable[[], Any]], check: Callable[[int, Any], bool]
-) -> tuple[dict, int]:
+def _timed(calls: list[Callable[[], Any]], check: Callable[[int, Any], bool]) -> tuple[dict, int]:
     times, wrong = [], 0
     for i, call in enumerate(calls):
         t0 = time.perf_counter()
@@ -304,36 +289,23 @@ def run_queries(
     )
 
     for size in SIZES:
-        digits = (
-            6 - len(str(size)) + 1
-        )  # digits after "scale/" that fix all but log10(size)
+        digits = 6 - len(str(size)) + 1  # digits after "scale/" that fix all but log10(size)
         blocks = max(n // size, 1)
         prefixes = [
-            f"scale/{b:0{digits}d}"
-            for b in (rng.randrange(blocks) for _ in range(args.n_filter))
+            f"scale/{b:0{digits}d}" for b in (rng.randrange(blocks) for _ in range(args.n_filter))
         ]
         # Expected rows, from the keys registered: block b holds keys b*size .. (b+1)*size - 1.
-        expected = [
-            min((int(p[6:]) + 1) * size, n) - int(p[6:]) * size for p in prefixes
-        ]
+        expected = [min((int(p[6:]) + 1) * size, n) - int(p[6:]) * size for p in prefixes]
         for p in prefixes[:5]:
             ln.Artifact.filter(key__startswith=p).to_list()
             ln.Artifact.filter(key__startswith=p).count()
-        _say(
-            f"queries: filter(key__startswith) ~{size} rows x {len(prefixes)}, to_list and count"
-        )
+        _say(f"queries: filter(key__startswith) ~{size} rows x {len(prefixes)}, to_list and count")
         fig[f"filter_{size}_to_list"], fig[f"filter_{size}_to_list_wrong"] = _timed(
-            [
-                lambda p=p: ln.Artifact.filter(key__startswith=p).to_list()
-                for p in prefixes
-            ],
+            [lambda p=p: ln.Artifact.filter(key__startswith=p).to_list() for p in prefixes],
             lambda k, rows, expected=expected: len(rows) == expected[k],
         )
         fig[f"filter_{size}_count"], fig[f"filter_{size}_count_wrong"] = _timed(
-            [
-                lambda p=p: ln.Artifact.filter(key__startswith=p).count()
-                for p in prefixes
-            ],
+            [lambda p=p: ln.Artifact.filter(key__startswith=p).count() for p in prefixes],
             lambda k, count, expected=expected: count == expected[k],
         )
         fig[f"filter_{size}_rows_mean"] = statistics.fmean(expected)
@@ -342,9 +314,7 @@ def run_queries(
         for uid in rng.sample(collection_uids, min(20, len(collection_uids))):
             ln.Collection.get(uid).ordered_artifacts.to_list()
         cpicks = [rng.choice(collection_uids) for _ in range(args.n_collection_get)]
-        _say(
-            f"queries: Collection.get(uid) + ordered_artifacts.to_list() x {len(cpicks)}"
-        )
+        _say(f"queries: Collection.get(uid) + ordered_artifacts.to_list() x {len(cpicks)}")
         get_times, members_times, wrong = [], [], 0
         for uid in cpicks:
             t0 = time.perf_counter()
@@ -356,11 +326,7 @@ def run_queries(
             members_times.append(t2 - t1)
             # Members were consecutive artifacts: their keys must come in order.
             keys = [a.key for a in artifacts]
-            wrong += (
-                collection.uid != uid
-                or len(artifacts) != args.members
-                or keys != sorted(keys)
-            )
+            wrong += collection.uid != uid or len(artifacts) != args.members or keys != sorted(keys)
         fig["collection_get"] = _pcts(get_times)
         fig["collection_ordered_artifacts"] = _pcts(members_times)
         fig["collection_get_plus_members"] = _pcts(
@@ -392,17 +358,13 @@ def report(fig: dict) -> None:
     )
     print(f"  RSS after chunks: {_show_samples(a['rss_samples'])}")
     if a["rss_slope_mb_per_10k"] is not None:
-        print(
-            f"  RSS slope, second half: {a['rss_slope_mb_per_10k']:+.2f} MB per 10k artifacts"
-        )
+        print(f"  RSS slope, second half: {a['rss_slope_mb_per_10k']:+.2f} MB per 10k artifacts")
     print(
         f"  of which this script's list of {a['n']} uids: {a['uid_list_mb']:.1f} MB "
         f"({a['uid_list_mb'] / a['n'] * 10_000:.2f} MB per 10k)"
     )
     if c:
-        print(
-            f"collections: {c['n']} of {c['members']} artifacts, in chunks of {c['chunk']}"
-        )
+        print(f"collections: {c['n']} of {c['members']} artifacts, in chunks of {c['chunk']}")
         print(
             f"  construct {c['construct_s']:.1f} s ({c['construct_per_s']:.0f}/s), ln.save {c['save_s']:.1f} s "
             f"({c['save_per_s']:.0f}/s), together {c['total_s']:.1f} s = {c['per_s']:.0f} collections/s"
@@ -449,11 +411,7 @@ def report(fig: dict) -> None:
             )
         if "collection_get" in q:
             print(_row("Collection.get(uid)", q["collection_get"]))
-            print(
-                _row(
-                    "  .ordered_artifacts.to_list()", q["collection_ordered_artifacts"]
-                )
-            )
+            print(_row("  .ordered_artifacts.to_list()", q["collection_ordered_artifacts"]))
             print(
                 _row(
                     "  get + ordered_artifacts together",
@@ -502,16 +460,10 @@ def main() -> int:
         default=None,
         help="default 10000 (1000 with --quick)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="10k artifacts, 1k collections"
-    )
-    parser.add_argument(
-        "--members", type=int, default=10, help="artifacts per collection"
-    )
+    parser.add_argument("--quick", action="store_true", help="10k artifacts, 1k collections")
+    parser.add_argument("--members", type=int, default=10, help="artifacts per collection")
     parser.add_argument("--chunk", type=int, default=2000, help="artifacts per ln.save")
-    parser.add_argument(
-        "--collection-chunk", type=int, default=200, help="collections per ln.save"
-    )
+    parser.add_argument("--collection-chunk", type=int, default=200, help="collections per ln.save")
     parser.add_argument("--n-get", type=int, default=1000)
     parser.add_argument(
         "--n-filter",
@@ -536,23 +488,12 @@ def main() -> int:
         help="write a cProfile of the load phases here",
     )
     args = parser.parse_args()
-    n_art = (
-        args.artifacts
-        if args.artifacts is not None
-        else (10_000 if args.quick else 100_000)
-    )
-    n_coll = (
-        args.collections
-        if args.collections is not None
-        else (1_000 if args.quick else 10_000)
-    )
+    n_art = args.artifacts if args.artifacts is not None else (10_000 if args.quick else 100_000)
+    n_coll = args.collections if args.collections is not None else (1_000 if args.quick else 10_000)
     if (
         n_art < 1
         or n_coll < 0
-        or min(
-            args.members, args.chunk, args.collection_chunk, args.n_get, args.n_filter
-        )
-        < 1
+        or min(args.members, args.chunk, args.collection_chunk, args.n_get, args.n_filter) < 1
     ):
         parser.error("sizes must be positive")
     if n_coll * args.members > n_art:
@@ -569,16 +510,14 @@ def main() -> int:
     # sys.path, `import lineage` would import it instead of the package. The root goes first.
     sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.append(str(here))  # _lineage_env
-    from _lineage_env import free_port
+    from _lineage_env import database_note, free_port
     from graph.server import LocalServer, default_install_dir
 
     # The jars of the user's install (read from the real LINEAGE_HOME), everything else ours.
     install_dir = default_install_dir()
     tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-scale-", dir=args.tmp_dir))
     for var in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        os.environ.pop(
-            var, None
-        )  # always a fresh local server, never someone's database
+        os.environ.pop(var, None)  # always a fresh local server, never someone's database
     os.environ["LINEAGE_HOME"] = str(tmp / "lineage-home")
     os.environ["LINEAGE_NEO4J_INSTALL"] = str(install_dir)
     os.environ["LINEAGE_NEO4J_PORT"] = str(free_port())
@@ -587,6 +526,7 @@ def main() -> int:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "loadavg_1m_start": round(os.getloadavg()[0], 2),
+        "database": database_note(""),  # NEO4J_URI is ignored: always a server of its own
         "args": {
             "artifacts": n_art,
             "collections": n_coll,
@@ -606,9 +546,7 @@ def main() -> int:
         fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
         server = LocalServer()
         status = server.status()
-        _say(
-            f"connected in {fig['connect_s']:.1f} s: {instance!r}, server pid {status.pid}"
-        )
+        _say(f"connected in {fig['connect_s']:.1f} s: {instance!r}, server pid {status.pid}")
         ln.settings.storage = str(tmp / "storage")
         fig["python_rss_before_load_mb"] = _rss_mb()
 
@@ -618,9 +556,7 @@ def main() -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        fig["artifacts"], artifact_uids = load_artifacts(
-            ln, tmp / "files", n_art, args.chunk
-        )
+        fig["artifacts"], artifact_uids = load_artifacts(ln, tmp / "files", n_art, args.chunk)
         loads.append(os.getloadavg()[0])
         collection_uids: list[str] = []
         if n_coll:
@@ -649,9 +585,7 @@ def main() -> int:
             "neo4j_heap": server.heap,
             "neo4j_pagecache": server.pagecache,
             "neo4j_store_mb": sum(
-                f.stat().st_size
-                for f in (tmp / "lineage-home").rglob("*")
-                if f.is_file()
+                f.stat().st_size for f in (tmp / "lineage-home").rglob("*") if f.is_file()
             )
             / 2**20,
         }

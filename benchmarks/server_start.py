@@ -42,7 +42,9 @@ def _timed(fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reuse-jars", action="store_true", help="use the user's jar install")
     parser.add_argument("--warm-runs", type=int, default=3)
     args = parser.parse_args()

@@ -8,7 +8,8 @@ whose messages name the URI but never the password.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import neo4j
 from neo4j import exceptions as neo4j_exc
@@ -25,7 +26,9 @@ from graph.settings import ConnectionSettings
 
 T = TypeVar("T")
 
-_CONNECT_ATTEMPTS = 3  # bounded: a wrong URI fails within seconds, a restarting server is waited for
+_CONNECT_ATTEMPTS = (
+    3  # bounded: a wrong URI fails within seconds, a restarting server is waited for
+)
 _QUERY_ATTEMPTS = 5  # for auto-commit queries that fail with a retryable error
 # A server that accepts TCP but never answers the Bolt handshake (hung, overloaded, a wrong
 # service on the port) otherwise blocks for the driver's default 60 s per attempt.
@@ -208,7 +211,7 @@ class _ErrorTranslator:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None:
             return False
         uri = self.settings.display_uri

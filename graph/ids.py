@@ -38,4 +38,3 @@ def counter_string(value: int, width: int = VERSION_LENGTH) -> str:
         value, rem = divmod(value, 62)
         chars.append(_ALPHABET[rem])
     return "".join(reversed(chars)).rjust(width, "0")
-

@@ -35,8 +35,8 @@ one node object) per node.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypedDict
 
 from graph.errors import FieldValidationError
@@ -88,7 +88,7 @@ class LineageGraph(TypedDict):
 
 
 # -- edge names, from the models ------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _edges() -> dict[str, str]:
     art, coll, run = relations_of("Artifact"), relations_of("Collection"), relations_of("Run")
     names = {
@@ -175,7 +175,7 @@ def _side(up: bool, label: str) -> str:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def lineage_query(label: str) -> str:
     """The traversal query for a focus of `label`; parameters `$uid`, `$depth` (int or null),
     `$up`, `$down` (booleans) and `$from_transform` (whether the focus is a transform).
@@ -192,7 +192,7 @@ def lineage_query(label: str) -> str:
 MATCH (s:`{label}` {{uid: $uid}})
 CALL (s) {{
   WITH s WHERE $up
-  {up.replace(chr(10), chr(10) + '  ')}
+  {up.replace(chr(10), chr(10) + "  ")}
   RETURN found
   UNION
   WITH s WHERE NOT $up
@@ -201,7 +201,7 @@ CALL (s) {{
 WITH s, found AS ups
 CALL (s) {{
   WITH s WHERE $down
-  {down.replace(chr(10), chr(10) + '  ')}
+  {down.replace(chr(10), chr(10) + "  ")}
   RETURN found
   UNION
   WITH s WHERE NOT $down
@@ -257,7 +257,7 @@ def _datetime(value: str | None) -> datetime | None:
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)  # Neo4j writes nanoseconds; Python keeps micro
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def traverse(
@@ -295,8 +295,7 @@ def traverse(
         node["started_at"] = _datetime(node["started_at"])
         nodes.append(node)  # type: ignore[arg-type]
     edges: list[LineageEdge] = [
-        {"source": a, "target": b, "type": t, "position": pos}
-        for a, b, t, pos in raw_edges
+        {"source": a, "target": b, "type": t, "position": pos} for a, b, t, pos in raw_edges
     ]
     return {"focus": uid, "label": label, "nodes": nodes, "edges": edges}
 
@@ -340,7 +339,9 @@ def write_graph(
             def work(tx: Any, label: str = label, batch: list = batch) -> None:
                 for row, new_id in zip(batch, _take_ids(tx, label, len(batch))):
                     row["id"] = new_id
-                tx.run(f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row", rows=batch).consume()
+                tx.run(
+                    f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row", rows=batch
+                ).consume()
 
             conn.write(work)
             written["nodes"] += len(batch)
@@ -353,14 +354,16 @@ def write_graph(
         )
     for (kind, src_label, dst_label), pairs in groups.items():
         for start in range(0, len(pairs), _BULK_BATCH):
-            batch = pairs[start : start + _BULK_BATCH]
+            pair_batch = pairs[start : start + _BULK_BATCH]
             query = (
                 f"UNWIND $pairs AS p MATCH (a:`{src_label}` {{uid: p[0]}}) "
                 f"MATCH (b:`{dst_label}` {{uid: p[1]}}) CREATE (a)-[:`{kind}`]->(b) "
                 "RETURN count(*) AS n"
             )
-            made = conn.write(lambda tx, q=query, b=batch: tx.run(q, pairs=b).single()["n"])
-            if made != len(batch):
-                raise FieldValidationError(f"{len(batch) - made} {kind} edges name missing nodes")
+            made = conn.write(lambda tx, q=query, b=pair_batch: tx.run(q, pairs=b).single()["n"])
+            if made != len(pair_batch):
+                raise FieldValidationError(
+                    f"{len(pair_batch) - made} {kind} edges name missing nodes"
+                )
             written["edges"] += made
     return written

@@ -10,8 +10,8 @@ integer id is declared as `record_id` and stored under the property name `id`.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import NamedTuple
+from functools import cache
+from typing import ClassVar, NamedTuple
 
 from neomodel import (
     BooleanProperty,
@@ -47,7 +47,7 @@ class Record(StructuredNode):
     space = RelationshipTo("Space", "IN_SPACE", cardinality=ZeroOrOne)
 
     # Field names users may write that are stored under another name (lamindb spellings).
-    __aliases__: dict[str, str] = {"branch_id": "branch"}
+    __aliases__: ClassVar[dict[str, str]] = {"branch_id": "branch"}
     # Length of the random part of a uid (lamindb's lengths); versioned records add 4 characters.
     __uid_length__: int = 12
 
@@ -106,7 +106,7 @@ class Collection(DataRecord):
     meta_artifact = RelationshipTo("Artifact", "HAS_META", cardinality=ZeroOrOne)
     revises = RelationshipTo("Collection", "REVISES", cardinality=ZeroOrOne)
 
-    __aliases__ = {**Record.__aliases__, "name": "key"}
+    __aliases__: ClassVar[dict[str, str]] = {**Record.__aliases__, "name": "key"}
 
 
 class Transform(Versioned):
@@ -214,7 +214,7 @@ RECORD_MODELS: tuple[type[Record], ...] = (
 RECORD_LABELS: tuple[str, ...] = tuple(m.__label__ for m in RECORD_MODELS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_for(label: str) -> type[Record]:
     """The model of a record label; `KeyError` naming the known labels if there is none."""
     for model in RECORD_MODELS:
@@ -223,7 +223,7 @@ def model_for(label: str) -> type[Record]:
     raise KeyError(f"unknown record label {label!r}; known labels: {', '.join(RECORD_LABELS)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def fields_of(label: str) -> dict[str, str]:
     """Property names stored on nodes of `label`, mapped to neomodel's property type name.
 
@@ -253,7 +253,7 @@ class Relation(NamedTuple):
         return f"(n)<-[r:`{self.edge}`]-(m:`{self.target}`)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def relations_of(label: str) -> dict[str, Relation]:
     """Relations of `label` in both directions: attribute name -> `Relation`."""
     model = model_for(label)
@@ -266,18 +266,18 @@ def relations_of(label: str) -> dict[str, Relation]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def aliases_of(label: str) -> dict[str, str]:
     """User spellings of fields stored under another name, e.g. Collection `name` -> `key`."""
     return dict(model_for(label).__aliases__)
 
 
-@lru_cache(maxsize=None)
+@cache
 def uid_length(label: str) -> int:
     """Characters in the random part of a uid of `label` (versioned records add 4)."""
     return model_for(label).__uid_length__
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_versioned(label: str) -> bool:
     return issubclass(model_for(label), Versioned)

@@ -35,10 +35,11 @@ digit), so metacharacters, backslashes and `\\E` in the string are matched liter
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from functools import cache
+from typing import Any
 
 from graph.errors import FieldValidationError
 from graph.models import (
@@ -160,9 +161,7 @@ class Q:
         return hash((self.connector, self.negated, len(self.children)))
 
     def __repr__(self) -> str:
-        parts = [
-            repr(c) if isinstance(c, Q) else f"{c[0]}={c[1]!r}" for c in self.children
-        ]
+        parts = [repr(c) if isinstance(c, Q) else f"{c[0]}={c[1]!r}" for c in self.children]
         body = f"({self.connector}: {', '.join(parts)})"
         return f"<Q: NOT {body}>" if self.negated else f"<Q: {body}>"
 
@@ -208,7 +207,7 @@ def _check_label(label: Any) -> str:
     return label
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fields(label: str) -> dict[str, str]:
     fields = fields_of(label)
     for name in fields:  # defence in depth: model names go into query text
@@ -216,17 +215,17 @@ def _fields(label: str) -> dict[str, str]:
     return fields
 
 
-@lru_cache(maxsize=None)
+@cache
 def _aliases(label: str) -> dict[str, str]:
     return aliases_of(label)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _relations(label: str) -> dict[str, Relation]:
     return relations_of(label)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _edge_fields(label: str, relation: str) -> dict[str, str]:
     """Properties declared on the edge model of `label.relation` (e.g. CONTAINS `position`)."""
     rel = model_for(label).defined_properties(aliases=False, rels=True, properties=False)[relation]
@@ -358,10 +357,10 @@ def _as_datetime(value: Any, bad: Any) -> datetime:
         # Neo4j compares DateTimes of different zones by zone as well as instant: normalise to
         # UTC (the zone lineage stores), so equal instants compare equal.
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
     if isinstance(value, date):
-        return datetime.combine(value, time(0), tzinfo=timezone.utc)
+        return datetime.combine(value, time(0), tzinfo=UTC)
     raise bad("a datetime")
 
 
@@ -403,11 +402,12 @@ def _check_sendable(lk: _Lookup, value: Any) -> Any:
                 f"{lk.text!r} got a str that is not valid Unicode (a lone surrogate at "
                 f"position {exc.start}); Neo4j stores UTF-8 text"
             ) from None
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not _INT64[0] <= value <= _INT64[1]:
-            raise FieldValidationError(
-                f"{lk.text!r} got {value}, outside Neo4j's 64-bit integer range"
-            )
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _INT64[0] <= value <= _INT64[1]
+    ):
+        raise FieldValidationError(f"{lk.text!r} got {value}, outside Neo4j's 64-bit integer range")
     return value
 
 
@@ -612,6 +612,8 @@ def _anchor_match(anchor: Anchor, label: str, comp: _Compiler) -> str:
 
 def _edge_order(anchor: Anchor) -> tuple[str, bool]:
     name = anchor.edge_order
+    if name is None:  # callers only ask when the anchor has an edge_order
+        raise FieldValidationError(f"edge {anchor.label}.{anchor.relation}: no edge_order given")
     descending = isinstance(name, str) and name.startswith("-")
     prop = name[1:] if descending else name
     valid = _edge_fields(anchor.label, anchor.relation)

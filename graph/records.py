@@ -21,9 +21,10 @@ record instead of creating a second one. The transaction rolls back, counter inc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import neo4j
 
@@ -73,7 +74,7 @@ class NewRecord:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -98,12 +99,15 @@ def _relation(label: str, name: str):
 
 # -- ids -------------------------------------------------------------------------------------
 def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
+    # `strict=True` here and below, where the statement always returns exactly one row (a
+    # MERGE, a CREATE, an aggregate without grouping): it types the row as present, and a
+    # broken invariant raises the driver's ResultNotSingleError instead of a TypeError on None.
     row = tx.run(
         "MERGE (c:LineageCounter {label: $label}) ON CREATE SET c.value = 0 "
         "SET c.value = c.value + $n RETURN c.value AS last",
         label=label,
         n=n,
-    ).single()
+    ).single(strict=True)
     last = row["last"]
     return list(range(last - n + 1, last + 1))
 
@@ -265,7 +269,7 @@ def _create_with_edges(
         )
         expected.append((f"c{i}", edge, rel))
     clauses.append("RETURN n" + "".join(f", {name}" for name, _, _ in expected))
-    row = tx.run(" ".join(clauses), params).single()
+    row = tx.run(" ".join(clauses), params).single(strict=True)  # CREATE: one row
     for name, edge, rel in expected:
         if row[name] != len(edge.uids):
             missing = _missing(tx, rel.target, list(edge.uids))
@@ -281,7 +285,7 @@ def _create_edges(
 ) -> None:
     """Edges from each source node (same edge list for all) to the edge's targets."""
     rel = _relation(label, edge.relation)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"uid": uid, "props": (edge.properties[i] if edge.properties else {})}
         for i, uid in enumerate(edge.uids)
     ]
@@ -294,7 +298,7 @@ def _create_edges(
         f"CREATE (n){arrow}(m) SET e = row.props RETURN count(e) AS created",
         sources=sources,
         rows=rows,
-    ).single()["created"]
+    ).single(strict=True)["created"]
     if found != len(rows) * len(sources):
         missing = _missing(tx, rel.target, [r["uid"] for r in rows])
         raise MissingTarget(
@@ -408,7 +412,7 @@ def merge_record(
             value=value,
             props=props,
             now=stamp,
-        ).single()
+        ).single(strict=True)
         if not row["created"]:
             return plain(row["n"]), False
         (new_id,) = _take_ids(tx, label, 1)
@@ -416,7 +420,7 @@ def merge_record(
             f"MATCH (n:`{label}` {{`{field_name}`: $value}}) SET n.id = $id RETURN n",
             value=value,
             id=new_id,
-        ).single()
+        ).single(strict=True)  # the node MERGEd above, in this transaction
         node = plain(row["n"])
         for edge in edges:
             _create_edges(tx, label, [node["uid"]], edge)
@@ -487,7 +491,7 @@ def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeS
         f"MATCH (m:`{rel.target}` {{uid: t}}) MERGE (n){arrow}(m) RETURN count(m) AS found",
         uid=uid,
         targets=list(edge.uids),
-    ).single()["found"]
+    ).single(strict=True)["found"]
     if found != len(set(edge.uids)):
         missing = _missing(tx, rel.target, list(edge.uids))
         raise MissingTarget(
@@ -530,4 +534,3 @@ def restore_record(conn: Connection, label: str, uid: str) -> None:
 def delete_record(conn: Connection, label: str, uid: str) -> None:
     """Remove a node and its edges for good (never the nodes at the other end)."""
     _in_family(conn, label, uid, "DETACH DELETE n")
-

@@ -9,10 +9,12 @@ processes connecting to a fresh database at once all succeed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import neo4j
+from neomodel import StructuredNode
 
 from graph.connection import Connection
 from graph.errors import SchemaError
@@ -47,7 +49,8 @@ MIGRATIONS: list[Migration] = [
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_MODELS = (*RECORD_MODELS, SchemaVersion, IdCounter)
+# Annotated: neomodel is untyped, so mypy would join these classes to a bare `type`.
+_MODELS: tuple[type[StructuredNode], ...] = (*RECORD_MODELS, SchemaVersion, IdCounter)
 
 
 class SchemaItem(NamedTuple):

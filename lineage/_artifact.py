@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,11 @@ class Artifact(Versioned, HasLineage):
             raise
 
     def _init_fields(
-        self, key: str | None, description: str | None, revises: Artifact | None, version: str | None
+        self,
+        key: str | None,
+        description: str | None,
+        revises: Artifact | None,
+        version: str | None,
     ) -> None:
         if revises is not None:
             require_saved(revises, "revises=")
@@ -131,9 +136,7 @@ class Artifact(Versioned, HasLineage):
             values["suffix"] = path.suffix
             self._hash_local(path)
             return
-        if isinstance(data, Path) or isinstance(data, str):
-            uri = os.fspath(data)
-        elif isinstance(data, os.PathLike):
+        if isinstance(data, Path | str | os.PathLike):
             uri = os.fspath(data)
         else:
             raise TypeError(
@@ -168,9 +171,9 @@ class Artifact(Versioned, HasLineage):
         otype, n_obs = _describe(path, values["suffix"])
         values.update(otype=otype, n_observations=n_obs)
         self._hash_local(path)
-        root = _registered_root_of(str(path))
-        if root is not None:
-            object.__setattr__(self, "_in_place", (str(path), root))
+        registered = _registered_root_of(str(path))
+        if registered is not None:
+            object.__setattr__(self, "_in_place", (str(path), registered))
         else:
             object.__setattr__(self, "_source", path)
 
@@ -274,7 +277,10 @@ class Artifact(Versioned, HasLineage):
         return self
 
     def _delete_permanently(self) -> None:
-        for relation, role in (("collections", "a member"), ("meta_of_collection", "the meta artifact")):
+        for relation, role in (
+            ("collections", "a member"),
+            ("meta_of_collection", "the meta artifact"),
+        ):
             collections = self._related(relation, branch=None).to_list()
             if collections:
                 names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
@@ -311,7 +317,13 @@ class Artifact(Versioned, HasLineage):
         return Path(self.storage_path)
 
     @classmethod
-    def get(cls, idlike: int | str | None = None, *, is_run_input: bool | Any = False, **expressions: Any) -> Artifact:
+    def get(
+        cls,
+        idlike: int | str | None = None,
+        *,
+        is_run_input: bool | Any = False,
+        **expressions: Any,
+    ) -> Artifact:
         """Get one artifact; `is_run_input=True` records it as an input of the tracked run.
 
         >>> artifact = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
@@ -348,7 +360,7 @@ class Artifact(Versioned, HasLineage):
 
 
 # -- data: cache, load, mapped (shared with Collection and QuerySet) -----------------------------
-def track_input(records: list[Record], is_run_input: bool | Any | None) -> None:
+def track_input(records: Sequence[Record], is_run_input: bool | Any | None) -> None:
     """Record `(run)-[:USED]->` for data that was read, with lamindb's default: None means
     "yes if a run is tracked" (its own outputs excepted, which `mark_input` skips)."""
     from lineage._run import context
@@ -381,7 +393,7 @@ def _uri_of(artifact: Artifact) -> str:
     raise InvalidArgument(f"{artifact!r} has no file to read")
 
 
-def cache_artifacts(artifacts: list[Artifact]) -> list[Path]:
+def cache_artifacts(artifacts: Sequence[Artifact]) -> list[Path]:
     """Local paths of the artifacts' files, in order (remote ones synced into the cache)."""
     return loaders.sync(
         [_uri_of(a) for a in artifacts],
@@ -392,7 +404,7 @@ def cache_artifacts(artifacts: list[Artifact]) -> list[Path]:
     )
 
 
-def _check_loadable(artifacts: list[Artifact], concat: bool = False) -> list[str]:
+def _check_loadable(artifacts: Sequence[Artifact], concat: bool = False) -> list[str]:
     """The artifacts' suffixes, refused before any download if they cannot be loaded together."""
     suffixes = [a.suffix or "" for a in artifacts]
     distinct = sorted(set(suffixes))
@@ -411,7 +423,7 @@ def _check_loadable(artifacts: list[Artifact], concat: bool = False) -> list[str
     return suffixes
 
 
-def load_artifacts(artifacts: list[Artifact], join: str = "outer", **kwargs: Any) -> Any:
+def load_artifacts(artifacts: Sequence[Artifact], join: str = "outer", **kwargs: Any) -> Any:
     """Cache and concatenate artifacts of one suffix; AnnData gets `obs["artifact_uid"]`."""
     if not artifacts:
         raise InvalidArgument("nothing to load: no artifacts")
@@ -425,7 +437,7 @@ def load_artifacts(artifacts: list[Artifact], join: str = "outer", **kwargs: Any
 MAPPABLE_SUFFIXES = (".h5ad",)
 
 
-def mapped_artifacts(artifacts: list[Artifact], stream: bool = False, **kwargs: Any) -> Any:
+def mapped_artifacts(artifacts: Sequence[Artifact], stream: bool = False, **kwargs: Any) -> Any:
     """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
     `stream=True` the stored URIs read in place."""
     if not artifacts:
@@ -436,6 +448,7 @@ def mapped_artifacts(artifacts: list[Artifact], stream: bool = False, **kwargs: 
             f"mapped() works on {', '.join(MAPPABLE_SUFFIXES)} artifacts only; got suffix(es) "
             f"{', '.join(repr(s or 'none') for s in bad)}"
         )
+    paths: list[str | Path]
     if stream:
         paths = [_uri_of(a) for a in artifacts]
     else:

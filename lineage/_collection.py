@@ -104,7 +104,9 @@ class Collection(Versioned, HasLineage):
         existing = self._stored_with_hash(hash_, revises)
         if existing is not None:
             logger.warning(
-                "returning existing collection with same hash: %s (key=%r)", existing.uid, existing.key
+                "returning existing collection with same hash: %s (key=%r)",
+                existing.uid,
+                existing.key,
             )
             self._load(existing._values)
             object.__setattr__(self, "_members", None)
@@ -220,7 +222,13 @@ class Collection(Versioned, HasLineage):
         return super()._validate(name, value)
 
     @classmethod
-    def get(cls, idlike: int | str | None = None, *, is_run_input: bool | Any = False, **expressions: Any) -> Collection:
+    def get(
+        cls,
+        idlike: int | str | None = None,
+        *,
+        is_run_input: bool | Any = False,
+        **expressions: Any,
+    ) -> Collection:
         """Get one collection; `is_run_input=True` records it as an input of the tracked run.
 
         >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
@@ -333,4 +341,3 @@ def _check_artifacts(artifacts: Any) -> list[Artifact]:
             )
         seen[artifact.hash] = i
     return members
-

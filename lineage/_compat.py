@@ -8,21 +8,40 @@ does here what it does in Django, against the graph.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from graph import query as gq
 from graph.schema import expected_schema
 from lineage.errors import ValidationError
 
 if TYPE_CHECKING:
-    from lineage._record import Record
+    from graph import models as gm
 
 
 class DjangoCompat:
     """Mixin for `Record`: Django's model API, answered from the graph."""
 
+    if TYPE_CHECKING:  # what the mixin uses of Record, which defines each of these
+        _label: ClassVar[str]
+        _values: dict[str, Any]
+        _saved: bool
+        id: int
+        uid: str
+
+        @classmethod
+        def _fields(cls) -> dict[str, str]: ...
+        @classmethod
+        def _relations(cls) -> dict[str, gm.Relation]: ...
+        @classmethod
+        def _validate(cls, name: str, value: Any) -> Any: ...
+        @classmethod
+        def _queryset(cls, instance: Any = None) -> Any: ...
+        def _refresh(self) -> None: ...
+        def save(self) -> Any: ...
+        def delete(self, permanent: bool | None = None) -> None: ...
+
     # -- validation --------------------------------------------------------------------------
-    def clean_fields(self: Record, exclude: list[str] | None = None) -> None:
+    def clean_fields(self, exclude: list[str] | None = None) -> None:
         """Check every field's value against its type; `ValidationError` listing the bad ones.
 
         >>> label.clean_fields()
@@ -38,10 +57,10 @@ class DjangoCompat:
         if errors:
             raise ValidationError(f"invalid fields: {errors}")
 
-    def clean(self: Record) -> None:
+    def clean(self) -> None:
         """Model-wide validation hook (Django's); records here need none beyond their fields."""
 
-    def validate_unique(self: Record, exclude: list[str] | None = None) -> None:
+    def validate_unique(self, exclude: list[str] | None = None) -> None:
         """Check that no other record of this registry has this record's unique values.
 
         >>> ln.ULabel(name="x").validate_unique()
@@ -54,32 +73,34 @@ class DjangoCompat:
             if clash is not None and (not self._saved or clash.id != self.id):
                 raise ValidationError(self.unique_error_message(type(self), (name,)))
 
-    def validate_constraints(self: Record, exclude: list[str] | None = None) -> None:
+    def validate_constraints(self, exclude: list[str] | None = None) -> None:
         """The graph's constraints are uniqueness constraints: same as `validate_unique`."""
         self.validate_unique(exclude=exclude)
 
     @classmethod
     def _unique_fields(cls) -> list[str]:
-        return [i.prop for i in expected_schema() if i.kind == "constraint" and i.label == cls._label]
+        return [
+            i.prop for i in expected_schema() if i.kind == "constraint" and i.label == cls._label
+        ]
 
     @classmethod
     def get_constraints(cls) -> list[tuple[type, list[str]]]:
         """The uniqueness constraints of this registry, as Django lists them: (model, fields)."""
         return [(cls, [name]) for name in cls._unique_fields()]
 
-    def unique_error_message(self: Record, model_class: type, unique_check: tuple[str, ...]) -> str:
+    def unique_error_message(self, model_class: type, unique_check: tuple[str, ...]) -> str:
         fields = ", ".join(unique_check)
         return f"{model_class.__name__} with this {fields} already exists."
 
-    def date_error_message(self: Record, lookup_type: str, field_name: str, unique_for: str) -> str:
+    def date_error_message(self, lookup_type: str, field_name: str, unique_for: str) -> str:
         return f"{field_name} must be unique for {unique_for} {lookup_type}."
 
     # -- values ------------------------------------------------------------------------------
-    def get_deferred_fields(self: Record) -> set[str]:
+    def get_deferred_fields(self) -> set[str]:
         """Fields not loaded yet: none; a record is always read whole."""
         return set()
 
-    def serializable_value(self: Record, field_name: str) -> Any:
+    def serializable_value(self, field_name: str) -> Any:
         """The value of a field; for a to-one relation, the uid of the record it points at."""
         if field_name in self._fields():
             return self._values.get(field_name)
@@ -89,7 +110,7 @@ class DjangoCompat:
             return None if target is None else target.uid
         return getattr(self, field_name)
 
-    def prepare_database_save(self: Record, field: Any) -> str:
+    def prepare_database_save(self, field: Any) -> str:
         """What a relation stores for this record: its uid (must be saved)."""
         from lineage._record import require_saved
 
@@ -97,7 +118,10 @@ class DjangoCompat:
         return self.uid
 
     def refresh_from_db(
-        self: Record, using: str | None = None, fields: list[str] | None = None, from_queryset: Any = None
+        self,
+        using: str | None = None,
+        fields: list[str] | None = None,
+        from_queryset: Any = None,
     ) -> None:
         """Reload the record's fields from the graph (`fields` limits which).
 
@@ -117,7 +141,7 @@ class DjangoCompat:
         self._values.update(merged)
 
     def save_base(
-        self: Record,
+        self,
         raw: bool = False,
         force_insert: bool = False,
         force_update: bool = False,
@@ -132,13 +156,16 @@ class DjangoCompat:
         self.save()
 
     # -- async variants (Django's), run in a worker thread ------------------------------------
-    async def asave(self: Record, *args: Any, **kwargs: Any) -> Record:
+    async def asave(self, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(self.save)
 
-    async def adelete(self: Record, using: str | None = None, keep_parents: bool = False) -> None:
+    async def adelete(self, using: str | None = None, keep_parents: bool = False) -> None:
         await asyncio.to_thread(self.delete)
 
     async def arefresh_from_db(
-        self: Record, using: str | None = None, fields: list[str] | None = None, from_queryset: Any = None
+        self,
+        using: str | None = None,
+        fields: list[str] | None = None,
+        from_queryset: Any = None,
     ) -> None:
         await asyncio.to_thread(self.refresh_from_db, using, fields, from_queryset)

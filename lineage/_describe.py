@@ -15,7 +15,9 @@ _MAX_MEMBERS = 20
 
 
 def _fmt(value: Any, print_types: bool, kind: str | None = None) -> str:
-    text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else repr(value)
+    text = (
+        value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else repr(value)
+    )
     return f"{text} [dim]({kind})[/dim]" if print_types and kind else text
 
 
@@ -29,7 +31,9 @@ def build_tree(record: Record, print_types: bool = False) -> Tree:
         value = record._values.get(name)
         if value is None or name in _SKIP:
             continue
-        general.add(f"[blue]{name}[/blue]: {_fmt(value, print_types, kind.replace('Property', ''))}")
+        general.add(
+            f"[blue]{name}[/blue]: {_fmt(value, print_types, kind.replace('Property', ''))}"
+        )
     if record._values.get("storage_path"):
         general.add(f"[blue]path[/blue]: {record._values['storage_path']}")
     if not record._saved:
@@ -64,7 +68,9 @@ def build_tree(record: Record, print_types: bool = False) -> Tree:
         node = tree.add("[bold]Relations[/bold]")
         for name, records in shown:
             listed = ", ".join(_short(r) for r in records[:_MAX_MEMBERS])
-            more = f", ... {len(records) - _MAX_MEMBERS} more" if len(records) > _MAX_MEMBERS else ""
+            more = (
+                f", ... {len(records) - _MAX_MEMBERS} more" if len(records) > _MAX_MEMBERS else ""
+            )
             node.add(f"[blue]{name}[/blue]: {listed}{more}")
     return tree
 

@@ -132,7 +132,7 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
             # List first, then ask the graph: a save that commits in between is seen as
             # referenced, never the other way round.
             files = _list_files(managed)
-        except Exception as exc:  # noqa: BLE001 - an unreachable root is reported, not fatal
+        except Exception as exc:
             report.skipped.append(f"{managed}: {type(exc).__name__}: {exc}")
             continue
         prefix = managed.rstrip("/") + "/"

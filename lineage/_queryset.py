@@ -7,9 +7,11 @@ QuerySet keeps its rows, like Django's.
 
 from __future__ import annotations
 
+import builtins
 import re
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import pandas as pd
 
@@ -17,10 +19,13 @@ from graph import query as gq
 from lineage.errors import DoesNotExist, FieldValidationError, InvalidArgument, MultipleResultsFound
 
 if TYPE_CHECKING:
+    from lineage._artifact import Artifact
     from lineage._instance import Instance
     from lineage._record import Record
 
 Q = gq.Q
+# The record class a QuerySet builds: `ln.Artifact.filter(...)` is a QuerySet[Artifact].
+R = TypeVar("R", bound="Record")
 
 
 def _plain_value(value: Any) -> Any:
@@ -56,7 +61,7 @@ def combine(where: Q | None, queries: tuple[Q, ...], expressions: dict[str, Any]
     return new if where is None else where & new
 
 
-class QuerySet:
+class QuerySet(Generic[R]):
     """Records of one registry matching a query.
 
     >>> qs = ln.Artifact.filter(key__startswith="raw/", suffix=".h5ad")
@@ -64,7 +69,7 @@ class QuerySet:
     """
 
     def __init__(
-        self, model: type[Record], select: gq.Select, instance: Instance | None = None
+        self, model: type[R], select: gq.Select, instance: Instance | None = None
     ) -> None:
         self.model = model
         self._select = select
@@ -77,7 +82,7 @@ class QuerySet:
 
         return self._instance or current()
 
-    def _clone(self, **changes: Any) -> QuerySet:
+    def _clone(self, **changes: Any) -> QuerySet[R]:
         return type(self)(self.model, replace(self._select, **changes), self._instance)
 
     def _fetch_rows(self) -> list[dict[str, Any]]:
@@ -85,17 +90,17 @@ class QuerySet:
             self._rows = gq.fetch(self._inst().connection, self._select)
         return self._rows
 
-    def _record(self, row: dict[str, Any]) -> Record:
+    def _record(self, row: dict[str, Any]) -> R:
         return self.model._from_row(row, self._instance)
 
     # -- building ----------------------------------------------------------------------------
-    def filter(self, *queries: Q, **expressions: Any) -> QuerySet:
+    def filter(self, *queries: Q, **expressions: Any) -> QuerySet[R]:
         """Narrow the query: `qs.filter(key__startswith="raw/")`."""
         qs = self._clone(where=combine(self._select.where, queries, expressions))
         gq.compile_select(qs._select)  # unknown fields and bad lookups fail here, not later
         return qs
 
-    def exclude(self, *queries: Q, **expressions: Any) -> QuerySet:
+    def exclude(self, *queries: Q, **expressions: Any) -> QuerySet[R]:
         """Records not matching: `qs.exclude(suffix=".csv")`."""
         q = combine(None, queries, expressions)
         if q is None:
@@ -105,25 +110,25 @@ class QuerySet:
         gq.compile_select(qs._select)  # unknown fields fail here, as in filter()
         return qs
 
-    def all(self) -> QuerySet:
+    def all(self) -> QuerySet[R]:
         return self._clone()
 
-    def order_by(self, *fields: str) -> QuerySet:
+    def order_by(self, *fields: str) -> QuerySet[R]:
         """Order by fields, `-` for descending: `qs.order_by("-created_at")`."""
         qs = self._clone(order_by=tuple(fields))
         gq.compile_fetch(qs._select)  # unknown fields fail here, not when the query runs
         return qs
 
-    def distinct(self) -> QuerySet:
+    def distinct(self) -> QuerySet[R]:
         return self._clone(distinct=True)
 
-    def using(self, instance: str) -> QuerySet:
+    def using(self, instance: str) -> QuerySet[R]:
         from lineage._instance import instance_named
 
         return type(self)(self.model, self._select, instance_named(instance))
 
     # -- evaluating --------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[R]:
         return iter([self._record(r) for r in self._fetch_rows()])
 
     def __len__(self) -> int:
@@ -132,7 +137,7 @@ class QuerySet:
     def __bool__(self) -> bool:
         return self.exists()
 
-    def __getitem__(self, item: int | slice) -> Record | QuerySet:
+    def __getitem__(self, item: int | slice) -> R | QuerySet[R]:
         sel = self._select
         if isinstance(item, slice):
             if item.step not in (None, 1):
@@ -143,7 +148,9 @@ class QuerySet:
             offset = sel.offset + start
             limit = None if stop is None else max(stop - start, 0)
             if sel.limit is not None:
-                limit = max(sel.limit - start, 0) if limit is None else min(limit, sel.limit - start)
+                limit = (
+                    max(sel.limit - start, 0) if limit is None else min(limit, sel.limit - start)
+                )
             return self._clone(offset=offset, limit=limit)
         if not isinstance(item, int):
             raise InvalidArgument(f"QuerySet indices are ints or slices, not {type(item).__name__}")
@@ -177,18 +184,18 @@ class QuerySet:
             return bool(self._rows)
         return gq.exists(self._inst().connection, self._select)
 
-    def to_list(self) -> list[Record]:
+    def to_list(self) -> builtins.list[R]:
         """The records as a list: `qs.to_list()`."""
         return list(self)
 
     list = to_list  # lamindb's spelling
 
-    def first(self) -> Record | None:
+    def first(self) -> R | None:
         """The first record in order, or None."""
         rows = gq.fetch(self._inst().connection, replace(self._select, limit=1))
         return self._record(rows[0]) if rows else None
 
-    def last(self) -> Record | None:
+    def last(self) -> R | None:
         """The last record in order, or None."""
         if self._select.offset or self._select.limit is not None:
             rows = self._fetch_rows()
@@ -200,7 +207,7 @@ class QuerySet:
         rows = gq.fetch(self._inst().connection, replace(self._select, order_by=flipped, limit=1))
         return self._record(rows[0]) if rows else None
 
-    def one(self) -> Record:
+    def one(self) -> R:
         """The only record; `DoesNotExist` if none, `MultipleResultsFound` if several."""
         rows = gq.fetch(self._inst().connection, replace(self._select, limit=2))
         if not rows:
@@ -211,7 +218,7 @@ class QuerySet:
             )
         return self._record(rows[0])
 
-    def get(self, idlike: int | str | None = None, **expressions: Any) -> Record:
+    def get(self, idlike: int | str | None = None, **expressions: Any) -> R:
         """One record of this query by id, uid, uid prefix or fields (like `Registry.get`).
 
         >>> ln.Collection.using("shared").get("2mJ5Lx6QD3Zw0bJd")
@@ -220,7 +227,7 @@ class QuerySet:
 
         return _get(self, idlike, expressions)
 
-    def one_or_none(self) -> Record | None:
+    def one_or_none(self) -> R | None:
         """The only record or None; `MultipleResultsFound` if several."""
         try:
             return self.one()
@@ -230,7 +237,7 @@ class QuerySet:
     def _describe_where(self) -> str:
         return repr(self._select.where) if self._select.where is not None else "the query"
 
-    def df(self, include: str | list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
+    def df(self, include: str | builtins.list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
         """The records as a DataFrame indexed by id; `include` adds related fields.
 
         >>> ln.Artifact.filter(suffix=".h5ad").df(include=["created_by__name", "ulabels__name"])
@@ -255,7 +262,7 @@ class QuerySet:
         self,
         string: str,
         *,
-        field: str | list[str] | None = None,
+        field: str | builtins.list[str] | None = None,
         limit: int | None = 20,
         case_sensitive: bool = False,
     ) -> SearchResult:
@@ -276,7 +283,9 @@ class QuerySet:
             branch=self._select.branch,
             where=self._select.where,
         )
-        return SearchResult(self.model, [(self._record(r), s) for r, s in hits], [r for r, _ in hits])
+        return SearchResult(
+            self.model, [(self._record(r), s) for r, s in hits], [r for r, _ in hits]
+        )
 
     def delete(self, permanent: bool | None = None) -> None:
         """Delete every matching record (to the trash first, like `record.delete()`)."""
@@ -284,13 +293,13 @@ class QuerySet:
             record.delete(permanent=permanent)
 
     # -- data of artifact querysets (the loaders) --------------------------------------------
-    def _artifacts(self, what: str) -> list[Record]:
+    def _artifacts(self, what: str) -> builtins.list[Artifact]:
         if self.model.__name__ != "Artifact":
             raise InvalidArgument(
                 f"{what} works on a QuerySet of artifacts, not of {self.model.__name__} records"
                 + (f"; use collection.{what}" if self.model.__name__ == "Collection" else "")
             )
-        artifacts = self.to_list()
+        artifacts = cast("builtins.list[Artifact]", self.to_list())  # the model is Artifact
         if not artifacts:
             raise InvalidArgument(f"{what}: the QuerySet matches no artifacts")
         return artifacts
@@ -311,12 +320,12 @@ class QuerySet:
 
     def mapped(
         self,
-        layers_keys: str | list[str] | None = None,
-        obs_keys: str | list[str] | None = None,
-        obsm_keys: str | list[str] | None = None,
+        layers_keys: str | builtins.list[str] | None = None,
+        obs_keys: str | builtins.list[str] | None = None,
+        obsm_keys: str | builtins.list[str] | None = None,
         obs_filter: dict[str, str | tuple[str, ...]] | None = None,
         join: str | None = "inner",
-        encode_labels: bool | list[str] = True,
+        encode_labels: bool | builtins.list[str] = True,
         unknown_label: str | dict[str, str] | None = None,
         cache_categories: bool = True,
         parallel: bool = False,
@@ -350,7 +359,7 @@ class QuerySet:
         return dataset
 
 
-class RelatedQuerySet(QuerySet):
+class RelatedQuerySet(QuerySet[R]):
     """A many-relation of one record: a QuerySet plus `add`, `remove` and `set`.
 
     >>> artifact.ulabels.add(ln.ULabel.get(name="tissue"))
@@ -358,7 +367,7 @@ class RelatedQuerySet(QuerySet):
 
     def __init__(
         self,
-        model: type[Record],
+        model: type[R],
         select: gq.Select,
         instance: Instance | None,
         owner: Record,
@@ -368,7 +377,7 @@ class RelatedQuerySet(QuerySet):
         self._owner = owner
         self._relation = relation
 
-    def _clone(self, **changes: Any) -> QuerySet:
+    def _clone(self, **changes: Any) -> QuerySet[R]:
         return QuerySet(self.model, replace(self._select, **changes), self._instance)
 
     def add(self, *records: Record) -> None:
@@ -379,7 +388,7 @@ class RelatedQuerySet(QuerySet):
         """Unlink records (they stay in their registry)."""
         self._change("remove", records)
 
-    def set(self, records: list[Record]) -> None:
+    def set(self, records: builtins.list[Record]) -> None:
         """Replace the linked records with exactly these."""
         self._change("replace", tuple(records))
 
@@ -387,7 +396,11 @@ class RelatedQuerySet(QuerySet):
         from graph import records as gr
         from lineage._record import require_saved
 
-        flat = list(records[0]) if len(records) == 1 and isinstance(records[0], (list, tuple)) else list(records)
+        flat = (
+            list(records[0])
+            if len(records) == 1 and isinstance(records[0], (list, tuple))
+            else list(records)
+        )
         owner, relation = self._owner, self._relation
         for r in flat:
             if not isinstance(r, self.model):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import pandas as pd
 
@@ -26,6 +26,8 @@ from lineage.errors import DoesNotExist, InvalidArgument, MultipleResultsFound, 
 if TYPE_CHECKING:
     from lineage._instance import Instance
     from lineage._queryset import QuerySet
+
+    R = TypeVar("R", bound="Record")
 
 logger = logging.getLogger("lineage")
 
@@ -93,7 +95,7 @@ class Record(DjangoCompat):
         return "uid"
 
     @classmethod
-    def _from_row(cls, row: dict[str, Any], instance: Instance | None = None) -> Record:
+    def _from_row(cls, row: dict[str, Any], instance: Instance | None = None) -> Self:
         """A saved record from its node's properties (no constructor side effects)."""
         obj = cls.__new__(cls)
         object.__setattr__(obj, "_values", {k: v for k, v in row.items() if k in cls._fields()})
@@ -128,7 +130,9 @@ class Record(DjangoCompat):
             if rel.many:
                 return self._related(name)
             if name not in self._to_one:  # a to-one target resolves even from the trash
-                self._to_one[name] = self._related(name, branch=None).first() if self._saved else None
+                self._to_one[name] = (
+                    self._related(name, branch=None).first() if self._saved else None
+                )
             return self._to_one[name]
         raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
 
@@ -222,7 +226,7 @@ class Record(DjangoCompat):
         if "created_by" not in self._to_one and self._label != "User":
             self._to_one["created_by"] = current_user(self._inst())
 
-    def save(self) -> Record:
+    def save(self) -> Self:
         """Write the record (and its to-one edges) in one transaction; returns the record.
 
         >>> label = ln.ULabel(name="experiment-1").save()
@@ -306,18 +310,18 @@ class Record(DjangoCompat):
 
     # -- class queries -----------------------------------------------------------------------------
     @classmethod
-    def _queryset(cls, instance: Instance | None = None) -> QuerySet:
+    def _queryset(cls, instance: Instance | None = None) -> QuerySet[Self]:
         from lineage._queryset import QuerySet
 
         return QuerySet(cls, gq.Select(cls._label), instance)
 
     @classmethod
-    def all(cls) -> QuerySet:
+    def all(cls) -> QuerySet[Self]:
         """Every record in the main branch."""
         return cls._queryset()
 
     @classmethod
-    def filter(cls, *queries: gq.Q, **expressions: Any) -> QuerySet:
+    def filter(cls, *queries: gq.Q, **expressions: Any) -> QuerySet[Self]:
         """Query records.
 
         >>> ln.ULabel(name="my label").save()
@@ -326,7 +330,7 @@ class Record(DjangoCompat):
         return cls._queryset().filter(*queries, **expressions)
 
     @classmethod
-    def get(cls, idlike: int | str | None = None, **expressions: Any) -> Record:
+    def get(cls, idlike: int | str | None = None, **expressions: Any) -> Self:
         """Get a single record by id, uid, uid prefix or fields; `DoesNotExist` if none.
 
         >>> ulabel = ln.ULabel.get("FvtpPJLJ")
@@ -373,7 +377,7 @@ class Record(DjangoCompat):
         return cls._queryset().lookup(field, return_field)
 
     @classmethod
-    def using(cls, instance: str) -> QuerySet:
+    def using(cls, instance: str) -> QuerySet[Self]:
         """Query another configured instance (see `ln.settings.add_instance`).
 
         >>> ln.ULabel.using("shared").search("ULabel7", field="name")
@@ -387,7 +391,9 @@ class Record(DjangoCompat):
         columns = ["uid", *[f for f in cls._fields() if f not in ("uid", "id", "updated_at")]]
         columns += [c for c in includes if c not in columns]
         data = [{c: row.get(c) for c in columns} for row in rows]
-        frame = pd.DataFrame(data, columns=columns, index=pd.Index([r.get("id") for r in rows], name="id"))
+        frame = pd.DataFrame(
+            data, columns=columns, index=pd.Index([r.get("id") for r in rows], name="id")
+        )
         return frame
 
     # -- description -----------------------------------------------------------------------------
@@ -401,12 +407,12 @@ class Record(DjangoCompat):
         describe(self, print_types=print_types)
 
 
-def require_saved(record: Record, what: str) -> None:
+def require_saved(record: DjangoCompat, what: str) -> None:
     if not record._saved:
         raise ValueError(f"{what}: {record!r} is not saved yet; call .save() on it first")
 
 
-def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) -> Record:
+def _get(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, Any]) -> R:
     model = qs.model
     if idlike is not None and expressions:
         raise InvalidArgument("get() takes an id/uid or field expressions, not both")
@@ -415,7 +421,8 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
     versioned = gm.is_versioned(model._label)
     if isinstance(idlike, bool) or not isinstance(idlike, (int, str, type(None))):
         raise InvalidArgument(f"get() takes an int id or a str uid, not {type(idlike).__name__}")
-    def narrowed(q: gq.Q) -> QuerySet:  # keep the queryset's own conditions; any branch
+
+    def narrowed(q: gq.Q) -> QuerySet[R]:  # keep the queryset's own conditions; any branch
         where = q if qs._select.where is None else qs._select.where & q
         return qs._clone(where=where, branch=None)
 
@@ -430,7 +437,9 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
             qs = narrowed(gq.Q(uid=idlike))
             return _one(qs, f"{model.__name__} with uid {idlike!r}")
         if len(idlike) > full:
-            raise DoesNotExist(f"no {model.__name__} with uid {idlike!r} (uids have {full} characters)")
+            raise DoesNotExist(
+                f"no {model.__name__} with uid {idlike!r} (uids have {full} characters)"
+            )
         qs = narrowed(gq.Q(uid__startswith=idlike))
         what = f"{model.__name__} with uid starting {idlike!r}"
     else:
@@ -452,7 +461,7 @@ def _get(qs: QuerySet, idlike: int | str | None, expressions: dict[str, Any]) ->
     return qs._record(rows[0])
 
 
-def _one(qs: QuerySet, what: str) -> Record:
+def _one(qs: QuerySet[R], what: str) -> R:
     try:
         return qs.one()
     except DoesNotExist:

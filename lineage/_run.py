@@ -10,7 +10,7 @@ import inspect
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ class Run(Record, HasLineage):
         if initiated_by is not None:
             self.initiated_by = initiated_by
         self.params = params
-        self._values["started_at"] = started_at or datetime.now(timezone.utc)
+        self._values["started_at"] = started_at or datetime.now(UTC)
         self._values["status"] = "started"
         self._dirty.update({"started_at", "status"})
 
@@ -156,9 +156,7 @@ def _caller_script() -> Path | None:
     return None
 
 
-def track(
-    transform: Transform | str | None = None, params: dict[str, Any] | None = None
-) -> Run:
+def track(transform: Transform | str | None = None, params: dict[str, Any] | None = None) -> Run:
     """Start a run; records saved until `ln.finish()` are `GENERATED_BY` it.
 
     `transform` is a Transform, a key (the latest Transform with that key, created if none), or
@@ -218,7 +216,7 @@ def finish() -> Run:
         run._inst().connection,
         "Run",
         run.uid,
-        {"finished_at": datetime.now(timezone.utc), "status": "completed"},
+        {"finished_at": datetime.now(UTC), "status": "completed"},
     )
     run._refresh()
     context.run = None

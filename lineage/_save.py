@@ -8,7 +8,7 @@ files copied for it are removed again. Everything else is saved one record at a 
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import loaders
 from graph import records as gr
@@ -104,10 +104,10 @@ def _save_batch(batch: list[Artifact]) -> None:
                 # are written again (a rare race, so a second transaction is cheap).
                 for artifact in pending:
                     if artifact.hash in dup.existing:
-                        dest = copy_of.get(id(artifact))
-                        if dest is not None and dest in written:
-                            loaders.delete_file(dest, settings.storage_options)
-                            written.remove(dest)
+                        copied = copy_of.get(id(artifact))
+                        if copied is not None and copied in written:
+                            loaders.delete_file(copied, settings.storage_options)
+                            written.remove(copied)
                         artifact._discard_staged()
                         artifact._become_stored(dup)
                 pending = [a for a in pending if not a._saved]

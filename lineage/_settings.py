@@ -39,7 +39,9 @@ class Settings:
             raise ValueError("ln.settings.storage takes a local directory or an s3:// URI")
         if is_remote(root):
             if not root.startswith("s3://"):
-                raise ValueError(f"storage {root!r}: only local directories and s3:// are supported")
+                raise ValueError(
+                    f"storage {root!r}: only local directories and s3:// are supported"
+                )
             self._storage = root.rstrip("/")
         else:
             path = Path(root).expanduser().resolve()
@@ -81,7 +83,9 @@ class Settings:
         add_instance(name, uri, user=user, password=password, database=database)
 
     def __repr__(self) -> str:
-        return f"Settings(storage={self.storage!r}, cache_dir='{self.cache_dir}', user={self.user!r})"
+        return (
+            f"Settings(storage={self.storage!r}, cache_dir='{self.cache_dir}', user={self.user!r})"
+        )
 
 
 settings = Settings()

@@ -9,7 +9,7 @@ a family keeps exactly one `is_latest` record in the main branch.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from graph import ids as gids
 from graph import models as gm
@@ -29,15 +29,16 @@ class Versioned(Record):
     # Saving content that is already stored returns the stored record (artifacts and
     # collections; a transform is reused by key and source, not by hash alone).
     _unique_content = False
+    # Stored fields are read through Record.__getattr__; a family's key is declared for the
+    # type checker (an annotation only: no class attribute shadows the stored value).
+    key: str | None
 
     def _set_revises(self, revises: Any) -> None:
         cls = type(self)
         if revises is None:
             return
         if not isinstance(revises, cls):
-            raise TypeError(
-                f"revises= takes a {cls.__name__}, not {type(revises).__name__}"
-            )
+            raise TypeError(f"revises= takes a {cls.__name__}, not {type(revises).__name__}")
         require_saved(revises, "revises=")
         self._to_one["revises"] = revises
         self._dirty.add("revises")
@@ -63,7 +64,9 @@ class Versioned(Record):
 
         if self.stem_uid is None:
             raise ValueError(f"{self!r} has no uid yet")
-        select = gq.Select(self._label, where=gq.Q(uid__startswith=self.stem_uid), order_by=("uid",))
+        select = gq.Select(
+            self._label, where=gq.Q(uid__startswith=self.stem_uid), order_by=("uid",)
+        )
         return QuerySet(type(self), select, self._instance)
 
     def _stem(self) -> str:
@@ -94,7 +97,7 @@ class Versioned(Record):
         if revises is not None:
             revises._values["is_latest"] = False
 
-    def save(self) -> Record:
+    def save(self) -> Self:
         first = not self._saved
         try:
             super().save()
@@ -110,8 +113,7 @@ class Versioned(Record):
         its write: nothing was written, so become that record, as the lookup would have."""
         row = dup.existing[self._values["hash"]]
         logger.warning(
-            "returning existing %s with same hash: %s (key=%r; saved meanwhile by another "
-            "process)",
+            "returning existing %s with same hash: %s (key=%r; saved meanwhile by another process)",
             self._label.lower(),
             row["uid"],
             row.get("key"),

@@ -23,6 +23,7 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lineage.errors import InvalidArgument
@@ -57,7 +58,7 @@ _STYLES: dict[str, dict[str, Any]] = {
                   "highlight": {"background": "#e5e7eb", "border": "#6b7280"}},
     },
 }  # fmt: skip
-_FOCUS = {"borderWidth": 4, "color": {"border": "#ea580c"}, "font": {"bold": True, "size": 16}}
+_FOCUS: dict[str, Any] = {"borderWidth": 4, "color": {"border": "#ea580c"}, "font": {"bold": True, "size": 16}}
 
 # stored edge type -> how it is drawn (arrows follow the data flow: stored direction reversed)
 _EDGE_STYLES: dict[str, dict[str, Any]] = {
@@ -133,7 +134,7 @@ def _labels(result: LineageGraph) -> dict[str, str]:
     return labels
 
 
-def _title(node: dict[str, Any]) -> str:
+def _title(node: Mapping[str, Any]) -> str:
     """Hover text: plain text (vis-network sets it with innerText)."""
     lines = [node["label"] + (" (this record)" if node["side"] == "focus" else "")]
     name = "name" if node["label"] == "Run" else "key"
@@ -273,7 +274,9 @@ def render_html(result: LineageGraph, record_name: str) -> str:
     counts: dict[str, int] = {}
     for node in result["nodes"]:
         counts[node["label"]] = counts.get(node["label"], 0) + 1
-    summary = ", ".join(f"{n} {label.lower()}{'s' if n != 1 else ''}" for label, n in counts.items())
+    summary = ", ".join(
+        f"{n} {label.lower()}{'s' if n != 1 else ''}" for label, n in counts.items()
+    )
     options_value = json.loads(options) if isinstance(options, str) else options
     return _PAGE.format(
         title=html.escape(f"Lineage of {record_name}"),

@@ -37,6 +37,7 @@ class ValidationError(LineageError, ValueError):
 class InvalidArgument(LineageError, ValueError):
     """An argument is not valid for this call (an unknown keyword, a bad combination)."""
 
+
 __all__ = [
     "AuthenticationFailed",
     "CommitUnknown",
@@ -44,11 +45,11 @@ __all__ = [
     "DoesNotExist",
     "FieldValidationError",
     "InvalidArgument",
-    "MultipleResultsFound",
-    "ValidationError",
     "InvalidURI",
     "LineageError",
+    "MultipleResultsFound",
     "QueryError",
     "SchemaError",
     "ServerError",
+    "ValidationError",
 ]

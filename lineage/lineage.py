@@ -204,7 +204,5 @@ def graph(
     >>> nodes, edges = ln.lineage.graph(artifact, depth=2)
     >>> nodes[["label", "key", "side"]]
     """
-    result = traverse(
-        record, upstream=True, downstream=with_children, depth=depth, what="graph()"
-    )
+    result = traverse(record, upstream=True, downstream=with_children, depth=depth, what="graph()")
     return frames(result)

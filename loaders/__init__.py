@@ -40,10 +40,10 @@ from loaders.storage import (
 )
 
 __all__ = [
-    "BlockShuffleSampler",
     "CHUNK_SIZE",
     "ENDPOINT_ENV",
     "HASH_LENGTH",
+    "BlockShuffleSampler",
     "FileInfo",
     "MappedCollection",
     "b16_to_b64",

@@ -176,7 +176,8 @@ class _Ranges:
             sizes = ((piece_end - piece_start) * unit).tolist()
             where = (offsets[chunk] + (piece_start - chunk_start) * unit).tolist()
             at = ((ats[run] + piece_start - starts[run]) * unit).tolist()
-        view = memoryview(buf.reshape(-1).view(np.uint8))
+        # `.data` is memoryview(array); numpy's stubs only declare ndarray a Buffer on 3.12+.
+        view = buf.reshape(-1).view(np.uint8).data
         fd, preadv = self.fd, os.preadv
         for pos, size, offset in zip(at, sizes, where):
             if size and preadv(fd, [view[pos : pos + size]], offset) != size:
@@ -332,9 +333,9 @@ def open_rows(elem: h5py.Group | h5py.Dataset, fd: int | None) -> DenseRows | Cs
     """
     kind = encoding_of(elem)
     if kind == "array":
-        return DenseRows(elem, fd)  # type: ignore[arg-type]
+        return DenseRows(elem, fd)
     if kind == "csr_matrix":
-        return CsrRows(elem, fd)  # type: ignore[arg-type]
+        return CsrRows(elem, fd)
     raise ValueError(
         f"{elem.name} in {elem.file.filename} is a {kind} element; only dense arrays and CSR "
         "matrices can be read by row"

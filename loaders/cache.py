@@ -33,11 +33,12 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from loaders.hashing import CHUNK_SIZE, hash_file, to_b64_str
@@ -299,7 +300,7 @@ def _fetch(
             try:
                 future.result()
                 bar.update(remote.size)
-            except BaseException as exc:  # noqa: BLE001 - gathered, the first re-raised below
+            except BaseException as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from loaders.storage import suffix_of
 
@@ -135,5 +136,5 @@ def describe_file(
     otype, name, reader = _READERS[kind]
     try:
         return otype, reader(local)
-    except Exception as exc:  # noqa: BLE001 - pyarrow and h5py raise many types for a bad file
+    except Exception as exc:
         raise ValueError(f"{path} is not a readable {name} file: {exc}") from exc

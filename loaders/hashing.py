@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import BinaryIO
 
 __all__ = [
     "CHUNK_SIZE",
@@ -66,7 +67,7 @@ def hash_set(hashes: Iterable[str]) -> str:
     return hash_string(":".join(sorted(set(hashes))))[:HASH_LENGTH]
 
 
-def _update(digest: "hashlib._Hash", fp: BinaryIO, n_bytes: int) -> None:
+def _update(digest: hashlib._Hash, fp: BinaryIO, n_bytes: int) -> None:
     remaining = n_bytes
     while remaining > 0:
         block = fp.read(min(_BLOCK_SIZE, remaining))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Literal, cast
 
 from loaders.storage import suffix_of
 
@@ -125,11 +126,11 @@ def _read(reader: Callable[..., Any], path: Path, suffix: str, **kwargs: Any) ->
         return reader(path, **kwargs)
     except (FileNotFoundError, TypeError, MemoryError):  # a missing file, bad reader arguments
         raise
-    except Exception as exc:  # noqa: BLE001 - pyarrow, h5py and anndata raise many types
+    except Exception as exc:
         message = f"{path} is not a readable {suffix or 'suffix-less'} file: {exc}"
         try:
             named = type(exc)(message)
-        except Exception:  # noqa: BLE001 - a constructor with other required arguments
+        except Exception:
             named = ValueError(message)
         raise named from exc
 
@@ -184,7 +185,8 @@ def load_files(
     if kind == "DataFrame":
         import pandas as pd
 
-        return pd.concat(objects, join=join)
+        # `join` was checked to be "inner" or "outer" above; the stubs want the Literal.
+        return pd.concat(objects, join=cast(Literal["inner", "outer"], join))
     import anndata as ad
 
     return ad.concat(objects, join=join, label=label, keys=list(keys) if keys is not None else None)

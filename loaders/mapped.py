@@ -24,14 +24,16 @@ stacking 256 rows back into a copy (every other type collates as before).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Callable, Sequence
 from functools import reduce
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import h5py
 import numpy as np
@@ -98,7 +100,7 @@ def _sample_builder(keys: tuple[str, ...]) -> Callable[[list[list[Any]]], list[d
     names = [f"v{i}" for i in range(len(keys))]
     body = ", ".join(f"{key!r}: {name}" for key, name in zip(keys, names))
     source = f"lambda columns: [{{{body}}} for {', '.join(names)}, in zip(*columns)]"
-    return eval(source, {"__builtins__": {"zip": zip}})  # noqa: S307 - keys are repr()'d
+    return eval(source, {"__builtins__": {"zip": zip}})
 
 
 def _decode(dset: h5py.Dataset) -> np.ndarray:
@@ -165,7 +167,7 @@ class _Labels:
         return _with_nan(self.values)[self.codes]
 
 
-def _with_nan(values: Sequence[Any]) -> np.ndarray:
+def _with_nan(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     # Code -1 indexes the last element: NaN, lamindb's value for a missing label.
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = list(values)
@@ -185,7 +187,7 @@ class _Store:
                 f"{self.uri} is remote: cache it first (e.g. collection.cache()) and map the local "
                 "copies, or pass stream=True to read it over the network"
             )
-        fs, self.path = filesystem(self.uri, storage_options)
+        _, self.path = filesystem(self.uri, storage_options)
         if not self.remote:
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"No such file: {self.uri}")
@@ -222,7 +224,7 @@ class _Store:
                     self._file = h5py.File(self._fobj, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
                 else:
                     self._file = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-                    self._raw = open(self.path, "rb", buffering=0)  # closed when collected
+                    self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
             except OSError as exc:
                 self.close()
                 raise ValueError(f"{self.uri} is not a readable .h5ad (HDF5) file: {exc}") from exc
@@ -240,10 +242,8 @@ class _Store:
     def close(self) -> None:
         if self._pid == os.getpid():
             if self._file is not None:
-                try:
+                with contextlib.suppress(Exception):  # a half-open file may fail to close
                     self._file.close()
-                except Exception:  # noqa: BLE001 - an already-invalid id must not stop the rest
-                    pass
             for handle in (self._fobj, self._raw):
                 if handle is not None:
                     handle.close()
@@ -334,11 +334,14 @@ class MappedCollection:
         elif encode_labels:
             encode_labels = list(self.obs_keys) if self.obs_keys is not None else False
         self.encode_labels: list[str] | Literal[False] = encode_labels  # type: ignore[assignment]
-        if encode_labels and isinstance(unknown_label, dict):
-            if not all(k in encode_labels for k in unknown_label):  # type: ignore[operator]
-                raise ValueError(
-                    "All keys of `unknown_label` should be in `encode_labels` and `obs_keys`."
-                )
+        if (
+            encode_labels
+            and isinstance(unknown_label, dict)
+            and not all(k in encode_labels for k in unknown_label)  # type: ignore[operator]
+        ):
+            raise ValueError(
+                "All keys of `unknown_label` should be in `encode_labels` and `obs_keys`."
+            )
         self.unknown_label = unknown_label
         self.cache_categories = cache_categories
         self.parallel = parallel
@@ -785,6 +788,7 @@ class MappedCollection:
         if isinstance(obs_keys, str):
             obs_keys = [obs_keys]
         labels_list = [self.get_merged_labels(k).astype(str).astype("O") for k in obs_keys]
+        labels: list[str] | np.ndarray
         if len(labels_list) > 1:
             labels = ["__".join(obs) for obs in zip(*labels_list)]
         else:

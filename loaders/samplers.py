@@ -13,7 +13,7 @@ still mix rows from several random places. torch is not needed to import or use 
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sized
+from collections.abc import Iterator, Sized
 
 import numpy as np
 

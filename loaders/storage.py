@@ -16,9 +16,10 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -132,6 +133,8 @@ def file_info(
     FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5')
     """
     text = str(uri)
+    hash_: str | None  # local files always get one; a remote object without an ETag does not
+    hash_type: str | None
     if not is_remote(text):
         path = _local_path(text)
         try:

@@ -75,8 +75,13 @@ def neo4j_install_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_install_dir: Path) -> Iterator[Neo4jUnderTest]:
-    saved = {k: os.environ.get(k) for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_INSTALL", "LINEAGE_NEO4J_PORT")}
+def neo4j(
+    tmp_path_factory: pytest.TempPathFactory, neo4j_install_dir: Path
+) -> Iterator[Neo4jUnderTest]:
+    saved = {
+        k: os.environ.get(k)
+        for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_INSTALL", "LINEAGE_NEO4J_PORT")
+    }
     home = tmp_path_factory.mktemp("lineage-home")
     os.environ["LINEAGE_HOME"] = str(home)
     os.environ["LINEAGE_NEO4J_INSTALL"] = str(neo4j_install_dir)

@@ -294,7 +294,6 @@ def test_same_content_as_new_version_of_another_family(storage: Path, tmp_path: 
     assert latest_flags(b1.stem_uid) == {b1.uid: False, b2.uid: True}
 
 
-
 def test_same_content_in_revised_family_returns_existing(storage: Path, tmp_path: Path) -> None:
     """Bytes that already are a version of the family `revises` names give back that version,
     even when an older record of another family holds the same bytes too."""

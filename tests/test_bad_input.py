@@ -178,10 +178,21 @@ CASES: list[tuple[str, str, Any, type[Exception]]] = [
     ("Storage", "root", 5, V),
     ("Storage", "description", True, V),
     # an unknown keyword, for every registry
-    *[(r, "colour", "red", I) for r in (
-        "Artifact", "Collection", "Run", "Transform", "ULabel", "Project", "Space", "Reference",
-        "User", "Storage",
-    )],  # fmt: skip
+    *[
+        (r, "colour", "red", I)
+        for r in (
+            "Artifact",
+            "Collection",
+            "Run",
+            "Transform",
+            "ULabel",
+            "Project",
+            "Space",
+            "Reference",
+            "User",
+            "Storage",
+        )
+    ],  # fmt: skip
 ]
 
 

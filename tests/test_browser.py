@@ -73,7 +73,9 @@ def lineage_page(storage: Path, tmp_path: Path) -> tuple[Path, int, int]:
     return page, len(nodes), len(edges)
 
 
-def test_page_draws_offline_in_chromium(lineage_page: tuple[Path, int, int], tmp_path: Path) -> None:
+def test_page_draws_offline_in_chromium(
+    lineage_page: tuple[Path, int, int], tmp_path: Path
+) -> None:
     sync_playwright = _browser_or_fail()
     page_path, n_nodes, n_edges = lineage_page
     assert n_nodes >= 8 and n_edges >= 8

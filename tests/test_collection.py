@@ -163,7 +163,11 @@ def test_save_writes_node_and_all_edges(storage: Path, tmp_path: Path) -> None:
     df = q("MATCH (:Collection {uid: $u})-[:CREATED_BY]->(u:User) RETURN u.handle AS h", u=c.uid)
     assert df["h"].tolist() == [ln.settings.user]
     # the meta artifact is not a member
-    df = q("MATCH (:Collection {uid: $u})-[:CONTAINS]->(m:Artifact {uid: $m}) RETURN m", u=c.uid, m=meta.uid)
+    df = q(
+        "MATCH (:Collection {uid: $u})-[:CONTAINS]->(m:Artifact {uid: $m}) RETURN m",
+        u=c.uid,
+        m=meta.uid,
+    )
     assert df.empty
 
     # the same through the API, also on a freshly fetched record
@@ -206,7 +210,9 @@ def test_description_reference_run_revises_keywords(storage: Path, tmp_path: Pat
     a1, a2 = artifacts(tmp_path, "k1", "k2")
     transform = ln.Transform(key="kw", kind="pipeline").save()
     run = ln.Run(transform).save()
-    first = ln.Collection([a1], key="kw/c", description="d1", reference="https://x.org/1", reference_type="url").save()
+    first = ln.Collection(
+        [a1], key="kw/c", description="d1", reference="https://x.org/1", reference_type="url"
+    ).save()
     second = ln.Collection([a1, a2], revises=first, run=run, description="d2").save()
     assert second.key == "kw/c"  # taken from revises
     assert second.description == "d2"
@@ -554,7 +560,11 @@ def test_filter(three: dict) -> None:
     assert {c.uid for c in by_name} == {three["pbmc"].uid, three["pbmc_v2"].uid, three["extra"].uid}
     assert ln.Collection.filter(name="My Data-set").one().uid == three["other"].uid
     contains_a1 = ln.Collection.filter(artifacts__key="files/q1.txt")
-    assert {c.uid for c in contains_a1} == {three["pbmc"].uid, three["pbmc_v2"].uid, three["other"].uid}
+    assert {c.uid for c in contains_a1} == {
+        three["pbmc"].uid,
+        three["pbmc_v2"].uid,
+        three["other"].uid,
+    }
     contains_a3 = ln.Collection.filter(artifacts__key="files/q3.txt")
     assert [c.uid for c in contains_a3] == [three["pbmc_v2"].uid]
     assert ln.Collection.filter(is_latest=True).count() == 3
@@ -592,7 +602,10 @@ def test_search(three: dict) -> None:
     result = ln.Collection.search("pbmc")
     assert result.first().uid == exact.uid  # the exact match first
     assert {c.uid for c in result} == {
-        exact.uid, three["pbmc"].uid, three["pbmc_v2"].uid, three["extra"].uid
+        exact.uid,
+        three["pbmc"].uid,
+        three["pbmc_v2"].uid,
+        three["extra"].uid,
     }
     df = result.df()
     assert "score" in df.columns
@@ -611,7 +624,9 @@ def test_using_another_instance(three: dict, neo4j) -> None:
     assert {c.uid for c in there} == {c.uid for c in ln.Collection.filter()}
     got = there.filter(key="My Data-set").one()
     assert got.uid == three["other"].uid
-    assert [a.uid for a in got.ordered_artifacts] == [a.uid for a in three["other"].ordered_artifacts]
+    assert [a.uid for a in got.ordered_artifacts] == [
+        a.uid for a in three["other"].ordered_artifacts
+    ]
     assert there.search("My Data-set").first().uid == three["other"].uid  # the reference's example
     with pytest.raises(InvalidArgument, match="no-such-instance"):
         ln.Collection.using("no-such-instance")

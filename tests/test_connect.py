@@ -25,9 +25,15 @@ def test_arguments_beat_environment(clean_env) -> None:
     clean_env.setenv("NEO4J_USER", "env-user")
     clean_env.setenv("NEO4J_PASSWORD", "env-secret")
     clean_env.setenv("NEO4J_DATABASE", "envdb")
-    s = from_arguments_or_env("bolt://arg-host:7687", user="arg-user", password="arg-secret", database="argdb")
+    s = from_arguments_or_env(
+        "bolt://arg-host:7687", user="arg-user", password="arg-secret", database="argdb"
+    )
     assert (s.uri, s.user, s.password, s.database, s.source) == (
-        "bolt://arg-host:7687", "arg-user", "arg-secret", "argdb", "arguments"
+        "bolt://arg-host:7687",
+        "arg-user",
+        "arg-secret",
+        "argdb",
+        "arguments",
     )
 
 
@@ -36,7 +42,11 @@ def test_environment_fills_in_what_arguments_leave_out(clean_env) -> None:
     clean_env.setenv("NEO4J_PASSWORD", "env-secret")
     s = from_arguments_or_env(user="someone")
     assert (s.uri, s.user, s.password, s.database, s.source) == (
-        "neo4j+s://env-host:7687", "someone", "env-secret", None, "environment"
+        "neo4j+s://env-host:7687",
+        "someone",
+        "env-secret",
+        None,
+        "environment",
     )
 
 
@@ -86,7 +96,9 @@ def test_unreachable_uri_fails_fast_naming_the_uri(clean_env) -> None:
     assert uri in str(info.value) and "never-shown" not in str(info.value)
 
 
-@pytest.mark.parametrize("uri", ["http://127.0.0.1:7474", "localhost:7687", "bolt://user:pw-in-uri@127.0.0.1:7687"])
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:7474", "localhost:7687", "bolt://user:pw-in-uri@127.0.0.1:7687"]
+)
 def test_bad_uri_is_a_clear_error_without_secrets(uri: str, clean_env) -> None:
     with pytest.raises(ln.errors.InvalidURI) as info:
         ln.connect(uri, password="never-shown")

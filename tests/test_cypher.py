@@ -18,7 +18,9 @@ def test_return_one_is_a_one_row_dataframe(db: ln.Instance) -> None:
 
 def test_parameters_are_values_not_code(db: ln.Instance) -> None:
     payload = "x'}) DETACH DELETE n //"
-    ln.cypher("CREATE (:ULabel {uid: $uid, id: 1, name: $name})", uid="u" * 16 + "0000", name=payload)
+    ln.cypher(
+        "CREATE (:ULabel {uid: $uid, id: 1, name: $name})", uid="u" * 16 + "0000", name=payload
+    )
     ln.cypher("CREATE (:ULabel {uid: $uid, id: 2, name: 'other'})", uid="v" * 16 + "0000")
     df = ln.cypher("MATCH (u:ULabel) WHERE u.name = $name RETURN u.name AS name", name=payload)
     assert df["name"].tolist() == [payload]
@@ -26,8 +28,11 @@ def test_parameters_are_values_not_code(db: ln.Instance) -> None:
 
 
 def test_nodes_and_temporal_values_become_plain_python(db: ln.Instance) -> None:
-    ln.cypher("CREATE (:Run {uid: 'r1', id: 1, name: $n, started_at: datetime($t)})",
-              n="train", t="2026-01-02T03:04:05Z")
+    ln.cypher(
+        "CREATE (:Run {uid: 'r1', id: 1, name: $n, started_at: datetime($t)})",
+        n="train",
+        t="2026-01-02T03:04:05Z",
+    )
     df = ln.cypher("MATCH (r:Run) RETURN r, r.started_at AS started")
     node = df["r"].iloc[0]
     assert isinstance(node, dict) and node["name"] == "train"
@@ -36,7 +41,9 @@ def test_nodes_and_temporal_values_become_plain_python(db: ln.Instance) -> None:
 
 
 def test_empty_result_keeps_its_columns(db: ln.Instance) -> None:
-    df = ln.cypher("MATCH (a:Artifact) WHERE a.key = $k RETURN a.uid AS uid, a.key AS key", k="none")
+    df = ln.cypher(
+        "MATCH (a:Artifact) WHERE a.key = $k RETURN a.uid AS uid, a.key AS key", k="none"
+    )
     assert list(df.columns) == ["uid", "key"] and len(df) == 0
 
 

@@ -87,7 +87,9 @@ def test_upstream_depth_counts_run_hops(pipeline: Pipeline) -> None:
     three = ln.lineage.upstream(p.report, depth=3)
     assert uids(three.artifacts) == uids(ln.lineage.upstream(p.report).artifacts)
     assert uids(ln.lineage.upstream(p.report, depth=50).runs) == {
-        p.report_run.uid, p.train.uid, p.prep.uid
+        p.report_run.uid,
+        p.train.uid,
+        p.prep.uid,
     }
 
 

@@ -111,9 +111,16 @@ def test_real_s3_etags(s3_bucket) -> None:  # noqa: F811 - the fixture
     parts = [b"p" * (5 * MIB), b"q" * (5 * MIB)]
     upload = client.create_multipart_upload(Bucket=name, Key="multi.bin")
     done = [
-        {"PartNumber": number, "ETag": client.upload_part(
-            Bucket=name, Key="multi.bin", UploadId=upload["UploadId"], PartNumber=number, Body=body
-        )["ETag"]}
+        {
+            "PartNumber": number,
+            "ETag": client.upload_part(
+                Bucket=name,
+                Key="multi.bin",
+                UploadId=upload["UploadId"],
+                PartNumber=number,
+                Body=body,
+            )["ETag"],
+        }
         for number, body in enumerate(parts, start=1)
     ]
     client.complete_multipart_upload(

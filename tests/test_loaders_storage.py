@@ -98,7 +98,8 @@ def test_local_file_info_errors(tmp_path: Path) -> None:
 
 
 def test_s3_put_info_exists_delete_with_lamindb_hash_parity(
-    s3_bucket, source: Path  # noqa: F811
+    s3_bucket,
+    source: Path,  # noqa: F811
 ) -> None:
     opts = s3_bucket.storage_options
     dest = join(s3_bucket.uri, "root", ".lineage", "abc.csv")
@@ -135,7 +136,9 @@ def test_s3_sees_writes_made_by_another_client(s3_bucket) -> None:  # noqa: F811
 
 
 def test_s3_endpoint_from_environment(
-    s3_bucket, source: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    s3_bucket,
+    source: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     monkeypatch.setenv(loaders.ENDPOINT_ENV, s3_bucket.endpoint_url)
     dest = f"{s3_bucket.uri}/env.csv"
@@ -227,8 +230,13 @@ def test_delete_files_removes_local_and_s3_files_in_bulk(tmp_path: Path, s3_buck
     local.write_text("a")
     for key in ("p/x.txt", "p/y.txt"):
         s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"x")
-    uris = [str(local), str(tmp_path / "missing.txt"), f"{s3_bucket.uri}/p/x.txt",
-            f"{s3_bucket.uri}/p/y.txt", f"{s3_bucket.uri}/p/never-there.txt"]
+    uris = [
+        str(local),
+        str(tmp_path / "missing.txt"),
+        f"{s3_bucket.uri}/p/x.txt",
+        f"{s3_bucket.uri}/p/y.txt",
+        f"{s3_bucket.uri}/p/never-there.txt",
+    ]
     loaders.delete_files(uris, s3_bucket.storage_options)
     assert not local.exists()
     listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name).get("Contents", [])

@@ -16,9 +16,24 @@ def test_every_design_label_is_a_model() -> None:
 
 def test_fields_are_the_stored_property_names() -> None:
     artifact = fields_of("Artifact")
-    for name in ("uid", "id", "created_at", "updated_at", "branch", "key", "description", "suffix",
-                 "size", "hash", "hash_type", "otype", "n_observations", "storage_path",
-                 "version", "is_latest"):
+    for name in (
+        "uid",
+        "id",
+        "created_at",
+        "updated_at",
+        "branch",
+        "key",
+        "description",
+        "suffix",
+        "size",
+        "hash",
+        "hash_type",
+        "otype",
+        "n_observations",
+        "storage_path",
+        "version",
+        "is_latest",
+    ):
         assert name in artifact, name
     assert "record_id" not in artifact  # the Python-side alias never reaches Cypher
     assert set(fields_of("Run")) >= {"name", "started_at", "finished_at", "params", "status"}

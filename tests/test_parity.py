@@ -147,9 +147,7 @@ def test_uid_lengths_and_alphabet(storage: Path, tmp_path: Path) -> None:
     for record in (artifact, collection, transform, run, label, user):
         assert BASE62.match(record.uid), record.uid
 
-    rows = ln.cypher(
-        "MATCH (n) WHERE n.uid IS NOT NULL RETURN labels(n)[0] AS label, n.uid AS uid"
-    )
+    rows = ln.cypher("MATCH (n) WHERE n.uid IS NOT NULL RETURN labels(n)[0] AS label, n.uid AS uid")
     lengths = {label: {len(u) for u in group["uid"]} for label, group in rows.groupby("label")}
     assert lengths["Artifact"] == {20}
     assert lengths["Collection"] == {20}

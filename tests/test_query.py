@@ -41,11 +41,13 @@ class Batch:
         return uid
 
     def edge(self, src: tuple[str, str], rel: str, dst: tuple[str, str], **props: Any) -> None:
-        self.statements.append((
-            f"MATCH (a:`{src[0]}` {{uid: $a}}), (b:`{dst[0]}` {{uid: $b}}) "
-            f"CREATE (a)-[r:`{rel}`]->(b) SET r = $props",
-            {"a": src[1], "b": dst[1], "props": props},
-        ))
+        self.statements.append(
+            (
+                f"MATCH (a:`{src[0]}` {{uid: $a}}), (b:`{dst[0]}` {{uid: $b}}) "
+                f"CREATE (a)-[r:`{rel}`]->(b) SET r = $props",
+                {"a": src[1], "b": dst[1], "props": props},
+            )
+        )
 
     def write(self, conn: Any) -> None:
         def work(tx: Any) -> None:
@@ -264,7 +266,10 @@ def test_related_lookups_both_directions(graph: Any) -> None:
     assert ids(c, "Run", Q(output_artifacts__run__name="explore")) == [2]
     # names resolve against each hop's label: `name` is Run's field but Collection's alias of key
     assert ids(c, "Run", Q(output_collections__name="collection-one")) == [2]
-    assert ids(c, "Artifact", Q(collections__name__startswith="coll", run__name="train-1")) == [1, 2]
+    assert ids(c, "Artifact", Q(collections__name__startswith="coll", run__name="train-1")) == [
+        1,
+        2,
+    ]
     # a many relation with several matches: still one row per record, and count agrees
     sel = Select("Collection", Q(artifacts__key__icontains="a"))
     assert [r["id"] for r in fetch(c, sel)] == [1]
@@ -368,7 +373,10 @@ def test_include_columns(graph: Any) -> None:
         c,
         Select("Artifact"),
         include=[
-            "created_by__name", "run__transform__key", "collections__key", "input_of_runs__name",
+            "created_by__name",
+            "run__transform__key",
+            "collections__key",
+            "input_of_runs__name",
             "key",
         ],  # fmt: skip
     )
@@ -410,9 +418,12 @@ def test_include_columns(graph: Any) -> None:
 @pytest.mark.parametrize(
     ("lookups", "pattern"),
     [
-        ({"keyy": "x"}, r"Artifact has no field or relation 'keyy'; valid fields: branch, "
-                        r"branch_id, created_at, description, hash, .*, version; valid relations: "
-                        r"collections, created_by, .*ulabels"),
+        (
+            {"keyy": "x"},
+            r"Artifact has no field or relation 'keyy'; valid fields: branch, "
+            r"branch_id, created_at, description, hash, .*, version; valid relations: "
+            r"collections, created_by, .*ulabels",
+        ),
         ({"runn__name": "x"}, r"Artifact has no field or relation 'runn'.*valid relations: .*run,"),
         ({"run__nme": "x"}, r"Run has no field or relation 'nme'; valid fields: .*name"),
         ({"key__foo": "x"}, r"unknown lookup 'foo' .*Artifact.key.*valid lookups: contains, "),
@@ -424,8 +435,11 @@ def test_include_columns(graph: Any) -> None:
         ({"is_latest": 1}, r"needs a bool"),
         ({"created_at__gt": 5}, r"needs a datetime"),
         ({"created_at__gt": "yesterday"}, r"needs a datetime"),
-        ({"size__startswith": "1"}, r"'startswith' needs a string field, but Artifact.size is "
-                                    r"IntegerProperty"),
+        (
+            {"size__startswith": "1"},
+            r"'startswith' needs a string field, but Artifact.size is "
+            r"IntegerProperty",
+        ),
         ({"created_at__icontains": "2024"}, r"needs a string field"),
         ({"is_latest__gt": False}, r"'gt' cannot order Artifact.is_latest"),
         ({"key__in": "abc"}, r"needs a list, tuple or set"),

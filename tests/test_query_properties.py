@@ -175,10 +175,12 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.frozensets(st.text(max_size=3) | st.integers(-5, 5), max_size=3)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.text(max_size=3) | st.integers(-5, 5), max_size=3)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
     max_leaves=6,
 )
 OPS = st.sampled_from(["", *LOOKUPS])
@@ -236,9 +238,7 @@ NAME_TEXT = st.one_of(
     st.sampled_from(EVIL),
     st.builds(lambda a, b: f"{a}__{b}", st.sampled_from([*NAMES, *RELATIONS]), st.text(max_size=8)),
     st.builds(lambda a, b: f"{a}__{b}", st.text(max_size=8), st.sampled_from(LOOKUPS)),
-    st.builds(
-        lambda a, b: f"{a}__{b}", st.sampled_from(list(RELATIONS)), st.sampled_from(EVIL)
-    ),
+    st.builds(lambda a, b: f"{a}__{b}", st.sampled_from(list(RELATIONS)), st.sampled_from(EVIL)),
 )
 
 
@@ -309,8 +309,10 @@ def _resolves(name: str) -> bool:
     """An independent, simple check: every accepted name starts with a field, an alias or a
     relation of Artifact, and its parts are identifiers or lookups."""
     parts = name.split("__")
-    return bool(name) and parts[0] in {*NAMES, *RELATIONS} and all(
-        p.isidentifier() and p.isascii() for p in parts
+    return (
+        bool(name)
+        and parts[0] in {*NAMES, *RELATIONS}
+        and all(p.isidentifier() and p.isascii() for p in parts)
     )
 
 
@@ -372,6 +374,8 @@ def test_the_seed_is_what_the_properties_assume(seeded: dict[str, Any]) -> None:
     assert ln.Artifact.filter(description__isnull=True).count() == 1
     assert ln.Artifact.filter(size__gt=math.inf).count() == 0
     assert ln.Artifact.filter().exclude(description__contains="DETACH").count() == 4
-    _check_result(seeded, Q(description__icontains="σας") | Q(size__lt=9), [
-        *ln.Artifact.filter(Q(description__icontains="σας") | Q(size__lt=9))
-    ])
+    _check_result(
+        seeded,
+        Q(description__icontains="σας") | Q(size__lt=9),
+        [*ln.Artifact.filter(Q(description__icontains="σας") | Q(size__lt=9))],
+    )

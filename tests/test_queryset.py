@@ -204,9 +204,10 @@ def test_df_include_related_columns(storage: Path) -> None:
     single = ln.Artifact.filter().df(include="created_by__handle")
     assert single["created_by__handle"].tolist() == [ln.settings.user] * 2
     # the registry-level spelling
-    assert ln.ULabel.df(include="created_by__handle")["created_by__handle"].tolist() == [
-        ln.settings.user
-    ] * 2
+    assert (
+        ln.ULabel.df(include="created_by__handle")["created_by__handle"].tolist()
+        == [ln.settings.user] * 2
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +406,9 @@ def test_q_objects(labels: list[ln.ULabel]) -> None:
     assert sorted(names(got)) == ["alpha", "delta", "gamma"]
     # a Q combined with keywords, and chained filters AND together
     assert names(ln.ULabel.filter(Q(name="alpha") | Q(name="beta"), name="beta")) == ["beta"]
-    assert names(ln.ULabel.filter(Q(name="alpha") | Q(name="beta")).filter(name="alpha")) == ["alpha"]
+    assert names(ln.ULabel.filter(Q(name="alpha") | Q(name="beta")).filter(name="alpha")) == [
+        "alpha"
+    ]
     # ~ on a field that is missing on some nodes keeps them (Django's exclude semantics)
     labels[0].description = "x"
     labels[0].save()

@@ -62,7 +62,11 @@ def test_create_each_registry(storage: Path, tmp_path: Path) -> None:
     ref = ln.Reference(name="Smith 2024", url="https://example.org/p", doi="10.1000/xyz").save()
     assert len(ref.uid) == 12
     got = node("Reference", ref.uid)
-    assert (got["name"], got["url"], got["doi"]) == ("Smith 2024", "https://example.org/p", "10.1000/xyz")
+    assert (got["name"], got["url"], got["doi"]) == (
+        "Smith 2024",
+        "https://example.org/p",
+        "10.1000/xyz",
+    )
 
     space = ln.Space(name="team-a", description="team A").save()
     assert len(space.uid) == 12 and node("Space", space.uid)["name"] == "team-a"
@@ -83,7 +87,11 @@ def test_create_each_registry(storage: Path, tmp_path: Path) -> None:
     assert second.id == label.id + 1
     # get round-trips every field
     fetched = ln.ULabel.get(label.uid)
-    assert (fetched.name, fetched.description, fetched.id) == (label.name, label.description, label.id)
+    assert (fetched.name, fetched.description, fetched.id) == (
+        label.name,
+        label.description,
+        label.id,
+    )
     assert fetched == label and hash(fetched) == hash(label)
 
 
@@ -141,7 +149,9 @@ def test_delete_and_restore(storage: Path) -> None:
     # trash twice: gone for good, with its edges
     label.delete()
     label.delete()
-    assert ln.cypher("MATCH (u:ULabel {uid: $uid}) RETURN count(u) AS n", uid=label.uid)["n"].tolist() == [0]
+    assert ln.cypher("MATCH (u:ULabel {uid: $uid}) RETURN count(u) AS n", uid=label.uid)[
+        "n"
+    ].tolist() == [0]
     # permanent at once
     keep.delete(permanent=True)
     assert ln.cypher("MATCH (u:ULabel) RETURN count(u) AS n")["n"].tolist() == [0]
@@ -387,7 +397,10 @@ def test_every_saved_record_has_exactly_one_creator(storage: Path, tmp_path: Pat
     ln.finish()
 
     for record in records:
-        assert creator_handles(record.uid) == [ln.settings.user], (type(record).__name__, record.uid)
+        assert creator_handles(record.uid) == [ln.settings.user], (
+            type(record).__name__,
+            record.uid,
+        )
     counts = ln.cypher(
         "MATCH (n) WHERE n.uid IN $uids "
         "RETURN n.uid AS uid, COUNT { (n)-[:CREATED_BY]->() } AS creators",
@@ -395,7 +408,6 @@ def test_every_saved_record_has_exactly_one_creator(storage: Path, tmp_path: Pat
     )
     assert len(counts) == len(records)
     assert set(counts["creators"]) == {1}
-
 
 
 def test_storage_registered_by_an_artifact_save_has_a_creator(storage: Path) -> None:

@@ -17,8 +17,6 @@ from lineage.errors import InvalidArgument, ValidationError
 REPO = Path(__file__).resolve().parent.parent
 
 
-
-
 def generated_by(uid: str) -> list[str]:
     """uids of the runs a data node is GENERATED_BY, from the graph."""
     df = ln.cypher(
@@ -29,7 +27,9 @@ def generated_by(uid: str) -> list[str]:
 
 def used_by(uid: str) -> list[str]:
     """uids of the runs that USED a data node, from the graph."""
-    df = ln.cypher("MATCH (r:Run)-[:USED]->(d {uid: $uid}) RETURN r.uid AS run ORDER BY run", uid=uid)
+    df = ln.cypher(
+        "MATCH (r:Run)-[:USED]->(d {uid: $uid}) RETURN r.uid AS run ORDER BY run", uid=uid
+    )
     return df["run"].tolist()
 
 
@@ -41,7 +41,12 @@ def test_transform_fields_and_kinds(storage: Path) -> None:
     t.save()
     assert len(t.uid) == 16 and t.uid.endswith("0000")
     assert isinstance(t.id, int)
-    assert (t.key, t.description, t.kind, t.version) == ("pipelines/prep.py", "prepare", "script", "1.0")
+    assert (t.key, t.description, t.kind, t.version) == (
+        "pipelines/prep.py",
+        "prepare",
+        "script",
+        "1.0",
+    )
     assert t.is_latest is True and t.branch == 1
     assert t.name == "prep.py"
     row = ln.cypher(
@@ -286,7 +291,9 @@ def _run_script(path: Path, neo4j) -> dict:
     return json.loads(lines[0][len("RESULT ") :])
 
 
-def test_track_without_arguments_versions_the_calling_script(storage: Path, neo4j, tmp_path: Path) -> None:
+def test_track_without_arguments_versions_the_calling_script(
+    storage: Path, neo4j, tmp_path: Path
+) -> None:
     script = tmp_path / "my_analysis.py"
     text_v1 = SCRIPT.format(marker="version one")
     script.write_text(text_v1)

@@ -52,7 +52,9 @@ def test_install_twice_creates_once(db: ln.Instance) -> None:
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
     nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
-    assert len(nodes) == 1 and nodes[0]["v"] == SCHEMA_VERSION and len(nodes[0]["m"]) == SCHEMA_VERSION
+    assert (
+        len(nodes) == 1 and nodes[0]["v"] == SCHEMA_VERSION and len(nodes[0]["m"]) == SCHEMA_VERSION
+    )
 
 
 def test_a_dropped_constraint_comes_back(db: ln.Instance) -> None:
@@ -63,7 +65,9 @@ def test_a_dropped_constraint_comes_back(db: ln.Instance) -> None:
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_concurrent_installers_on_a_fresh_database_all_succeed(db: ln.Instance, round_: int) -> None:
+def test_concurrent_installers_on_a_fresh_database_all_succeed(
+    db: ln.Instance, round_: int
+) -> None:
     _drop_lineage_schema(db.connection)
     conns = [Connection.open(db.connection.settings) for _ in range(4)]
     barrier = threading.Barrier(len(conns))

@@ -107,9 +107,7 @@ def graph_snapshot() -> tuple[dict[str, str], set[tuple[str, str, str, str]]]:
     """Every node (by element id: labels and properties) and every relationship."""
     conn = _raw()
     nodes = {
-        row["id"]: json.dumps(
-            [sorted(row["labels"]), row["props"]], sort_keys=True, default=str
-        )
+        row["id"]: json.dumps([sorted(row["labels"]), row["props"]], sort_keys=True, default=str)
         for row in conn.run(
             "MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS props"
         )
@@ -168,9 +166,7 @@ def _seed(storage: Path) -> dict[str, Any]:
     }
 
 
-def test_field_name_payloads_are_refused_before_any_query(
-    storage: Path, spy: QuerySpy
-) -> None:
+def test_field_name_payloads_are_refused_before_any_query(storage: Path, spy: QuerySpy) -> None:
     _seed(storage)
     before = graph_snapshot()
     attempts: list[tuple[str, Callable[[], Any]]] = []
@@ -186,9 +182,7 @@ def test_field_name_payloads_are_refused_before_any_query(
             ),
             (
                 f"Q({p!r})",
-                lambda p=p: ln.Artifact.filter(
-                    ln.Q(**{p: "x"}) | ln.Q(key="x")
-                ).exists(),
+                lambda p=p: ln.Artifact.filter(ln.Q(**{p: "x"}) | ln.Q(key="x")).exists(),
             ),
             (
                 f"exclude({p!r})",
@@ -232,9 +226,7 @@ def _hits_expected(payload: str, fields: dict[str, tuple[str, ...]]) -> set[str]
     """The ULabel uids whose name or description contains `payload`, case-insensitively
     (Python's lower() agrees with Cypher's toLower() on these strings)."""
     return {
-        uid
-        for uid, texts in fields.items()
-        if any(payload.lower() in t.lower() for t in texts)
+        uid for uid, texts in fields.items() if any(payload.lower() in t.lower() for t in texts)
     }
 
 
@@ -242,8 +234,7 @@ def test_value_payloads_are_literal_data(storage: Path, spy: QuerySpy) -> None:
     seeded = _seed(storage)
     labels: dict[str, ln.ULabel] = seeded["labels"]
     searchable = {
-        lab.uid: (lab.name or "", lab.description or "")
-        for lab in ln.ULabel.filter().to_list()
+        lab.uid: (lab.name or "", lab.description or "") for lab in ln.ULabel.filter().to_list()
     }
     before = graph_snapshot()
     n_attempts = 0
@@ -257,21 +248,14 @@ def test_value_payloads_are_literal_data(storage: Path, spy: QuerySpy) -> None:
         assert ln.ULabel.get(name=p).uid == label.uid
         assert [x.uid for x in ln.ULabel.filter(name__in=[p, "nothing"])] == [label.uid]
         assert [x.uid for x in ln.ULabel.filter(name__iexact=p)] == [label.uid]
-        assert (
-            ln.ULabel.filter(ln.Q(name=p) | ln.Q(name="nothing")).one().uid == label.uid
-        )
+        assert ln.ULabel.filter(ln.Q(name=p) | ln.Q(name="nothing")).one().uid == label.uid
         exact_desc = ln.ULabel.filter(description=f"label holding {p!r}").one()
-        assert (
-            exact_desc.uid == label.uid
-            and exact_desc.description == f"label holding {p!r}"
-        )
+        assert exact_desc.uid == label.uid and exact_desc.description == f"label holding {p!r}"
         contains = {x.uid for x in ln.ULabel.filter(name__contains=p)}
         assert label.uid in contains
         assert all(p in x.name for x in ln.ULabel.filter(name__contains=p))
         assert {x.uid for x in ln.ULabel.filter(name__startswith=p)} == {
-            u
-            for u, lab in ((lab.uid, lab) for lab in labels.values())
-            if lab.name.startswith(p)
+            u for u, lab in ((lab.uid, lab) for lab in labels.values()) if lab.name.startswith(p)
         }
         assert ln.ULabel.filter(name=p).df()["name"].tolist() == [p]
         # A payload as a uid or uid prefix is just a string that matches no uid.
@@ -284,9 +268,9 @@ def test_value_payloads_are_literal_data(storage: Path, spy: QuerySpy) -> None:
         hits = ln.ULabel.search(p, limit=None)
         assert hits[0].uid == label.uid, (p, [h.name for h in hits])
         assert {h.uid for h in hits} == _hits_expected(p, searchable), p
-        assert {
-            h.uid for h in ln.ULabel.search(p, field="name", case_sensitive=True)
-        } == {lab.uid for lab in labels.values() if p in lab.name}
+        assert {h.uid for h in ln.ULabel.search(p, field="name", case_sensitive=True)} == {
+            lab.uid for lab in labels.values() if p in lab.name
+        }
         assert ln.Artifact.search(p).count() == 0 or all(
             p.lower() in (a.key or "").lower() + (a.description or "").lower()
             for a in ln.Artifact.search(p)
@@ -325,9 +309,7 @@ def test_payloads_as_saved_names_keys_and_params(storage: Path, spy: QuerySpy) -
         for make in (
             lambda p=p: ln.Transform(key=p, description=p).save(),
             lambda p=p, keyed=keyed: ln.Artifact(keyed, key=p).save(),
-            lambda p=p, artifact=artifact: ln.Collection(
-                [artifact], key=p, description=p
-            ).save(),
+            lambda p=p, artifact=artifact: ln.Collection([artifact], key=p, description=p).save(),
         ):
             try:
                 record = make()
@@ -350,8 +332,7 @@ def test_payloads_as_saved_names_keys_and_params(storage: Path, spy: QuerySpy) -
         for k in changed:
             assert k in after_nodes, f"saving {p!r} deleted a node"
             assert (
-                json.loads(after_nodes[k])[0] == ["LineageCounter"]
-                or "Artifact" in after_nodes[k]
+                json.loads(after_nodes[k])[0] == ["LineageCounter"] or "Artifact" in after_nodes[k]
             ), (
                 p,
                 before_nodes[k],
@@ -360,9 +341,7 @@ def test_payloads_as_saved_names_keys_and_params(storage: Path, spy: QuerySpy) -
         assert before_rels <= after_rels, f"saving {p!r} removed relationships"
         assert ln.Artifact.filter(uid__in=[b.uid for b in bystanders]).count() == 3
     assert ln.Collection.get(key="bystanders").artifacts.count() == 3
-    print(
-        f"\npayloads as keys: {stored} stored literally, {rejected} refused by validation"
-    )
+    print(f"\npayloads as keys: {stored} stored literally, {rejected} refused by validation")
 
 
 def test_user_cypher_takes_values_as_parameters(db: ln.Instance) -> None:
@@ -370,9 +349,7 @@ def test_user_cypher_takes_values_as_parameters(db: ln.Instance) -> None:
     for p in PAYLOADS:
         assert ln.cypher("RETURN $v AS v", v=p)["v"].tolist() == [p]
         ln.cypher("CREATE (:Probe {v: $v})", v=p)
-        assert ln.cypher("MATCH (x:Probe {v: $v}) RETURN x.v AS v", v=p)[
-            "v"
-        ].tolist() == [p]
+        assert ln.cypher("MATCH (x:Probe {v: $v}) RETURN x.v AS v", v=p)["v"].tolist() == [p]
     count = ln.cypher("MATCH (x:Probe) RETURN count(x) AS n")["n"].tolist()
     assert count == [len(PAYLOADS) + 1]
 
@@ -406,9 +383,7 @@ class AuthServer:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in NEO4J_VARS}
-        env.update(
-            LINEAGE_HOME=str(self.home), LINEAGE_NEO4J_INSTALL=str(self.install_dir)
-        )
+        env.update(LINEAGE_HOME=str(self.home), LINEAGE_NEO4J_INSTALL=str(self.install_dir))
         env.update(extra)
         return env
 
@@ -443,9 +418,7 @@ class AuthServer:
 def auth_server(
     tmp_path_factory: pytest.TempPathFactory, neo4j_install_dir: Path
 ) -> Iterator[AuthServer]:
-    server = AuthServer(
-        tmp_path_factory.mktemp("auth-home"), free_port(), neo4j_install_dir
-    )
+    server = AuthServer(tmp_path_factory.mktemp("auth-home"), free_port(), neo4j_install_dir)
     try:
         started = server.cli("server", "start", "--auth", "--port", str(server.port))
         server.start_output = started.stdout + started.stderr
@@ -592,9 +565,7 @@ def test_auth_server_credentials_end_to_end(
         auth_server.wait_unlocked()
     finally:
         ln.disconnect()
-    assert all_logs.lines, (
-        "the DEBUG capture saw nothing: is the driver logging hooked?"
-    )
+    assert all_logs.lines, "the DEBUG capture saw nothing: is the driver logging hooked?"
     for secret in (password, WRONG, URI_SECRET):
         assert secret not in all_logs.text
 
@@ -610,9 +581,7 @@ def test_named_instance_config_is_private(
     clean_env.setenv("LINEAGE_HOME", str(home))
     password = auth_server.password
     try:
-        ln.settings.add_instance(
-            "secure", auth_server.uri, user="neo4j", password=password
-        )
+        ln.settings.add_instance("secure", auth_server.uri, user="neo4j", password=password)
         config = home / "instances.json"
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -626,9 +595,9 @@ def test_named_instance_config_is_private(
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
         with pytest.raises(ln.errors.AuthenticationFailed) as info:
             ln.ULabel.using("wrong").count()
-        assert WRONG not in everything_about(
+        assert WRONG not in everything_about(info.value) and password not in everything_about(
             info.value
-        ) and password not in everything_about(info.value)
+        )
         assert password not in repr(ln.settings)
     finally:
         ln.disconnect()
@@ -719,9 +688,7 @@ def test_tls_uris_reach_the_driver_unchanged_and_never_downgrade(
     created: list[tuple[str, neo4j_driver.Driver]] = []
     real_driver = neo4j_driver.GraphDatabase.driver
 
-    def recording_driver(
-        uri_arg: str, *args: Any, **kwargs: Any
-    ) -> neo4j_driver.Driver:
+    def recording_driver(uri_arg: str, *args: Any, **kwargs: Any) -> neo4j_driver.Driver:
         driver = real_driver(uri_arg, *args, **kwargs)
         created.append((uri_arg, driver))
         return driver
@@ -732,9 +699,7 @@ def test_tls_uris_reach_the_driver_unchanged_and_never_downgrade(
     with pytest.raises(ln.errors.ConnectionFailed) as info:
         ln.connect(password=WRONG)
     elapsed = time.monotonic() - t0
-    assert not isinstance(
-        info.value, (ln.errors.AuthenticationFailed, ln.errors.InvalidURI)
-    )
+    assert not isinstance(info.value, (ln.errors.AuthenticationFailed, ln.errors.InvalidURI))
     assert uri in str(info.value)
     assert WRONG not in everything_about(info.value)
     assert elapsed < 60
@@ -790,9 +755,7 @@ def _save_hostile(src: Path, key: str, i: int) -> ln.Artifact | None:
         return None
 
 
-def test_local_storage_keys_never_escape_the_root(
-    db: ln.Instance, tmp_path: Path
-) -> None:
+def test_local_storage_keys_never_escape_the_root(db: ln.Instance, tmp_path: Path) -> None:
     saved = (ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options)
     # Deep inside tmp_path, so `../..` escapes would still land where the snapshot sees them.
     root = tmp_path / "d1" / "d2" / "d3" / "storage"
@@ -820,9 +783,7 @@ def test_local_storage_keys_never_escape_the_root(
             assert ln.Artifact.get(key=key).uid == artifact.uid
         managed = str((root / ".lineage").relative_to(tmp_path))
         cache_rel = str(ln.settings.cache_dir.relative_to(tmp_path))
-        outside = sorted(
-            p for p in tree(tmp_path) - before if not inside(p, managed, cache_rel)
-        )
+        outside = sorted(p for p in tree(tmp_path) - before if not inside(p, managed, cache_rel))
         assert outside == [], outside
         for path in ESCAPE_CANDIDATES:
             assert not path.exists(), path
@@ -830,17 +791,11 @@ def test_local_storage_keys_never_escape_the_root(
         for artifact in ln.Artifact.filter().to_list():
             artifact.delete(permanent=True)
         assert not any((root / ".lineage").iterdir())
-        assert not [
-            p for p in tree(tmp_path) - before if not inside(p, managed, cache_rel)
-        ]
+        assert not [p for p in tree(tmp_path) - before if not inside(p, managed, cache_rel)]
         assert before <= tree(tmp_path), "a file outside the managed folder was deleted"
-        print(
-            f"\nlocal hostile keys: {kept} stored under .lineage/, {rejected} refused"
-        )
+        print(f"\nlocal hostile keys: {kept} stored under .lineage/, {rejected} refused")
     finally:
-        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = (
-            saved
-        )
+        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = saved
         ln.context.run = ln.context.transform = None
 
 
@@ -873,9 +828,7 @@ def test_s3_storage_and_cache_never_escape(
         "../../../../../../../../tmp/lineage-s3-escape.txt",
     ]
     for key in in_place_keys:
-        s3_bucket.client.put_object(
-            Bucket=s3_bucket.name, Key=key, Body=f"object {key}\n".encode()
-        )
+        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=f"object {key}\n".encode())
     bucket_before = _bucket_keys(s3_bucket)
     assert set(in_place_keys) <= bucket_before  # moto keeps the keys verbatim
     cache_dir.mkdir(parents=True)
@@ -893,14 +846,11 @@ def test_s3_storage_and_cache_never_escape(
             assert artifact.storage_path.startswith(f"{s3_bucket.uri}/prefix/.lineage/")
             assert "/" not in artifact.storage_path.rsplit("/.lineage/", 1)[1]
             cached = artifact.cache()
-            assert (
-                cached.is_relative_to(cache_dir)
-                and cached.read_text() == f"hostile {i} {key}\n"
-            )
+            assert cached.is_relative_to(cache_dir) and cached.read_text() == f"hostile {i} {key}\n"
         new_objects = _bucket_keys(s3_bucket) - bucket_before
-        assert all(
-            k.startswith("prefix/.lineage/") and k.count("/") == 2 for k in new_objects
-        ), new_objects
+        assert all(k.startswith("prefix/.lineage/") and k.count("/") == 2 for k in new_objects), (
+            new_objects
+        )
         assert len(new_objects) == kept
 
         cached_ok = refused = 0
@@ -929,9 +879,7 @@ def test_s3_storage_and_cache_never_escape(
         cache_rel = str(cache_dir.relative_to(tmp_path))
         outside = sorted(p for p in new if not inside(p, cache_rel))
         assert outside == [], outside
-        assert (
-            _bucket_keys(s3_bucket) - bucket_before == new_objects
-        )  # registering copies nothing
+        assert _bucket_keys(s3_bucket) - bucket_before == new_objects  # registering copies nothing
         for path in [
             *ESCAPE_CANDIDATES,
             Path("/tmp/lineage-s3-escape.txt"),
@@ -945,7 +893,5 @@ def test_s3_storage_and_cache_never_escape(
         for key, outcome in outcomes.items():
             print(f"  {key!r}: {outcome}")
     finally:
-        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = (
-            saved
-        )
+        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = saved
         ln.context.run = ln.context.transform = None

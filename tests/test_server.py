@@ -102,7 +102,9 @@ def test_port_in_use_is_a_clear_error(server: LocalServer) -> None:
     assert not server.pid_file.exists()
 
 
-def test_missing_java_says_what_to_install(server: LocalServer, tmp_path: Path, monkeypatch) -> None:
+def test_missing_java_says_what_to_install(
+    server: LocalServer, tmp_path: Path, monkeypatch
+) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
@@ -124,11 +126,13 @@ def test_missing_maven_on_first_install_is_a_clear_error(tmp_path: Path, monkeyp
     assert not (tmp_path / "no-jars-yet" / "classpath.txt").exists()
 
 
-def test_old_java_is_refused_with_the_version(server: LocalServer, tmp_path: Path, monkeypatch) -> None:
+def test_old_java_is_refused_with_the_version(
+    server: LocalServer, tmp_path: Path, monkeypatch
+) -> None:
     bin_dir = tmp_path / "old-java"
     bin_dir.mkdir()
     fake = bin_dir / "java"
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(ServerError, match="Java 11 found .* needs Java 17 or 21"):
@@ -149,7 +153,11 @@ def test_a_pruned_jar_cache_is_resolved_again(tmp_path: Path) -> None:
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "LINEAGE_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "lineage", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "lineage", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -190,7 +198,9 @@ def test_two_concurrent_starts_give_one_server(tmp_path: Path) -> None:
     env = {**os.environ, "LINEAGE_HOME": str(home)}
     cmd = [sys.executable, "-m", "lineage", "server", "start", "--port", str(port)]
     try:
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)
+        ]
         outs = [p.communicate(timeout=300)[0] for p in procs]
         assert [p.returncode for p in procs] == [0, 0]
         assert sum("already running" in out for out in outs) == 1, outs

@@ -107,7 +107,9 @@ def test_collection_family_via_revises(storage: Path, tmp_path: Path) -> None:
     assert [v.key for v in (v0, v1, v2)] == ["fam/c"] * 3
     assert (v0.is_latest, v1.is_latest, v2.is_latest) == (False, False, True)
     assert_one_latest("Collection", stem, expected=v2.uid)
-    df = q("MATCH (n:Collection)-[:REVISES]->(o:Collection) RETURN n.uid AS n, o.uid AS o ORDER BY n")
+    df = q(
+        "MATCH (n:Collection)-[:REVISES]->(o:Collection) RETURN n.uid AS n, o.uid AS o ORDER BY n"
+    )
     assert list(zip(df["n"], df["o"])) == [(v1.uid, v0.uid), (v2.uid, v1.uid)]
     for v in (v0, v1, v2):
         assert [x.uid for x in v.versions] == [v0.uid, v1.uid, v2.uid]

@@ -27,9 +27,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 from graph.errors import ServerError
 from graph.settings import DEFAULT_USER, lineage_home
@@ -150,8 +150,10 @@ class LocalServer:
                 "Maven (mvn) is needed once to fetch the Neo4j jars from Maven Central and was "
                 f"not found on PATH: {_NO_JAVA_HINT}"
             )
-        _say(f"fetching the Neo4j {NEO4J_VERSION} jars from Maven Central into {self.install_dir} "
-             "(once; about 140 MB)")
+        _say(
+            f"fetching the Neo4j {NEO4J_VERSION} jars from Maven Central into {self.install_dir} "
+            "(once; about 140 MB)"
+        )
         tmp = classpath_file.with_suffix(".tmp")
         cmd = [
             mvn, "-q", "-B",
@@ -206,7 +208,9 @@ class LocalServer:
             auth=bool(info.get("auth", False)) and pid is not None,
         )
 
-    def start(self, port: int | None = None, auth: bool = False, timeout: float = 180.0) -> ServerStatus:
+    def start(
+        self, port: int | None = None, auth: bool = False, timeout: float = 180.0
+    ) -> ServerStatus:
         """Start the server detached and wait until Bolt answers; idempotent.
 
         A second call returns the running server's status with `already_running=True`, on the
@@ -235,7 +239,11 @@ class LocalServer:
 
     def stop(self, timeout: float = 60.0) -> bool:
         """Stop the server cleanly (SIGTERM, then SIGKILL after `timeout`); False if not running."""
-        with _file_lock(self.home / "server.lock") if self.home.exists() else contextlib.nullcontext():
+        with (
+            _file_lock(self.home / "server.lock")
+            if self.home.exists()
+            else contextlib.nullcontext()
+        ):
             pid = self._running_pid()
             if pid is None:
                 return False
@@ -376,7 +384,9 @@ def _classpath_complete(classpath_file: Path) -> bool:
 def _require_java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise ServerError(f"Java was not found on PATH; the local Neo4j server needs it: {_NO_JAVA_HINT}")
+        raise ServerError(
+            f"Java was not found on PATH; the local Neo4j server needs it: {_NO_JAVA_HINT}"
+        )
     _check_java_version(os.path.realpath(java))
     return java
 
@@ -433,7 +443,7 @@ def _bolt_answers(port: int, password: str | None) -> bool:
         with neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{port}", auth=auth) as driver:
             driver.verify_connectivity()
         return True
-    except Exception:  # noqa: BLE001 - any failure just means "not yet"
+    except Exception:
         return False
 
 
@@ -459,7 +469,9 @@ def _is_our_server(pid: int, home: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        proc = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True
+        )
         cmdline = proc.stdout
     return _LAUNCHER in cmdline and str(home) in cmdline
 
