@@ -1,6 +1,6 @@
 """One real Neo4j for the whole test session, and an empty graph for each test that asks.
 
-Where the Neo4j comes from (DESIGN.md §6), first match wins:
+Where the Neo4j comes from (docs/architecture.md, "Tests"), first match wins:
 1. `NEO4J_URI` (with `NEO4J_USER` / `NEO4J_PASSWORD`) if set. The suite wipes that database.
 2. testcontainers' Neo4j, when a Docker engine answers a ping.
 3. The project's own local server, started in a temporary lineage home on a free port.

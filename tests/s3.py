@@ -1,4 +1,4 @@
-"""S3 for tests: a real moto server on 127.0.0.1, spoken to over HTTP (DESIGN.md §6).
+"""S3 for tests: a real moto server on 127.0.0.1, spoken to over HTTP (docs/architecture.md, "Tests").
 
 Use the fixtures by importing them into a test module (or list this module in the root
 conftest's `pytest_plugins`):

@@ -1,4 +1,4 @@
-"""The Artifact registry against a real Neo4j and real files (DESIGN.md §3–§5).
+"""The Artifact registry against a real Neo4j and real files (docs/architecture.md, "Registries").
 
 Every test asserts what is actually stored: the node and its edges (through `ln.cypher`) and the
 bytes under the storage root.

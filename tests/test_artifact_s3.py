@@ -1,4 +1,4 @@
-"""Artifacts with S3 storage: a moto server spoken to over real HTTP (DESIGN.md §5, §6).
+"""Artifacts with S3 storage: a moto server spoken to over real HTTP (docs/architecture.md, "Registries" and "Tests").
 
 What is in the bucket is checked with boto3, independently of the s3fs the library uses.
 """

@@ -1,4 +1,4 @@
-"""Bad input (issue 6): every wrong argument gets a clear error naming it, and nothing is stored.
+"""Bad input (docs/reliability.md): every wrong argument gets a clear error naming it, and nothing is stored.
 
 "Nothing stored" is checked the same way everywhere (`Unchanged`): the number of nodes and
 relationships, a digest of every node's properties, the files under the storage root and the

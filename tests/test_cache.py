@@ -1,4 +1,4 @@
-"""Caching artifacts and collections (DESIGN.md §5): local files are used in place, S3 objects
+"""Caching artifacts and collections (docs/architecture.md, "Loaders"): local files are used in place, S3 objects
 (a moto server over HTTP) are synced into `<cache_dir>/<bucket>/<key>`, and only outdated copies
 are fetched again. Downloads are counted with a spy around the real download function.
 """

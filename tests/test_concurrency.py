@@ -1,4 +1,4 @@
-"""Concurrent writers against the real Neo4j (issue 6, "Concurrency"): separate processes, not
+"""Concurrent writers against the real Neo4j (docs/reliability.md, "Concurrency"): separate processes, not
 threads, racing on the same records.
 
 N worker processes (`multiprocessing` with spawn, so every worker is a fresh interpreter with

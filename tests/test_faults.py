@@ -1,4 +1,4 @@
-"""Faults against a real Neo4j, real files and a real S3 (moto) server (issue 6).
+"""Faults against a real Neo4j, real files and a real S3 (moto) server (docs/reliability.md).
 
 - Neo4j killed (`kill -9` of its JVM) in the middle of a bulk `ln.save` and of a run of
   collection saves: after a restart every record is whole (node and all its edges) or absent,

@@ -1,4 +1,4 @@
-"""The layering rule of DESIGN.md §1, checked on the source: graph/ and loaders/ never import
+"""The layering rule of docs/architecture.md ("Layers"), checked on the source: graph/ and loaders/ never import
 each other or lineage/, and Cypher lives only in graph/."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Loading artifacts, collections and querysets into memory, and mapping .h5ad collections
-(DESIGN.md §5): real files, a real Neo4j, S3 through a moto server."""
+(docs/architecture.md, "Loaders"): real files, a real Neo4j, S3 through a moto server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""lamindb parity (DESIGN.md §4): hashes, collection hashes, uids and version counters.
+"""lamindb parity (docs/schema.md, "uids, ids and versions"): hashes, collection hashes, uids and version counters.
 
 Expected values are lamindb's published test vectors or are computed here with hashlib, never
 with the library's own helpers.

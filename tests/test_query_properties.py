@@ -1,4 +1,4 @@
-"""Property-based tests of the query compiler through the public API (issue 6).
+"""Property-based tests of the query compiler through the public API (docs/reliability.md).
 
 Generated field names (any text: backticks, quotes, braces, Cypher fragments, unicode, empty)
 are either valid model fields and lookups, or refused with `FieldValidationError` before any

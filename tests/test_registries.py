@@ -411,7 +411,7 @@ def test_every_saved_record_has_exactly_one_creator(storage: Path, tmp_path: Pat
 
 
 def test_storage_registered_by_an_artifact_save_has_a_creator(storage: Path) -> None:
-    # DESIGN §3: (any)-[:CREATED_BY]->(:User); lamindb's Storage has created_by like every record.
+    # docs/schema.md: (any)-[:CREATED_BY]->(:User); lamindb's Storage has created_by like every record.
     make_artifact(storage, "registers-storage.txt")
     df = ln.cypher(
         "MATCH (s:Storage {root: $root}) RETURN COUNT { (s)-[:CREATED_BY]->(:User) } AS creators",

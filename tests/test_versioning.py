@@ -1,4 +1,4 @@
-"""Version families (DESIGN.md §4): shared stems, counters taken in the writing transaction,
+"""Version families (docs/schema.md, "uids, ids and versions"): shared stems, counters taken in the writing transaction,
 exactly one `is_latest` per family in the main branch, tags unique in a family — also when
 threads and separate processes write versions of the same family at once.
 """
