@@ -23,7 +23,7 @@ so a lane has 1 + 8 * steps records (3 runs, 5 artifacts per step) and the graph
   d rounds (a copy of it, checked to give lamindb's own result when unbounded); "all" calls
   lamindb's own functions.
 
-Both sides are built in bulk (ours: `graph.lineage.write_graph`, UNWIND batches; lamindb:
+Both sides are built in bulk (ours: `write_graph` below, UNWIND batches; lamindb:
 Django `bulk_create`), then timed: p50 of `--repeats` calls after warm-up calls. lamindb runs
 in its own venv (`_lamindb_env.py`) on a fresh SQLite instance; lineage on `NEO4J_URI` if set,
 else a local server in a temporary lineage home.
@@ -260,9 +260,61 @@ def _worker_lamindb(plan_file: str) -> None:
 # -- lineage (this process) ------------------------------------------------------------------------
 
 
-def build_lineage(conn, graph: dict) -> float:
-    from graph.lineage import write_graph
+def write_graph(
+    conn,
+    nodes: dict[str, list[dict]],
+    edges: list[tuple[str, str, str, str, str]],
+) -> dict[str, int]:
+    """Create many records and provenance edges at once: `UNWIND` batches, ids from the counters.
 
+    `nodes` maps a label to property dicts (stored names; `uid` required); `edges` are
+    `(type, source label, source uid, target label, target uid)`. Only for building large
+    synthetic graphs quickly: records made through `lineage` carry more (creator, storage).
+    """
+    from graph.records import check_props, now, take_ids
+
+    batch_size = 10_000
+    stamp = now()
+    written = {"nodes": 0, "edges": 0}
+    for label, rows in nodes.items():
+        for start in range(0, len(rows), batch_size):
+            batch = [dict(r) for r in rows[start : start + batch_size]]
+            for row in batch:
+                check_props(label, row)
+                row.setdefault("branch", 1)
+                row.setdefault("created_at", stamp)
+                row.setdefault("updated_at", row["created_at"])
+                if label != "Run":
+                    row.setdefault("is_latest", True)
+
+            def work(tx, label: str = label, batch: list = batch) -> None:
+                for row, new_id in zip(batch, take_ids(tx, label, len(batch))):
+                    row["id"] = new_id
+                tx.run(
+                    f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row", rows=batch
+                ).consume()
+
+            conn.write(work)
+            written["nodes"] += len(batch)
+    groups: dict[tuple[str, str, str], list[list[str]]] = {}
+    for kind, src_label, src, dst_label, dst in edges:
+        groups.setdefault((kind, src_label, dst_label), []).append([src, dst])
+    for (kind, src_label, dst_label), pairs in groups.items():
+        for start in range(0, len(pairs), batch_size):
+            pair_batch = pairs[start : start + batch_size]
+            query = (
+                f"UNWIND $pairs AS p MATCH (a:`{src_label}` {{uid: p[0]}}) "
+                f"MATCH (b:`{dst_label}` {{uid: p[1]}}) CREATE (a)-[:`{kind}`]->(b) "
+                "RETURN count(*) AS n"
+            )
+            made = conn.write(lambda tx, q=query, b=pair_batch: tx.run(q, pairs=b).single()["n"])
+            if made != len(pair_batch):
+                raise RuntimeError(f"{len(pair_batch) - made} {kind} edges name missing nodes")
+            written["edges"] += made
+    return written
+
+
+def build_lineage(conn, graph: dict) -> float:
     t0 = time.perf_counter()
     nodes = {
         "Transform": [{"uid": uid, "key": f"{k}.py", "kind": "pipeline"}

@@ -12,7 +12,9 @@ parameters in Cypher, hence the literal 20.
 
 >>> import lineage as ln
 >>> from graph.cookbook import VERSION_FAMILY
->>> ln.cypher(VERSION_FAMILY, key="demo/scrna")
+>>> ln.cypher(VERSION_FAMILY, key="scrna")[["is_latest", "revises", "artifacts"]]
+   is_latest revises                               artifacts
+0       True    None  [scrna/sample1.h5ad, scrna/sample2.h5ad]
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ positions are not `0..n-1`, an artifact without its storage, a record without it
 to-one relation with several edges. They also give the storage paths the artifacts point at,
 so the caller can find files nobody points at.
 
->>> conn = Connection.open(ConnectionSettings(uri="bolt://127.0.0.1:7687"))
->>> find_issues(conn)
+>>> find_issues(conn)  # conn: an open graph.Connection
 []
 """
 
@@ -54,7 +53,7 @@ def storage_roots(conn: Connection) -> list[str]:
     """The roots of every registered Storage node, sorted.
 
     >>> storage_roots(conn)
-    ['/home/me/.lineage/storage', 's3://my-bucket/lineage']
+    ['/.../storage']
     """
     row = conn.read_values(
         "MATCH (s:Storage) WHERE s.root IS NOT NULL RETURN collect(s.root) AS roots"
@@ -65,8 +64,11 @@ def storage_roots(conn: Connection) -> list[str]:
 def paths_under(conn: Connection, prefix: str) -> set[str]:
     """`storage_path` of every artifact (any branch) that starts with `prefix`.
 
-    >>> paths_under(conn, "/home/me/.lineage/storage/.lineage/")
-    {'/home/me/.lineage/storage/.lineage/Tx9TskRbe2mh0000.csv'}
+    >>> found = paths_under(conn, storage_roots(conn)[0])
+    >>> sorted(path.rsplit(".", 1)[1] for path in found)
+    ['csv', 'h5ad', 'h5ad', 'h5ad']
+    >>> artifact.path.as_posix() in found
+    True
     """
     row = conn.read_values(
         "MATCH (a:Artifact) WHERE a.storage_path STARTS WITH $prefix "

@@ -271,8 +271,13 @@ def traverse(
 ) -> LineageGraph | None:
     """The provenance subgraph around one record, in one query; None if there is no such record.
 
-    >>> g = traverse(conn, "Artifact", "KBW89Mf7IGcekja20000", downstream=True, depth=2)
-    >>> [(n["label"], n["key"]) for n in g["nodes"]]
+    >>> g = traverse(conn, "Artifact", artifact1.uid, downstream=True, depth=2)
+    >>> sorted((n["label"], n["key"]) for n in g["nodes"])
+    [('Artifact', 'scrna/sample1.h5ad'), ('Collection', 'scrna')]
+    >>> [e["type"] for e in g["edges"]]
+    ['CONTAINS']
+    >>> traverse(conn, "Artifact", "no-such-uid") is None
+    True
     """
     label = _check_label(label)
     if not isinstance(uid, str):
@@ -298,72 +303,3 @@ def traverse(
         {"source": a, "target": b, "type": t, "position": pos} for a, b, t, pos in raw_edges
     ]
     return {"focus": uid, "label": label, "nodes": nodes, "edges": edges}
-
-
-# -- bulk writes of a provenance graph (benchmarks, fixtures) ---------------------------------------
-_BULK_BATCH = 10_000
-
-
-def write_graph(
-    conn: Any,
-    nodes: dict[str, list[dict[str, Any]]],
-    edges: list[tuple[str, str, str, str, str]],
-) -> dict[str, int]:
-    """Create many records and provenance edges at once: `UNWIND` batches, ids from the counters.
-
-    `nodes` maps a lineage label to property dicts (stored names; `uid` required); `edges` are
-    `(type, source label, source uid, target label, target uid)` with a provenance edge type.
-    For building large synthetic graphs quickly (the lineage benchmark); records made through
-    `lineage` carry more (creator, storage) than this writes. Returns the counts written.
-    """
-    from graph.models import fields_of
-    from graph.records import _check_props, _take_ids, now
-
-    e = _edges()
-    allowed = {e[k] for k in ("GEN", "USED", "EXE", "CONTAINS", "META", "REVISES")}
-    stamp = now()
-    written = {"nodes": 0, "edges": 0}
-    for label, rows in nodes.items():
-        _check_label(label)
-        versioned = "is_latest" in fields_of(label)
-        for start in range(0, len(rows), _BULK_BATCH):
-            batch = [dict(r) for r in rows[start : start + _BULK_BATCH]]
-            for row in batch:
-                _check_props(label, row)
-                row.setdefault("branch", 1)
-                row.setdefault("created_at", stamp)
-                row.setdefault("updated_at", row["created_at"])
-                if versioned:
-                    row.setdefault("is_latest", True)
-
-            def work(tx: Any, label: str = label, batch: list = batch) -> None:
-                for row, new_id in zip(batch, _take_ids(tx, label, len(batch))):
-                    row["id"] = new_id
-                tx.run(
-                    f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row", rows=batch
-                ).consume()
-
-            conn.write(work)
-            written["nodes"] += len(batch)
-    groups: dict[tuple[str, str, str], list[list[str]]] = {}
-    for kind, src_label, src, dst_label, dst in edges:
-        if kind not in allowed:
-            raise FieldValidationError(f"{kind!r} is not a provenance edge: {sorted(allowed)}")
-        groups.setdefault((kind, _check_label(src_label), _check_label(dst_label)), []).append(
-            [src, dst]
-        )
-    for (kind, src_label, dst_label), pairs in groups.items():
-        for start in range(0, len(pairs), _BULK_BATCH):
-            pair_batch = pairs[start : start + _BULK_BATCH]
-            query = (
-                f"UNWIND $pairs AS p MATCH (a:`{src_label}` {{uid: p[0]}}) "
-                f"MATCH (b:`{dst_label}` {{uid: p[1]}}) CREATE (a)-[:`{kind}`]->(b) "
-                "RETURN count(*) AS n"
-            )
-            made = conn.write(lambda tx, q=query, b=pair_batch: tx.run(q, pairs=b).single()["n"])
-            if made != len(pair_batch):
-                raise FieldValidationError(
-                    f"{len(pair_batch) - made} {kind} edges name missing nodes"
-                )
-            written["edges"] += made
-    return written

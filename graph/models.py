@@ -1,4 +1,4 @@
-"""The node and relationship models of the graph (DESIGN.md §3), declared with neomodel.
+"""The node and relationship models of the graph (docs/schema.md), declared with neomodel.
 
 These classes are the single source of truth for what a record label may hold: the schema
 installer derives constraints and indexes from them (`graph.schema`), and the query layer checks
@@ -32,7 +32,7 @@ class ContainsRel(StructuredRel):
     position = IntegerProperty(required=True)
 
 
-class Record(StructuredNode):
+class RecordNode(StructuredNode):
     """Properties every record label shares."""
 
     __abstract_node__ = True
@@ -52,7 +52,7 @@ class Record(StructuredNode):
     __uid_length__: int = 12
 
 
-class Versioned(Record):
+class VersionedNode(RecordNode):
     """Records with a version family: `(new)-[:REVISES]->(old)`, one `is_latest` per branch."""
 
     __abstract_node__ = True
@@ -66,7 +66,7 @@ class Versioned(Record):
     __uid_length__ = 16
 
 
-class DataRecord(Versioned):
+class DataRecordNode(VersionedNode):
     """Artifacts and collections: made by a run, annotated with labels, projects, references."""
 
     __abstract_node__ = True
@@ -78,13 +78,13 @@ class DataRecord(Versioned):
     input_of_runs = RelationshipFrom("Run", "USED")
 
 
-class Named(Record):
+class NamedNode(RecordNode):
     __abstract_node__ = True
 
     name = StringProperty(index=True)
 
 
-class Artifact(DataRecord):
+class Artifact(DataRecordNode):
     suffix = StringProperty()
     size = IntegerProperty()
     hash_type = StringProperty()
@@ -98,7 +98,7 @@ class Artifact(DataRecord):
     meta_of_collection = RelationshipFrom("Collection", "HAS_META", cardinality=ZeroOrOne)
 
 
-class Collection(DataRecord):
+class Collection(DataRecordNode):
     reference = StringProperty()
     reference_type = StringProperty()
 
@@ -106,11 +106,15 @@ class Collection(DataRecord):
     meta_artifact = RelationshipTo("Artifact", "HAS_META", cardinality=ZeroOrOne)
     revises = RelationshipTo("Collection", "REVISES", cardinality=ZeroOrOne)
 
-    __aliases__: ClassVar[dict[str, str]] = {**Record.__aliases__, "name": "key"}
+    __aliases__: ClassVar[dict[str, str]] = {**RecordNode.__aliases__, "name": "key"}
 
 
-class Transform(Versioned):
-    kind = StringProperty(choices={k: k for k in ("pipeline", "notebook", "script", "function")})
+# What a transform is (lamindb's kinds); `Transform(kind=...)` is checked against these.
+TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
+
+
+class Transform(VersionedNode):
+    kind = StringProperty(choices={k: k for k in TRANSFORM_KINDS})
     source_code = StringProperty()
 
     revises = RelationshipTo("Transform", "REVISES", cardinality=ZeroOrOne)
@@ -119,7 +123,7 @@ class Transform(Versioned):
     __uid_length__ = 12  # lamindb: 12 + 4 for transforms, 16 + 4 for artifacts and collections
 
 
-class Run(Record):
+class Run(RecordNode):
     name = StringProperty()
     started_at = DateTimeNeo4jFormatProperty()
     finished_at = DateTimeNeo4jFormatProperty()
@@ -136,17 +140,17 @@ class Run(Record):
     __uid_length__ = 20  # runs are not versioned; lamindb's run uids have 20 characters
 
 
-class User(Named):
+class User(NamedNode):
     handle = StringProperty(unique_index=True)
 
     __uid_length__ = 8
 
 
-class Space(Named):
+class Space(NamedNode):
     description = StringProperty()
 
 
-class _Annotation(Named):
+class _Annotation(NamedNode):
     """Labels, projects and references: attached to artifacts and collections."""
 
     __abstract_node__ = True
@@ -174,7 +178,7 @@ class Reference(_Annotation):
     collections = RelationshipFrom("Collection", "CITES")
 
 
-class Storage(Record):
+class Storage(RecordNode):
     root = StringProperty(unique_index=True, required=True)
     description = StringProperty()
 
@@ -199,7 +203,7 @@ class SchemaVersion(StructuredNode):
     version = IntegerProperty(required=True)
 
 
-RECORD_MODELS: tuple[type[Record], ...] = (
+RECORD_MODELS: tuple[type[RecordNode], ...] = (
     Artifact,
     Collection,
     Transform,
@@ -215,7 +219,7 @@ RECORD_LABELS: tuple[str, ...] = tuple(m.__label__ for m in RECORD_MODELS)
 
 
 @cache
-def model_for(label: str) -> type[Record]:
+def model_for(label: str) -> type[RecordNode]:
     """The model of a record label; `KeyError` naming the known labels if there is none."""
     for model in RECORD_MODELS:
         if model.__label__ == label:
@@ -245,12 +249,18 @@ class Relation(NamedTuple):
     direction: str  # "out": (this)-[edge]->(target); "in": (this)<-[edge]-(target)
     many: bool  # False where at most one target exists (run, created_by, transform, ...)
 
+    def arrow(self, var: str = "") -> str:
+        """The relationship in the relation's direction, as seen from its owner: `-[var:`EDGE`]->`
+        or `<-[var:`EDGE`]-`. The one place Cypher arrows are built from a relation; the names
+        come from the models, never from users."""
+        if self.direction == "out":
+            return f"-[{var}:`{self.edge}`]->"
+        return f"<-[{var}:`{self.edge}`]-"
+
     @property
     def pattern(self) -> str:
-        """The Cypher pattern from `(n)` to `(m)`; names come from the models, never users."""
-        if self.direction == "out":
-            return f"(n)-[r:`{self.edge}`]->(m:`{self.target}`)"
-        return f"(n)<-[r:`{self.edge}`]-(m:`{self.target}`)"
+        """The Cypher pattern from `(n)` to `(m)`."""
+        return f"(n){self.arrow('r')}(m:`{self.target}`)"
 
 
 @cache
@@ -280,4 +290,4 @@ def uid_length(label: str) -> int:
 
 @cache
 def is_versioned(label: str) -> bool:
-    return issubclass(model_for(label), Versioned)
+    return issubclass(model_for(label), VersionedNode)

@@ -78,7 +78,7 @@ def now() -> datetime:
 
 
 # -- validation ------------------------------------------------------------------------------
-def _check_props(label: str, props: dict[str, Any]) -> None:
+def check_props(label: str, props: dict[str, Any]) -> None:
     known = fields_of(label)
     unknown = sorted(set(props) - set(known))
     if unknown:
@@ -98,7 +98,7 @@ def _relation(label: str, name: str):
 
 
 # -- ids -------------------------------------------------------------------------------------
-def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
+def take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
     # `strict=True` here and below, where the statement always returns exactly one row (a
     # MERGE, a CREATE, an aggregate without grouping): it types the row as present, and a
     # broken invariant raises the driver's ResultNotSingleError instead of a TypeError on None.
@@ -116,7 +116,7 @@ def _check_unique_hashes(
     tx: neo4j.ManagedTransaction, label: str, hashes: list[str], stem: str | None = None
 ) -> None:
     """Raise `DuplicateContent` if a node of `label` (not trashed; in family `stem` if given)
-    has one of these hashes. Call it after `_take_ids`, under the label's counter lock."""
+    has one of these hashes. Call it after `take_ids`, under the label's counter lock."""
     in_family = "AND n.uid STARTS WITH $stem " if stem is not None else ""
     rows = tx.run(
         f"UNWIND $hashes AS h MATCH (n:`{label}` {{hash: h}}) WHERE n.branch <> -1 {in_family}"
@@ -200,7 +200,7 @@ def create_record(
     revising one) exists by the time the label's counter is locked, nothing is written and
     `DuplicateContent` is raised (see the module docstring). `before_create` has run by then.
     """
-    _check_props(label, record.props)
+    check_props(label, record.props)
     for edge in record.edges:
         _relation(label, edge.relation)
     versioned = is_versioned(label)
@@ -223,9 +223,9 @@ def create_record(
             props["uid"] = uid
         if before_create is not None:
             extra = before_create(props["uid"])
-            _check_props(label, extra)
+            check_props(label, extra)
             props.update(extra)
-        (props["id"],) = _take_ids(tx, label, 1)
+        (props["id"],) = take_ids(tx, label, 1)
         if unique_hash and props.get("hash") is not None:
             scope = stem if stem is not None and not new_family else None
             _check_unique_hashes(tx, label, [props["hash"]], scope)
@@ -258,7 +258,7 @@ def _create_with_edges(
     expected = []
     for i, edge in enumerate(e for e in edges if e.uids):
         rel = _relation(label, edge.relation)
-        arrow = f"-[e:`{rel.edge}`]->" if rel.direction == "out" else f"<-[e:`{rel.edge}`]-"
+        arrow = rel.arrow("e")
         params[f"e{i}"] = [
             {"uid": uid, "props": (edge.properties[j] if edge.properties else {})}
             for j, uid in enumerate(edge.uids)
@@ -291,7 +291,7 @@ def _create_edges(
     ]
     if not rows:
         return
-    arrow = f"-[e:`{rel.edge}`]->" if rel.direction == "out" else f"<-[e:`{rel.edge}`]-"
+    arrow = rel.arrow("e")
     found = tx.run(
         f"UNWIND $sources AS src MATCH (n:`{label}` {{uid: src}}) "
         f"UNWIND $rows AS row MATCH (m:`{rel.target}` {{uid: row.uid}}) "
@@ -340,7 +340,7 @@ def _create_batch(
     conn: Connection, label: str, batch: Sequence[NewRecord], unique_hash: bool = False
 ) -> list[dict]:
     for record in batch:
-        _check_props(label, record.props)
+        check_props(label, record.props)
         for edge in record.edges:
             _relation(label, edge.relation)
     versioned = is_versioned(label)
@@ -362,7 +362,7 @@ def _create_batch(
                 groups.setdefault((edge.relation, target), []).append(props["uid"])
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
-        ids = _take_ids(tx, label, len(rows))
+        ids = take_ids(tx, label, len(rows))
         hashes = [p["hash"] for p in rows if p.get("hash") is not None]
         if unique_hash and hashes:
             _check_unique_hashes(tx, label, hashes)
@@ -400,7 +400,7 @@ def merge_record(
     the constraint's lock, so two processes registering the same storage root get one node.
     Returns (properties, created).
     """
-    _check_props(label, {field_name: value, **props})
+    check_props(label, {field_name: value, **props})
 
     def work(tx: neo4j.ManagedTransaction) -> tuple[dict[str, Any], bool]:
         stamp = now()
@@ -415,7 +415,7 @@ def merge_record(
         ).single(strict=True)
         if not row["created"]:
             return plain(row["n"]), False
-        (new_id,) = _take_ids(tx, label, 1)
+        (new_id,) = take_ids(tx, label, 1)
         row = tx.run(
             f"MATCH (n:`{label}` {{`{field_name}`: $value}}) SET n.id = $id RETURN n",
             value=value,
@@ -445,7 +445,7 @@ def update_record(
     `replace` swaps all edges of a relation for the given ones (a to-one relation such as
     `run`), `add` merges edges (never duplicates one), `remove` deletes the edges to the uids.
     """
-    _check_props(label, props)
+    check_props(label, props)
     replace, add, remove = list(replace), list(add), list(remove)
     for edge in (*replace, *add, *remove):
         _relation(label, edge.relation)
@@ -485,7 +485,7 @@ def _delete_edges(
 
 def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeSpec) -> None:
     rel = _relation(label, edge.relation)
-    arrow = f"-[:`{rel.edge}`]->" if rel.direction == "out" else f"<-[:`{rel.edge}`]-"
+    arrow = rel.arrow()
     found = tx.run(
         f"MATCH (n:`{label}` {{uid: $uid}}) UNWIND $targets AS t "
         f"MATCH (m:`{rel.target}` {{uid: t}}) MERGE (n){arrow}(m) RETURN count(m) AS found",

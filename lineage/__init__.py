@@ -2,9 +2,15 @@
 
 >>> import lineage as ln
 >>> ln.connect()                      # NEO4J_URI, or the local server started on demand
+Instance(uri='bolt://...', neo4j=..., schema=v..., source=...)
 >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
 >>> collection = ln.Collection([artifact], key="metrics").save()
->>> ln.cypher("RETURN $uid AS uid", uid=collection.uid)   # any Cypher, values as parameters
+>>> ln.cypher(                        # any Cypher, values as parameters
+...     "MATCH (:Collection {key: $key})-[:CONTAINS]->(a:Artifact) RETURN a.key AS key",
+...     key="metrics",
+... )
+                      key
+0  tables/metrics.parquet
 """
 
 from lineage import errors, lineage

@@ -47,6 +47,8 @@ class Artifact(Versioned, HasLineage):
     >>> artifact = ln.Artifact("counts.csv", key="raw/counts.csv").save()
     >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
     >>> v2 = ln.Artifact(df2, revises=artifact).save()
+    >>> v2.key, [a.uid[-4:] for a in v2.versions]    # one family: the uid's last 4 count up
+    ('tables/metrics.parquet', ['0000', '0001'])
     """
 
     _label = "Artifact"
@@ -191,7 +193,9 @@ class Artifact(Versioned, HasLineage):
     def from_dataframe(cls, df: Any, key: str | None = None, **kwargs: Any) -> Artifact:
         """An artifact from a DataFrame, stored as parquet.
 
-        >>> ln.Artifact.from_dataframe(df, key="tables/metrics.parquet").save()
+        >>> table = ln.Artifact.from_dataframe(df, key="tables/metrics.parquet").save()
+        >>> table.otype, table.suffix, table.n_observations
+        ('DataFrame', '.parquet', 3)
         """
         if loaders.otype_of(df) != "DataFrame":
             raise TypeError(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
@@ -203,7 +207,9 @@ class Artifact(Versioned, HasLineage):
     def from_anndata(cls, adata: Any, key: str | None = None, **kwargs: Any) -> Artifact:
         """An artifact from an AnnData, stored as h5ad.
 
-        >>> ln.Artifact.from_anndata(adata, key="scrna/sample1.h5ad").save()
+        >>> scrna = ln.Artifact.from_anndata(adata, key="scrna/all-samples.h5ad").save()
+        >>> scrna.otype, scrna.suffix, scrna.n_observations
+        ('AnnData', '.h5ad', 6)
         """
         if loaders.otype_of(adata) != "AnnData":
             raise TypeError(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
@@ -219,7 +225,12 @@ class Artifact(Versioned, HasLineage):
     def save(self) -> Artifact:
         """Copy the file into storage (unless registered in place) and write the record.
 
-        >>> artifact.save()
+        >>> notes = ln.Artifact(paths[0], key="notes/file0.txt").save()
+        >>> notes.storage_path                       # the copy, named by the uid
+        '.../.lineage/...0000.txt'
+        >>> notes.description = "a note"            # a saved record: save() writes the change
+        >>> notes.save().description
+        'a note'
         """
         if self._saved:
             return super().save()
@@ -292,7 +303,12 @@ class Artifact(Versioned, HasLineage):
         """Move to the trash; `permanent=True` (or a second delete) removes the record and the
         stored copy lineage made (files registered in place are left where they are).
 
-        >>> artifact.delete()
+        >>> artifact.delete()                  # to the trash: hidden from queries
+        >>> artifact.branch, ln.Artifact.filter(key="raw/counts.csv").count()
+        (-1, 0)
+        >>> artifact.delete(permanent=True)    # the record and its stored copy
+        >>> artifact.path.exists()
+        False
         """
         path = self.storage_path
         storage = self.storage if self._saved else None
@@ -306,7 +322,10 @@ class Artifact(Versioned, HasLineage):
     def path(self) -> Path | Any:
         """Where the file is: a `Path` for local storage, a `UPath` for `s3://`.
 
-        >>> artifact.path.read_bytes()
+        >>> artifact.path
+        PosixPath('.../.lineage/...0000.csv')
+        >>> artifact.path.read_text().splitlines()
+        ['gene,count', 'a,1', 'b,2', 'c,3']
         """
         if not self.storage_path:
             return Path(self._source) if self._source else None
@@ -326,7 +345,12 @@ class Artifact(Versioned, HasLineage):
     ) -> Artifact:
         """Get one artifact; `is_run_input=True` records it as an input of the tracked run.
 
+        >>> run = ln.track("preprocess.py")
         >>> artifact = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
+        >>> [a.key for a in run.input_artifacts]
+        ['raw/counts.csv']
+        >>> ln.finish()
+        Run(uid='...', ..., status='completed')
         """
         record = super().get(idlike, **expressions)
         mark_input([record], is_run_input)
@@ -338,8 +362,8 @@ class Artifact(Versioned, HasLineage):
 
         With a tracked run (or `is_run_input=True`) the artifact is recorded as the run's input.
 
-        >>> artifact.cache()
-        PosixPath('/home/me/.lineage/cache/my-bucket/.lineage/Tx9TskRbe2mh0000.h5ad')
+        >>> artifact.cache()                   # a local file: its own path
+        PosixPath('.../.lineage/...0000.csv')
         """
         path = cache_artifacts([self])[0]
         track_input([self], is_run_input)
@@ -350,8 +374,14 @@ class Artifact(Versioned, HasLineage):
         AnnData for `.h5ad`, a dict for `.json`/`.yaml`, a str for `.txt`. `kwargs` go to the
         reader (e.g. `columns=` for parquet). The run input is recorded only if loading works.
 
-        >>> df = artifact.load()
+        >>> artifact.load()
+          gene  count
+        0    a      1
+        1    b      2
+        2    c      3
         >>> adata = ln.Artifact.get(key="scrna/sample1.h5ad").load(backed="r")
+        >>> adata.shape, adata.isbacked
+        ((2, 4), True)
         """
         _check_loadable([self])
         data = loaders.load_file(cache_artifacts([self])[0], self.suffix or "", **kwargs)

@@ -44,9 +44,11 @@ class Collection(Versioned, HasLineage):
         revises: an earlier version of the collection.
         version: a version tag, unique within the family.
 
-    >>> collection = ln.Collection([artifact1, artifact2], key="My collection").save()
-    >>> collection = ln.Collection(data_artifact, name="images", meta=metadata_artifact).save()
+    >>> collection = ln.Collection([artifact1, artifact3], key="My collection").save()
+    >>> collection = ln.Collection(artifact2, name="sample2", meta=artifact).save()  # data + meta
     >>> v2 = collection.append(artifact3).save()
+    >>> [a.key for a in v2.ordered_artifacts], v2.meta_artifact.key
+    (['scrna/sample2.h5ad', 'scrna/sample3.h5ad'], 'raw/counts.csv')
     """
 
     _label = "Collection"
@@ -146,7 +148,9 @@ class Collection(Versioned, HasLineage):
         """Write the collection, its memberships (with positions), meta artifact, run and
         version edges in one transaction.
 
-        >>> collection.save()
+        >>> pair = ln.Collection([artifact3, artifact1], key="scrna/pair", meta=artifact).save()
+        >>> [a.key for a in pair.ordered_artifacts], pair.meta_artifact.key
+        (['scrna/sample3.h5ad', 'scrna/sample1.h5ad'], 'raw/counts.csv')
         """
         if using is not None:
             raise InvalidArgument("save(using=...) is not supported; connect to that instance")
@@ -162,6 +166,10 @@ class Collection(Versioned, HasLineage):
         """A new version with `artifact` added last (save it to store it).
 
         >>> v2 = collection.append(artifact3).save()
+        >>> [a.key for a in v2.ordered_artifacts]
+        ['scrna/sample1.h5ad', 'scrna/sample2.h5ad', 'scrna/sample3.h5ad']
+        >>> v2.stem_uid == collection.stem_uid, v2.is_latest, collection.is_latest
+        (True, True, False)
         """
         require_saved(self, "append()")
         if not isinstance(artifact, Artifact):
@@ -188,6 +196,7 @@ class Collection(Versioned, HasLineage):
         """The artifacts in the collection's order (`position` on each membership edge).
 
         >>> [a.key for a in collection.ordered_artifacts]
+        ['scrna/sample1.h5ad', 'scrna/sample2.h5ad']
         """
         if not self._saved:
             raise InvalidArgument("ordered_artifacts: save the collection first")
@@ -204,7 +213,8 @@ class Collection(Versioned, HasLineage):
     def data_artifact(self) -> Artifact | None:
         """The first of `ordered_artifacts` (the data, when there is also a meta artifact).
 
-        >>> collection.data_artifact
+        >>> collection.data_artifact.key
+        'scrna/sample1.h5ad'
         """
         return self.ordered_artifacts.first()
 
@@ -231,7 +241,12 @@ class Collection(Versioned, HasLineage):
     ) -> Collection:
         """Get one collection; `is_run_input=True` records it as an input of the tracked run.
 
+        >>> run = ln.track("preprocess.py")
         >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
+        >>> [c.key for c in run.input_collections]
+        ['scrna']
+        >>> ln.finish()
+        Run(uid='...', ..., status='completed')
         """
         record = super().get(idlike, **expressions)
         mark_input([record], is_run_input)
@@ -245,7 +260,8 @@ class Collection(Versioned, HasLineage):
         With a tracked run (or `is_run_input=True`) the collection, not its members, is recorded
         as the run's input.
 
-        >>> paths = collection.cache()
+        >>> collection.cache()
+        [PosixPath('.../.lineage/...0000.h5ad'), PosixPath('.../.lineage/...0000.h5ad')]
         """
         from lineage._artifact import cache_artifacts, track_input
 
@@ -259,8 +275,11 @@ class Collection(Versioned, HasLineage):
         tables, an AnnData (`anndata.concat`, source uid in `obs["artifact_uid"]`) for `.h5ad`.
         All members must share one suffix. The run input is recorded only if loading works.
 
-        >>> df = collection.load(join="inner")
-        >>> adata = collection.load(); adata.obs["artifact_uid"].value_counts()
+        >>> adata = collection.load(join="inner")
+        >>> adata.obs_names.tolist()
+        ['s1_cell0', 's1_cell3', 's2_cell1', 's2_cell4']
+        >>> adata.obs["artifact_uid"].tolist() == [artifact1.uid] * 2 + [artifact2.uid] * 2
+        True
         """
         from lineage._artifact import load_artifacts, track_input
 
@@ -288,8 +307,14 @@ class Collection(Versioned, HasLineage):
         in order (`loaders.MappedCollection`). Cloud files are cached first, unless
         `stream=True`, which reads them in place.
 
+        >>> from torch.utils.data import DataLoader
         >>> mapped = collection.mapped(obs_keys=["cell_type", "batch"])
+        >>> len(mapped), mapped.encoders["cell_type"]
+        (4, {'B': 0, 'NK': 1, 'T': 2})
         >>> dl = DataLoader(mapped, batch_size=128, shuffle=True)
+        >>> batch = next(iter(dl))
+        >>> batch["X"].shape, batch["cell_type"].shape
+        (torch.Size([4, 4]), torch.Size([4]))
         """
         from lineage._artifact import mapped_artifacts, track_input
 

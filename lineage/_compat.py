@@ -63,7 +63,10 @@ class DjangoCompat:
     def validate_unique(self, exclude: list[str] | None = None) -> None:
         """Check that no other record of this registry has this record's unique values.
 
-        >>> ln.ULabel(name="x").validate_unique()
+        >>> ln.ULabel(name="x").validate_unique()           # nothing clashes
+        >>> ln.User(handle=ln.settings.user).validate_unique()  # that handle is taken
+        Traceback (most recent call last):
+        lineage.errors.ValidationError: User with this handle already exists.
         """
         for name in self._unique_fields():
             value = self._values.get(name)
@@ -125,7 +128,13 @@ class DjangoCompat:
     ) -> None:
         """Reload the record's fields from the graph (`fields` limits which).
 
+        >>> same = ln.Artifact.get(artifact.uid)        # another copy of the record
+        >>> same.description = "raw counts"; same = same.save()
+        >>> artifact.description is None
+        True
         >>> artifact.refresh_from_db()
+        >>> artifact.description
+        'raw counts'
         """
         if using is not None or from_queryset is not None:
             raise NotImplementedError("refresh_from_db(using=, from_queryset=) is not supported")

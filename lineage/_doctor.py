@@ -109,11 +109,24 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
     its record. Graph issues (a version family without exactly one `is_latest`, collection
     positions that are not `0..n-1`, an artifact without storage, ...) are reported, not fixed.
 
-    >>> report = ln.doctor()
+    >>> ln.doctor().ok
+    True
+
+    A copy that a killed save left behind (made here by hand), found and removed; `grace=0`
+    because it is brand new:
+
+    >>> left = Path(ln.settings.storage, ".lineage", "Tx9TskRbe2mh0000.csv")
+    >>> left.write_text("gene,count")
+    10
+    >>> report = ln.doctor(grace=0)
     >>> report.orphans
-    [StoredFile(uri='/home/me/.lineage/storage/.lineage/Tx9TskRbe2mh0000.csv', size=12, age=4210.0)]
-    >>> ln.doctor(fix=True).removed
-    ['/home/me/.lineage/storage/.lineage/Tx9TskRbe2mh0000.csv']
+    [StoredFile(uri='.../.lineage/Tx9TskRbe2mh0000.csv', size=10, age=...)]
+    >>> print(report.describe())
+    checked 1 storage root(s): ...
+    orphan: .../.lineage/Tx9TskRbe2mh0000.csv (10 bytes, ... s old)
+    problems: 1 orphan file(s) (remove with `lineage doctor --fix`)
+    >>> ln.doctor(fix=True, grace=0).removed
+    ['.../.lineage/Tx9TskRbe2mh0000.csv']
     """
     from lineage._instance import current
 

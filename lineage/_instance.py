@@ -33,7 +33,9 @@ class Instance:
 
     >>> instance = ln.connect()
     >>> instance.uri
-    'bolt://127.0.0.1:7687'
+    'bolt://...'
+    >>> instance.source               # NEO4J_URI is set; without it, "local server"
+    'environment'
     """
 
     connection: Connection
@@ -79,8 +81,12 @@ def connect(
     started if it is not running.
 
     >>> import lineage as ln
-    >>> ln.connect()                                   # the local server
-    >>> ln.connect("bolt://db.example.org:7687", user="neo4j", password="...")
+    >>> ln.connect()                     # NEO4J_URI here; else the local server
+    Instance(uri='bolt://...', neo4j=..., schema=v..., source='environment')
+
+    A server elsewhere, by its address and credentials::
+
+        ln.connect("bolt://db.example.org:7687", user="neo4j", password="...")
     """
     global _current
     settings = from_arguments_or_env(uri, user, password, database)

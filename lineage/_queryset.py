@@ -64,13 +64,20 @@ def combine(where: Q | None, queries: tuple[Q, ...], expressions: dict[str, Any]
 class QuerySet(Generic[R]):
     """Records of one registry matching a query.
 
-    >>> qs = ln.Artifact.filter(key__startswith="raw/", suffix=".h5ad")
-    >>> qs.count(), qs.first(), qs.df()
+    >>> qs = ln.Artifact.filter(key__startswith="scrna/", suffix=".h5ad").order_by("key")
+    >>> qs.count(), qs.first().key
+    (3, 'scrna/sample1.h5ad')
+    >>> [a.key for a in qs.exclude(key__endswith="3.h5ad")]
+    ['scrna/sample1.h5ad', 'scrna/sample2.h5ad']
+    >>> qs.df()[["key", "n_observations"]]
+                       key  n_observations
+    id
+    2   scrna/sample1.h5ad               2
+    3   scrna/sample2.h5ad               2
+    4   scrna/sample3.h5ad               2
     """
 
-    def __init__(
-        self, model: type[R], select: gq.Select, instance: Instance | None = None
-    ) -> None:
+    def __init__(self, model: type[R], select: gq.Select, instance: Instance | None = None) -> None:
         self.model = model
         self._select = select
         self._instance = instance
@@ -221,7 +228,10 @@ class QuerySet(Generic[R]):
     def get(self, idlike: int | str | None = None, **expressions: Any) -> R:
         """One record of this query by id, uid, uid prefix or fields (like `Registry.get`).
 
-        >>> ln.Collection.using("shared").get("2mJ5Lx6QD3Zw0bJd")
+        >>> ln.Collection.using("shared").get(collection.uid[:8])     # a uid prefix
+        Collection(uid='...', ..., key='scrna', ...)
+        >>> ln.Artifact.filter(suffix=".h5ad").get(key="scrna/sample2.h5ad") == artifact2
+        True
         """
         from lineage._record import _get
 
@@ -237,10 +247,19 @@ class QuerySet(Generic[R]):
     def _describe_where(self) -> str:
         return repr(self._select.where) if self._select.where is not None else "the query"
 
-    def df(self, include: str | builtins.list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
+    def df(
+        self, include: str | builtins.list[str] | None = None, limit: int | None = 100
+    ) -> pd.DataFrame:
         """The records as a DataFrame indexed by id; `include` adds related fields.
 
-        >>> ln.Artifact.filter(suffix=".h5ad").df(include=["created_by__name", "ulabels__name"])
+        >>> artifact1.ulabels.add(label)
+        >>> qs = ln.Artifact.filter(suffix=".h5ad")
+        >>> qs.df(include=["created_by__name", "ulabels__name"])[["key", "ulabels__name"]]
+                           key ulabels__name
+        id
+        2   scrna/sample1.h5ad    [my-label]
+        3   scrna/sample2.h5ad            []
+        4   scrna/sample3.h5ad            []
         """
         includes = [include] if isinstance(include, str) else list(include or [])
         sel = self._select
@@ -253,8 +272,9 @@ class QuerySet(Generic[R]):
     def lookup(self, field: str | None = None, return_field: str | None = None) -> Lookup:
         """Auto-complete object: attribute access by normalised field value.
 
-        >>> labels = ln.ULabel.lookup()
-        >>> labels.my_label
+        >>> labels = ln.ULabel.filter(name__startswith="t").lookup()
+        >>> labels.tissue
+        ULabel(uid='...', ..., name='tissue')
         """
         return Lookup.build(self, field, return_field)
 
@@ -268,7 +288,10 @@ class QuerySet(Generic[R]):
     ) -> SearchResult:
         """Records ranked by how well a field matches `string`; `.df()` has a `score` column.
 
-        >>> ln.ULabel.search("ULabel2").df()
+        >>> ln.Artifact.filter(suffix=".h5ad").search("sample2").df()[["key", "score"]]
+                           key  score
+        id
+        3   scrna/sample2.h5ad   21.0
         """
         if not isinstance(string, str):
             raise InvalidArgument(f"search() takes a string, not {type(string).__name__}")
@@ -309,7 +332,9 @@ class QuerySet(Generic[R]):
         DataFrame for tables, an AnnData (source uid in `obs["artifact_uid"]`) for `.h5ad`.
         The artifacts are recorded as inputs of the tracked run, only if loading works.
 
-        >>> df = ln.Artifact.filter(key__startswith="tables/").order_by("key").load()
+        >>> adata = ln.Artifact.filter(key__startswith="scrna/").order_by("key").load()
+        >>> adata.shape, adata.obs_names[:3].tolist()
+        ((6, 4), ['s1_cell0', 's1_cell3', 's2_cell1'])
         """
         from lineage._artifact import load_artifacts, track_input
 
@@ -337,6 +362,8 @@ class QuerySet(Generic[R]):
         order (`loaders.MappedCollection`; see `Collection.mapped`).
 
         >>> mapped = ln.Artifact.filter(suffix=".h5ad").order_by("key").mapped(obs_keys="cell_type")
+        >>> len(mapped), sorted(mapped[0])
+        (6, ['X', '_store_idx', 'cell_type'])
         """
         from lineage._artifact import mapped_artifacts, track_input
 
@@ -363,6 +390,12 @@ class RelatedQuerySet(QuerySet[R]):
     """A many-relation of one record: a QuerySet plus `add`, `remove` and `set`.
 
     >>> artifact.ulabels.add(ln.ULabel.get(name="tissue"))
+    >>> artifact.ulabels.add(label)
+    >>> sorted(u.name for u in artifact.ulabels)
+    ['my-label', 'tissue']
+    >>> artifact.ulabels.remove(label)
+    >>> [u.name for u in artifact.ulabels]
+    ['tissue']
     """
 
     def __init__(

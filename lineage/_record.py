@@ -230,6 +230,9 @@ class Record(DjangoCompat):
         """Write the record (and its to-one edges) in one transaction; returns the record.
 
         >>> label = ln.ULabel(name="experiment-1").save()
+        >>> label.description = "first batch"     # a saved record: save() writes the change
+        >>> label.save()
+        ULabel(uid='...', ..., name='experiment-1', description='first batch')
         """
         conn = self._inst().connection
         if not self._saved:
@@ -275,6 +278,8 @@ class Record(DjangoCompat):
         """Move the record to the trash; `permanent=True` (or a second delete) removes it.
 
         >>> label.delete()                  # branch -1: hidden from queries, restorable
+        >>> label.branch, ln.ULabel.filter(name="my-label").count()
+        (-1, 0)
         >>> label.delete(permanent=True)    # gone, with its edges
         """
         require_saved(self, "delete()")
@@ -293,7 +298,10 @@ class Record(DjangoCompat):
     def restore(self) -> None:
         """Bring the record back from the trash.
 
+        >>> label.delete()
         >>> label.restore()
+        >>> label.branch, ln.ULabel.filter(name="my-label").count()
+        (1, 1)
         """
         require_saved(self, "restore()")
         gr.restore_record(self._inst().connection, self._label, self.uid)
@@ -325,7 +333,14 @@ class Record(DjangoCompat):
         """Query records.
 
         >>> ln.ULabel(name="my label").save()
-        >>> ln.ULabel.filter(name__startswith="my").df()
+        ULabel(uid='...', ..., name='my label')
+        >>> [u.name for u in ln.ULabel.filter(name__startswith="my")]
+        ['my-label', 'my label']
+        >>> ln.ULabel.filter(name__startswith="my").df()[["name", "description"]]
+                name description
+        id
+        1   my-label        None
+        3   my label        None
         """
         return cls._queryset().filter(*queries, **expressions)
 
@@ -333,8 +348,11 @@ class Record(DjangoCompat):
     def get(cls, idlike: int | str | None = None, **expressions: Any) -> Self:
         """Get a single record by id, uid, uid prefix or fields; `DoesNotExist` if none.
 
-        >>> ulabel = ln.ULabel.get("FvtpPJLJ")
+        >>> ln.ULabel.get(label.uid[:4])             # a uid prefix is enough
+        ULabel(uid='...', ..., name='my-label')
         >>> ulabel = ln.ULabel.get(name="my-label")
+        >>> ulabel == label
+        True
         """
         return _get(cls._queryset(), idlike, expressions)
 
@@ -344,7 +362,11 @@ class Record(DjangoCompat):
     ) -> pd.DataFrame:
         """The registry as a DataFrame: direct fields (not updated_at), `include` related ones.
 
-        >>> ln.ULabel.df(include="created_by__name")
+        >>> ln.ULabel.df(include="created_by__name")[["name", "created_by__name"]]
+                name created_by__name
+        id
+        1   my-label              ...
+        2     tissue              ...
         """
         if features:
             raise InvalidArgument("features=True needs a Feature registry, which lineage has not")
@@ -361,7 +383,10 @@ class Record(DjangoCompat):
     ) -> Any:
         """Search string fields, best match first; `.df()` has a `score` column.
 
-        >>> ln.ULabel.search("ULabel2").df()
+        >>> ln.ULabel.search("label").df()[["name", "score"]]
+                name  score
+        id
+        1   my-label   21.0
         """
         return cls._queryset().search(
             string, field=field, limit=limit, case_sensitive=case_sensitive
@@ -373,6 +398,7 @@ class Record(DjangoCompat):
 
         >>> labels = ln.ULabel.lookup()
         >>> labels.my_label
+        ULabel(uid='...', ..., name='my-label')
         """
         return cls._queryset().lookup(field, return_field)
 
@@ -380,7 +406,8 @@ class Record(DjangoCompat):
     def using(cls, instance: str) -> QuerySet[Self]:
         """Query another configured instance (see `ln.settings.add_instance`).
 
-        >>> ln.ULabel.using("shared").search("ULabel7", field="name")
+        >>> ln.ULabel.using("shared").search("tissue", field="name").first().name
+        'tissue'
         """
         from lineage._instance import instance_named
 
@@ -401,6 +428,13 @@ class Record(DjangoCompat):
         """Print the record's fields and relations as a tree.
 
         >>> collection.describe()
+        Collection: scrna
+        ├── General
+        │   ├── uid: '...0000'
+        ...
+        └── Artifacts (2)
+            ├── 0: 'scrna/sample1.h5ad' (...)
+            └── 1: 'scrna/sample2.h5ad' (...)
         """
         from lineage._describe import describe
 

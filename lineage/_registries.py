@@ -11,7 +11,12 @@ from lineage._record import Record, register
 class User(Record):
     """A person or service account; records point at their creator with `created_by`.
 
-    >>> ln.User.get(handle="alice")
+    >>> ln.User(handle="alice", name="Alice Smith").save()
+    User(uid='...', ..., name='Alice Smith', handle='alice')
+    >>> ln.User.get(handle="alice").name
+    'Alice Smith'
+    >>> artifact.created_by.handle == ln.settings.user   # who saved it
+    True
     """
 
     _label = "User"
@@ -25,6 +30,9 @@ class Space(Record):
     """An access space records can live in (`record.space`).
 
     >>> space = ln.Space(name="team-a").save()
+    >>> artifact.space = space
+    >>> artifact.save().space.name
+    'team-a'
     """
 
     _label = "Space"
@@ -37,8 +45,10 @@ class Space(Record):
 class ULabel(Record):
     """A free-text label for artifacts and collections.
 
-    >>> tissue = ln.ULabel(name="tissue").save()
-    >>> artifact.ulabels.add(tissue)
+    >>> liver = ln.ULabel(name="liver").save()
+    >>> artifact.ulabels.add(liver)
+    >>> [u.name for u in artifact.ulabels], [a.key for a in liver.artifacts]
+    (['liver'], ['raw/counts.csv'])
     """
 
     _label = "ULabel"
@@ -51,7 +61,10 @@ class ULabel(Record):
 class Project(Record):
     """A project artifacts and collections belong to.
 
-    >>> ln.Project(name="atlas").save()
+    >>> project = ln.Project(name="atlas").save()
+    >>> collection.projects.add(project)
+    >>> [c.key for c in project.collections]
+    ['scrna']
     """
 
     _label = "Project"
@@ -65,6 +78,7 @@ class Reference(Record):
     """A publication or external resource: `url`, `doi`.
 
     >>> ln.Reference(name="Smith 2024", doi="10.1000/xyz").save()
+    Reference(uid='...', ..., name='Smith 2024', doi='10.1000/xyz')
     """
 
     _label = "Reference"
@@ -84,7 +98,10 @@ class Reference(Record):
 class Storage(Record):
     """A storage root (local directory or `s3://bucket/prefix`) artifacts are `STORED_IN`.
 
-    >>> ln.Storage.filter(root__startswith="s3://").df()
+    >>> artifact.storage.root == ln.settings.storage
+    True
+    >>> ln.Storage.filter(root__startswith="s3://").count()
+    0
     """
 
     _label = "Storage"

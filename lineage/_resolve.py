@@ -21,8 +21,11 @@ def record_by_uid(uid: str) -> Record:
     matches; `InvalidArgument` when the prefix matches records in more than one registry;
     `MultipleResultsFound` (from `get()`) when it matches several records of one registry.
 
-    >>> record_by_uid("GZe020FxtT9l")          # a collection's uid stem: its latest version
-    Collection(uid='GZe020FxtT9lQClh0001', id=2, key='demo/scrna', ...)
+    >>> v2 = collection.append(artifact3).save()
+    >>> record_by_uid(collection.uid[:12])   # a collection's uid prefix: its latest version
+    Collection(uid='...0001', ..., key='scrna', ...)
+    >>> record_by_uid(run.uid) == run
+    True
     """
     if not isinstance(uid, str) or not uid.strip():
         raise InvalidArgument(f"a uid or uid prefix is a non-empty string, not {uid!r}")

@@ -30,8 +30,10 @@ TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
 class Transform(Versioned, HasLineage):
     """A script, notebook, pipeline or function whose runs produce data.
 
-    >>> transform = ln.Transform(key="preprocess.py", kind="script").save()
-    >>> transform.runs.df()
+    >>> transform = ln.Transform(key="train.py", kind="script").save()
+    >>> run = ln.Run(transform).save()
+    >>> transform.runs.count(), transform.latest_run == run, transform.name
+    (1, True, 'train.py')
     """
 
     _label = "Transform"
@@ -83,7 +85,12 @@ class Run(Record, HasLineage):
     """One execution of a transform, with its parameters and its inputs and outputs.
 
     >>> run = ln.Run(transform, params={"lr": 0.1}).save()
-    >>> run.input_artifacts.df(), run.output_collections.df()
+    >>> run.params, run.status
+    ({'lr': 0.1}, 'started')
+    >>> run.input_artifacts.add(artifact)                           # what it read
+    >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()   # what it wrote
+    >>> [a.key for a in run.input_artifacts], [a.key for a in run.output_artifacts]
+    (['raw/counts.csv'], ['tables/counts.parquet'])
     """
 
     _label = "Run"
@@ -151,8 +158,11 @@ def _caller_script() -> Path | None:
     here = Path(__file__).resolve().parent
     for frame in inspect.stack()[2:]:
         path = Path(frame.filename)
-        if path.suffix == ".py" and path.exists() and here not in path.resolve().parents:
-            return path.resolve()
+        if here in path.resolve().parents:
+            continue  # lineage's own frames
+        # The first frame outside lineage is the caller. A REPL, notebook cell or doctest has no
+        # file there: looking further up the stack found IPython's or doctest's own module.
+        return path.resolve() if path.suffix == ".py" and path.is_file() else None
     return None
 
 
@@ -163,9 +173,12 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
     None: the calling script, versioned by the hash of its source (an edited script becomes a new
     version of its Transform).
 
-    >>> run = ln.track(params={"learning_rate": 0.01})
-    >>> ln.Artifact(df, key="results.parquet").save()   # GENERATED_BY run
+    >>> run = ln.track("preprocess.py", params={"learning_rate": 0.01})
+    >>> results = ln.Artifact(df, key="results.parquet").save()   # GENERATED_BY run
+    >>> results.run == run, run.transform.key
+    (True, 'preprocess.py')
     >>> ln.finish()
+    Run(uid='...', ..., params='{"learning_rate": 0.01}', status='completed')
     """
     if transform is None:
         script = _caller_script()
@@ -207,7 +220,11 @@ def _script_transform(script: Path) -> Transform:
 def finish() -> Run:
     """Mark the tracked run completed (`finished_at`, status) and stop tracking.
 
+    >>> run = ln.track("preprocess.py")
     >>> ln.finish()
+    Run(uid='...', ..., finished_at=datetime.datetime(...), status='completed')
+    >>> ln.context.run is None
+    True
     """
     run = context.run
     if run is None:

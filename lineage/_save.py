@@ -24,7 +24,8 @@ def save(records: Iterable[Record]) -> list[Record]:
     """Save many records: new artifacts in bulk, the rest one by one.
 
     >>> artifacts = [ln.Artifact(path, key=f"raw/{path.name}") for path in paths]
-    >>> ln.save(artifacts)
+    >>> [a.key for a in ln.save(artifacts)]
+    ['raw/file0.txt', 'raw/file1.txt']
     """
     if isinstance(records, Record):
         raise TypeError("ln.save() takes a list of records; call record.save() for one")

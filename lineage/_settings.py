@@ -2,8 +2,10 @@
 
 >>> ln.settings.storage = "s3://my-bucket/lineage"     # or a local directory
 >>> ln.settings.storage_options = {"endpoint_url": "http://127.0.0.1:9000"}   # MinIO, moto
+>>> ln.settings.storage
+'s3://my-bucket/lineage'
 >>> ln.settings.cache_dir
-PosixPath('/home/me/.lineage/cache')
+PosixPath('.../cache')
 """
 
 from __future__ import annotations
@@ -74,9 +76,20 @@ class Settings:
     ) -> None:
         """Name a Neo4j database so `Registry.using(name)` can query it.
 
-        >>> ln.settings.add_instance("shared", "bolt://db.example.org:7687", user="neo4j",
-        ...                          password="...")
-        >>> ln.Collection.using("shared").filter(key__startswith="atlas/")
+        The name, address and credentials are saved in `<lineage home>/instances.json`. For a
+        shared server::
+
+            ln.settings.add_instance("shared", "bolt://db.example.org:7687", user="neo4j",
+                                     password="...")
+            ln.Collection.using("shared").filter(key__startswith="atlas/")
+
+        Here, the server in `NEO4J_URI` under a second name:
+
+        >>> env = os.environ
+        >>> ln.settings.add_instance("mirror", env["NEO4J_URI"], user=env.get("NEO4J_USER"),
+        ...                          password=env.get("NEO4J_PASSWORD"))
+        >>> [c.key for c in ln.Collection.using("mirror").filter(key__startswith="scrna")]
+        ['scrna']
         """
         from lineage._instance import add_instance
 

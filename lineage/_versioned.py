@@ -57,8 +57,10 @@ class Versioned(Record):
     def versions(self) -> QuerySet:
         """Every record of the same version family (main branch), oldest first.
 
-        >>> new = ln.Artifact(df2, revises=artifact).save()
-        >>> new.versions.df()
+        >>> df2.to_csv("counts.csv", index=False)       # the file changed
+        >>> v2 = ln.Artifact("counts.csv", revises=artifact).save()
+        >>> [(a.key, a.uid[-4:], a.is_latest) for a in v2.versions]
+        [('raw/counts.csv', '0000', False), ('raw/counts.csv', '0001', True)]
         """
         from lineage._queryset import QuerySet
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lineage.errors import InvalidArgument
@@ -58,7 +58,11 @@ _STYLES: dict[str, dict[str, Any]] = {
                   "highlight": {"background": "#e5e7eb", "border": "#6b7280"}},
     },
 }  # fmt: skip
-_FOCUS: dict[str, Any] = {"borderWidth": 4, "color": {"border": "#ea580c"}, "font": {"bold": True, "size": 16}}
+_FOCUS: dict[str, Any] = {
+    "borderWidth": 4,
+    "color": {"border": "#ea580c"},
+    "font": {"bold": True, "size": 16},
+}
 
 # stored edge type -> how it is drawn (arrows follow the data flow: stored direction reversed)
 _EDGE_STYLES: dict[str, dict[str, Any]] = {
@@ -372,6 +376,8 @@ class HasLineage:
             path: where to write the page (default: `ln.settings.cache_dir/lineage/`).
 
         >>> collection.view_lineage()
+        PosixPath('.../lineage/collection_...0000.html')
         >>> artifact.view_lineage(with_children=False, depth=2, path="lineage.html")
+        PosixPath('.../lineage.html')
         """
         return view_lineage(self, with_children=with_children, depth=depth, path=path)  # type: ignore[arg-type]

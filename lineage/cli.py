@@ -4,9 +4,20 @@
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
 
+`main` takes the arguments and returns the exit status:
+
 >>> main(["cypher", "RETURN $n AS n", "--param", "n=42"])
  n
 42
+0
+>>> main(["describe", collection.uid[:12]])     # a uid, or a prefix of one
+Collection: scrna
+├── General
+...
+└── Artifacts (2)
+    ├── 0: 'scrna/sample1.h5ad' (...)
+    └── 1: 'scrna/sample2.h5ad' (...)
+0
 """
 
 from __future__ import annotations

@@ -2,9 +2,15 @@
 
 >>> import lineage as ln
 >>> try:
-...     ln.connect("bolt://127.0.0.1:1")
+...     ln.Artifact.get(key="no/such/file.csv")
+... except ln.errors.DoesNotExist as exc:
+...     print(exc)
+no Artifact matching {'key': 'no/such/file.csv'}
+>>> try:
+...     ln.connect("bolt://127.0.0.1:1")      # nothing listens on port 1
 ... except ln.errors.ConnectionFailed as exc:
 ...     print(exc)
+could not connect to Neo4j at bolt://127.0.0.1:1 after ... attempt(s): ...
 """
 
 from graph.errors import (

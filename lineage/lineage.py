@@ -1,10 +1,22 @@
 """Provenance queries: what a record was made from, what was made from it, and the graph of both.
 
+A run of "preprocess.py" reads "raw/counts.csv" and writes "tables/counts.parquet":
+
 >>> import lineage as ln
->>> up = ln.lineage.upstream(artifact)            # everything it was made from
->>> up.artifacts.df(), up.runs.df(), up.transforms.df()
->>> down = ln.lineage.downstream(artifact, depth=1)  # the runs that read it and what they wrote
->>> nodes, edges = ln.lineage.graph(artifact)      # both directions, as two DataFrames
+>>> run = ln.track("preprocess.py")
+>>> raw = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
+>>> table = ln.Artifact(df2, key="tables/counts.parquet").save()
+>>> ln.finish()
+Run(uid='...', ..., status='completed')
+>>> up = ln.lineage.upstream(table)               # everything it was made from
+>>> [a.key for a in up.artifacts], up.runs.to_list() == [run], [t.key for t in up.transforms]
+(['raw/counts.csv'], True, ['preprocess.py'])
+>>> down = ln.lineage.downstream(raw, depth=1)    # the runs that read it and what they wrote
+>>> [a.key for a in down.artifacts]
+['tables/counts.parquet']
+>>> nodes, edges = ln.lineage.graph(raw)          # both directions, as two DataFrames
+>>> sorted(edges["type"])
+['EXECUTES', 'GENERATED_BY', 'USED']
 
 Each call is one Cypher query (`graph.lineage`). Depth counts run hops: the number of runs on
 the path from the record, the record itself not counted; `depth=0` is the record with what is
@@ -79,10 +91,19 @@ def traverse(
 class Lineage:
     """Records on one side of a record's provenance, one QuerySet per registry.
 
-    >>> up = ln.lineage.upstream(artifact)
-    >>> up.artifacts.df()          # the artifacts it was made from
-    >>> up.runs.count(), up.transforms.to_list()
-    >>> len(up), list(up)          # every record, all registries together
+    >>> run.input_artifacts.add(artifact)                                    # the run read it
+    >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()  # and wrote this
+    >>> up = ln.lineage.upstream(table)
+    >>> up
+    Lineage(upstream of Artifact ...: artifacts=1, collections=0, runs=1, transforms=1)
+    >>> up.artifacts.df()[["key", "suffix"]]    # the artifacts it was made from
+                   key suffix
+    id
+    1   raw/counts.csv   .csv
+    >>> up.runs.count(), [t.key for t in up.transforms], artifact in up
+    (1, ['preprocess.py'], True)
+    >>> len(up), sorted(type(r).__name__ for r in up)    # every record, all registries together
+    (3, ['Artifact', 'Run', 'Transform'])
     """
 
     def __init__(self, record: Record, result: gl.LineageGraph, side: str) -> None:
@@ -152,9 +173,13 @@ def upstream(record: Record, depth: int | None = None) -> Lineage:
         record: a saved Artifact, Collection, Run or Transform.
         depth: how many runs back to go (None: all).
 
-    >>> up = ln.lineage.upstream(artifact)
-    >>> up.artifacts.df()
-    >>> ln.lineage.upstream(collection, depth=1).runs.to_list()
+    >>> run.input_artifacts.add(artifact)                                    # the run read it
+    >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()  # and wrote this
+    >>> up = ln.lineage.upstream(table)
+    >>> [a.key for a in up.artifacts], up.runs.to_list() == [run]
+    (['raw/counts.csv'], True)
+    >>> [a.key for a in ln.lineage.upstream(collection, depth=0).artifacts]   # its members
+    ['scrna/sample1.h5ad', 'scrna/sample2.h5ad']
     """
     result = traverse(record, upstream=True, downstream=False, depth=depth, what="upstream()")
     out = Lineage(record, result, "upstream")
@@ -169,8 +194,11 @@ def downstream(record: Record, depth: int | None = None) -> Lineage:
         record: a saved Artifact, Collection, Run or Transform.
         depth: how many runs forward to go (None: all).
 
+    >>> run.input_artifacts.add(artifact)                                    # the run read it
+    >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()  # and wrote this
     >>> down = ln.lineage.downstream(artifact, depth=1)
-    >>> down.runs.df(), down.artifacts.df()
+    >>> down.runs.to_list() == [run], [a.key for a in down.artifacts]
+    (True, ['tables/counts.parquet'])
     """
     result = traverse(record, upstream=False, downstream=True, depth=depth, what="downstream()")
     out = Lineage(record, result, "downstream")
@@ -201,8 +229,17 @@ def graph(
         with_children: also what was made from the record (downstream), not only its history.
         depth: how many runs to go in each direction (None: all).
 
+    >>> run.input_artifacts.add(artifact)                                    # the run read it
+    >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()  # and wrote this
     >>> nodes, edges = ln.lineage.graph(artifact, depth=2)
-    >>> nodes[["label", "key", "side"]]
+    >>> nodes.sort_values(["label", "key"], ignore_index=True)[["label", "key", "side"]]
+           label                    key        side
+    0   Artifact         raw/counts.csv       focus
+    1   Artifact  tables/counts.parquet  downstream
+    2        Run                   None  downstream
+    3  Transform          preprocess.py  downstream
+    >>> sorted(edges["type"])
+    ['EXECUTES', 'GENERATED_BY', 'USED']
     """
     result = traverse(record, upstream=True, downstream=with_children, depth=depth, what="graph()")
     return frames(result)

@@ -10,11 +10,10 @@ streamed file object) goes through h5py, one slice per merged run.
 
 Nothing here caches data: per reader only `indptr` and the chunk table are held.
 
->>> import h5py, numpy as np, tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "a.h5")
->>> with h5py.File(path, "w") as f:
+>>> import h5py, numpy as np
+>>> with h5py.File("rows.h5", "w") as f:
 ...     _ = f.create_dataset("X", data=np.arange(12.0).reshape(4, 3))
->>> with h5py.File(path, "r") as f:
+>>> with h5py.File("rows.h5", "r") as f:
 ...     rows = open_rows(f["X"], None)
 ...     out = np.zeros((2, 3)); rows.read_into(out, np.array([0, 1]), np.array([3, 1]))
 >>> out.tolist()

@@ -19,10 +19,10 @@ Writes go to a hidden temporary name in the same directory and are renamed into 
 (`os.replace`), so threads or processes caching the same file never expose a partial file under
 the final name; the last rename wins and both copies are complete.
 
->>> import tempfile, pathlib
->>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"; _ = p.write_text("a\\n1\\n")
->>> sync([str(p)], tempfile.mkdtemp()) == [p]
-True
+>>> sync(["counts.csv"], "cache")  # a local file is used where it is
+[PosixPath('counts.csv')]
+>>> cache_path("s3://bucket/dir/x.h5ad", "cache")  # where an s3:// object would be cached
+PosixPath('cache/bucket/dir/x.h5ad')
 """
 
 from __future__ import annotations
@@ -239,7 +239,16 @@ def sync(
     registered. `progress`: a tqdm bar over the downloads; None shows it for more than one
     download when stderr is a terminal.
 
-    >>> paths = sync(["s3://bucket/a.h5ad", "/data/b.h5ad"], "~/.lineage/cache")  # doctest: +SKIP
+    With an s3:// URI (the endpoint and credentials come from `storage_options` or the
+    environment), the object is downloaded once and then reused while it is fresh::
+
+        sync(["s3://bucket/a.h5ad", "/data/b.h5ad"], "~/.lineage/cache")
+        # [PosixPath('/home/me/.lineage/cache/bucket/a.h5ad'), PosixPath('/data/b.h5ad')]
+
+    Local paths come back as they are, in order:
+
+    >>> sync(["sample.h5ad", "counts.csv"], "cache")
+    [PosixPath('sample.h5ad'), PosixPath('counts.csv')]
     """
     texts = [os.fspath(u) for u in uris]
     for name, values in (("hashes", hashes), ("sizes", sizes)):

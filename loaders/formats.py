@@ -1,9 +1,11 @@
 """In-memory objects to files, and what kind of object a file holds (lamindb's `otype`).
 
->>> import pandas as pd, tempfile
->>> path = write_object(pd.DataFrame({"a": [1, 2, 3]}), tempfile.mkdtemp())
+>>> import pandas as pd
+>>> path = write_object(pd.DataFrame({"a": [1, 2, 3]}), "objects")
 >>> path.suffix, describe_file(path)
 ('.parquet', ('DataFrame', 3))
+>>> otype_of(adata), n_observations(adata)
+('AnnData', 6)
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ def n_observations(obj: Any) -> int | None:
 def write_object(obj: Any, directory: str | os.PathLike[str]) -> Path:
     """Write a DataFrame as `.parquet` or an AnnData as `.h5ad` under a fresh random name.
 
-    >>> import pandas as pd, tempfile
-    >>> write_object(pd.DataFrame({"a": [1]}), tempfile.mkdtemp()).suffix
-    '.parquet'
+    >>> import pandas as pd
+    >>> write_object(pd.DataFrame({"a": [1]}), "objects")
+    PosixPath('objects/....parquet')
+    >>> write_object(adata, "objects").suffix
+    '.h5ad'
     """
     otype = otype_of(obj)
     if otype is None:
@@ -122,10 +126,8 @@ def describe_file(
     `.parquet` -> ("DataFrame", rows), `.h5ad` -> ("AnnData", n_obs), anything else -> (None, None).
     A file whose suffix promises a format it does not hold raises ValueError.
 
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"; _ = p.write_text("a\\n1\\n")
-    >>> describe_file(p)
-    (None, None)
+    >>> describe_file("sample.h5ad"), describe_file("counts.csv")
+    (('AnnData', 6), (None, None))
     """
     local = Path(path).expanduser()
     if not local.exists():

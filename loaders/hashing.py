@@ -87,10 +87,13 @@ def hash_file(
     "sha1-fl" is the sha1 of the sha1s of the first and the last `chunk_size` bytes, so a
     huge file is hashed after reading at most 2 chunks.
 
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_bytes(b"a")
-    >>> hash_file(p)
+    >>> from pathlib import Path
+    >>> _ = Path("a.txt").write_bytes(b"a")
+    >>> hash_file("a.txt")  # the same as hash_string("a")
     ('DMF1ucDxtqgxw5niaXcmYQ', 'md5')
+    >>> _ = Path("abc.txt").write_bytes(b"abc")
+    >>> hash_file("abc.txt", chunk_size=2)  # larger than one chunk
+    ('vcaitGRl2K2VF27ltMw2hP', 'sha1-fl')
     """
     with open(path, "rb") as fp:
         if file_size is None:

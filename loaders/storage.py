@@ -1,12 +1,12 @@
 """Files in a storage root: local paths (or file:// URIs) and s3:// URIs, through fsspec.
 
->>> import tempfile
->>> root = tempfile.mkdtemp()
->>> src = join(root, "in.csv"); _ = open(src, "w").write("a\\n1\\n")
->>> put_file(src, join(root, ".lineage", "x.csv"))
->>> file_info(join(root, ".lineage", "x.csv")).size
-4
->>> is_under(join(root, ".lineage", "x.csv"), root), suffix_of("s3://b/t.csv.gz")
+>>> dest = join("storage", ".lineage", "x.csv")
+>>> dest
+'storage/.lineage/x.csv'
+>>> put_file("counts.csv", dest)
+>>> file_info(dest).size, exists(dest)
+(23, True)
+>>> is_under(dest, "storage"), suffix_of("s3://b/t.csv.gz")
 (True, '.csv.gz')
 """
 
@@ -100,6 +100,9 @@ def filesystem(
     >>> fs, path = filesystem("s3://bucket/dir/x.csv")
     >>> fs.protocol[0], path
     ('s3', 'bucket/dir/x.csv')
+    >>> fs, path = filesystem("counts.csv")
+    >>> fs.protocol[0], path, fs.size(path)
+    ('file', '/.../counts.csv', 23)
     """
     text = str(uri)
     if not is_remote(text):
@@ -127,9 +130,9 @@ def file_info(
     """Size and hash of a file. Local files are hashed by streaming them; on S3 the hash comes
     from the ETag without downloading (lamindb's rule: "md5", or "md5-<parts>" if multipart).
 
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_bytes(b"a")
-    >>> file_info(p)
+    >>> from pathlib import Path
+    >>> _ = Path("a.txt").write_bytes(b"a")
+    >>> file_info("a.txt")
     FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5')
     """
     text = str(uri)
@@ -181,10 +184,10 @@ def put_file(
     Locally the bytes go to a temporary name beside the destination, which is then renamed, so the
     final name only ever holds a complete file.
 
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("a")
-    >>> put_file(d / "a.txt", d / "sub" / "b.txt"); (d / "sub" / "b.txt").read_text()
-    'a'
+    >>> from pathlib import Path
+    >>> put_file("counts.csv", "backup/counts.csv")  # parent directories are made
+    >>> Path("backup/counts.csv").read_text() == Path("counts.csv").read_text()
+    True
     """
     if is_remote(str(local_path)):
         raise ValueError(f"put_file copies a local file; got the remote URI {local_path}")
@@ -227,10 +230,8 @@ def put_files(
     The bulk form of `put_file`: local parent directories are made once, not per file, and
     uploads to one bucket go in one concurrent `put` (s3fs batches them).
 
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("a")
-    >>> len(put_files([(d / "a.txt", str(d / "x" / "1.txt")), (d / "a.txt", str(d / "x" / "2.txt"))]))
-    2
+    >>> put_files([("counts.csv", "backup/1.csv"), ("sample.h5ad", "backup/2.h5ad")])
+    ['backup/1.csv', 'backup/2.h5ad']
     """
     written: list[str] = []
     remote: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
@@ -268,8 +269,9 @@ def put_files(
 def delete_file(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
     """Remove a file; False (not an error) if it was not there.
 
-    >>> delete_file("/nonexistent/lineage/x.csv")
-    False
+    >>> put_file("counts.csv", "copy.csv")
+    >>> delete_file("copy.csv"), delete_file("copy.csv")
+    (True, False)
     """
     text = str(uri)
     if not is_remote(text):
@@ -292,7 +294,11 @@ def delete_files(uris: list[str], storage_options: dict[str, Any] | None = None)
     (one DeleteObjects request per 1000 keys), so cleaning up after a failed batch against an
     unreachable endpoint waits out the client's retries once, not once per file.
 
-    >>> delete_files(["/nonexistent/lineage/x.csv"])
+    >>> put_files([("counts.csv", "a.csv"), ("counts.csv", "b.csv")])
+    ['a.csv', 'b.csv']
+    >>> delete_files(["a.csv", "b.csv", "never-there.csv"])
+    >>> exists("a.csv"), exists("b.csv")
+    (False, False)
     """
     remote: list[str] = []
     for uri in map(str, uris):
@@ -314,8 +320,8 @@ def delete_files(uris: list[str], storage_options: dict[str, Any] | None = None)
 def exists(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
     """Whether a file (or directory / prefix) exists.
 
-    >>> exists("/nonexistent/lineage/x.csv")
-    False
+    >>> exists("counts.csv"), exists("missing.csv")
+    (True, False)
     """
     text = str(uri)
     if not is_remote(text):

@@ -22,7 +22,7 @@ The world every example sees (besides the module's own globals):
     artifact1, artifact2, artifact3
                                 Artifacts "scrna/sample1.h5ad" … "scrna/sample3.h5ad", saved
     collection                  Collection "scrna" of artifact1 and artifact2, saved
-    transform, run              Transform "preprocess.py" and a finished Run of it
+    transform, run              Transform "preprocess.py" and a Run of it (status "started")
     label                       ULabel "my-label", saved; ULabel "tissue" also exists
     conn                        the instance's graph.Connection
     "shared"                    an instance name (`Registry.using("shared")`) for the same server

@@ -335,3 +335,14 @@ def test_track_without_arguments_versions_the_calling_script(
     assert [r.uid for r in t2.runs] == [third["run"]]
     # the key alone now finds the latest version
     assert ln.Transform.get(key="my_analysis.py").uid == t2.uid
+
+
+def test_track_from_a_cell_without_a_file_raises_instead_of_tracking_the_caller(
+    storage: Path,
+) -> None:
+    # A notebook cell or REPL line has no file: ln.track() must not walk further up the stack
+    # and register whatever module called the cell (IPython's, doctest's, this test file).
+    cell = compile("ln.track()", "<notebook cell>", "exec")
+    with pytest.raises(ln.errors.InvalidArgument, match="could not find the calling script"):
+        exec(cell, {"ln": ln})
+    assert ln.Transform.filter().count() == 0

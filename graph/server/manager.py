@@ -91,11 +91,22 @@ def default_server_home() -> Path:
 class LocalServer:
     """One local Neo4j server, identified by its home directory.
 
-    >>> server = LocalServer()          # ~/.lineage/server, port 7687 (or $LINEAGE_NEO4J_PORT)
-    >>> status = server.start()         # installs the jars on first use, waits for Bolt
-    >>> status.uri
-    'bolt://127.0.0.1:7687'
+    The default server lives in ``~/.lineage/server`` and listens on port 7687 (or
+    ``$LINEAGE_NEO4J_PORT``). Starting it installs the jars on first use and waits for Bolt::
+
+        server = LocalServer()
+        status = server.start()
+        status.uri        # 'bolt://127.0.0.1:7687'
+        server.stop()     # True
+
+    Any other directory is another server; status and stop are safe to call on one that never
+    ran:
+
+    >>> server = LocalServer(home="my-server")
+    >>> server.status().running, server.status().describe()
+    (False, 'Neo4j local server is not running (home my-server)')
     >>> server.stop()
+    False
     """
 
     def __init__(
