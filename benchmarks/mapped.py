@@ -11,22 +11,27 @@ by anndata (uncompressed) into a temporary directory, or into `--data DIR` and r
 parameters match (`bench-params.json` there).
 
 Modes, each in its own fresh subprocess so that its peak RSS (VmHWM) is its own, all reading every
-file through a `torch.utils.data.DataLoader(batch_size=256, num_workers=0)` with
+file through a `torch.utils.data.DataLoader(num_workers=0)` in batches of 256 rows with
 `obs_keys=["cell_type"]`:
 
-1. lamindb: `lamindb.core.MappedCollection(paths, obs_keys=["cell_type"])`, `shuffle=True`, run
-   with the lamindb venv's interpreter (`_lamindb_env.py`; no instance needed, the venv imports
-   the project's torch through a `.pth` file). It reads one row per `__getitem__` (~2k rows/s),
-   so it is capped (`--lamindb-rows`, `--lamindb-budget`) and its rows/s is measured over what it
-   read: the rows each mode measured are printed next to its rate.
-2. ours random: `loaders.MappedCollection(paths, obs_keys=["cell_type"])`, `shuffle=True`.
-3. ours block: the same with `sampler=loaders.BlockShuffleSampler(ds, block_size=B, window=W)`
-   (W: how many consecutive blocks it shuffles rows across; left out, the sampler's default). The
-   config is picked by a short sweep over `--block-sizes` ("B" or "B:W" items) unless
-   `--block-size B[:W]` is given; every config tried is printed. This mode runs at least one
-   full pass and reports RSS after 1/4 of it, after it and at the end (it must not grow with the
-   epoch).
-4. ceiling: consecutive 256-row slices of X's data/indices/indptr (and the cell_type codes) read
+1. lamindb: `lamindb.core.MappedCollection(paths, obs_keys=["cell_type"])`, `batch_size=256,
+   shuffle=True`, run with the lamindb venv's interpreter (`_lamindb_env.py`; no instance needed,
+   the venv imports the project's torch through a `.pth` file). It reads one row per
+   `__getitem__` (~2k rows/s), so it is capped (`--lamindb-rows`, `--lamindb-budget`) and its
+   rows/s is measured over what it read: the rows each mode measured are printed next to its rate.
+2. ours per-sample: `loaders.MappedCollection(paths, obs_keys=["cell_type"])` used as lamindb's,
+   `batch_size=256, shuffle=True`: `__getitems__` reads a batch in bulk, returns sample dicts,
+   and torch's default collate stacks them back row by row.
+3. ours random: the same dataset read in whole batches, its fast path: `batch_size=None,
+   sampler=BatchSampler(RandomSampler(ds), 256, drop_last=False)`, so each item the DataLoader
+   fetches is `ds[indices]`, a dict of arrays.
+4. ours block: whole batches as in 3, drawn from `loaders.BlockShuffleSampler(ds, block_size=B,
+   window=W)` in place of the `RandomSampler` (W: how many consecutive blocks it shuffles rows
+   across; left out, the sampler's default). The config is picked by a short sweep over
+   `--block-sizes` ("B" or "B:W" items) unless `--block-size B[:W]` is given; every config tried
+   is printed. This mode runs at least one full pass and reports RSS after 1/4 of it, after it
+   and at the end (it must not grow with the epoch).
+5. ceiling: consecutive 256-row slices of X's data/indices/indptr (and the cell_type codes) read
    straight from h5py and densified with scipy's C loop, no DataLoader: what contiguous reading costs.
 
 Each mode reads one batch untimed (warm-up), then batches until it has read `--rows` rows (default
@@ -43,8 +48,8 @@ torch and the repo's `loaders` (add `--no-lamindb` where the lamindb venv is mis
 `--profile` prints each worker's top functions (cProfile) to stderr.
 
 Prints a table (rows/s, rows per CPU-second of the mode's process, which a busy machine disturbs
-less, rows measured, peak RSS), the ratios ours random / lamindb, block / lamindb and block /
-ceiling (by wall time, and per CPU-second), the goals (random >= 30x lamindb, block >= 250k rows/s) and, last,
+less, rows measured, peak RSS), the ratios ours random / lamindb, block / lamindb, random /
+per-sample and block / ceiling (by wall time, and per CPU-second), the goals (random >= 30x lamindb, block >= 250k rows/s) and, last,
 one JSON line with every figure.
 """
 
@@ -74,7 +79,7 @@ N_BATCHES = 4
 PARAMS_FILE = "bench-params.json"
 GOAL_RANDOM_X = 30.0  # ours random >= 30x lamindb
 GOAL_BLOCK_ROWS_S = 250_000.0  # ours block >= 250k rows/s
-MODES = ("lamindb", "random", "block", "ceiling")
+MODES = ("lamindb", "samples", "random", "block", "ceiling")
 
 
 def _say(tag: str, message: str) -> None:
@@ -320,6 +325,7 @@ def _pairs(loader, x_key: str = "X", y_key: str = OBS_KEY):
 
 
 def _loader(dataset, plan: dict, **kwargs):
+    """A DataLoader collating 256 samples a batch (lamindb's way, and our per-sample path)."""
     from torch.utils.data import DataLoader
 
     # A batched dataset may ship its own collate (its __getitems__ returns a whole batch).
@@ -332,6 +338,20 @@ def _loader(dataset, plan: dict, **kwargs):
         num_workers=0,
         pin_memory=plan["device"] == "cuda",
         **kwargs,
+    )
+
+
+def _batch_loader(dataset, plan: dict, sampler):
+    """A DataLoader fetching whole batches: `dataset[indices]` for 256 indices of `sampler` at a
+    time (`batch_size=None`: torch only turns each array of the batch into a tensor)."""
+    from torch.utils.data import BatchSampler, DataLoader
+
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=BatchSampler(sampler, BATCH, drop_last=False),
+        num_workers=0,
+        pin_memory=plan["device"] == "cuda",
     )
 
 
@@ -370,18 +390,25 @@ def _block_label(size: int | None, window: int | None) -> str:
     return f"{size}" if window is None else f"{size}:{window}"
 
 
-def _run_ours(plan: dict, step: _Step, block_size: int | None) -> tuple[dict, dict]:
+def _run_ours(
+    plan: dict, step: _Step, block_size: int | None, per_sample: bool = False
+) -> tuple[dict, dict]:
+    from torch.utils.data import RandomSampler
+
     loaders = _ours(plan)
     t0 = time.perf_counter()
     ds = loaders.MappedCollection(plan["paths"], obs_keys=[OBS_KEY])
     setup = time.perf_counter() - t0
     checkpoints = None
-    if block_size is None:
+    sampler = None
+    if per_sample:
         loader = _loader(ds, plan, shuffle=True)
+    elif block_size is None:
+        loader = _batch_loader(ds, plan, RandomSampler(ds))
     else:
         extra = {} if plan.get("block_window") is None else {"window": plan["block_window"]}
         sampler = loaders.BlockShuffleSampler(ds, block_size=block_size, seed=plan["seed"], **extra)
-        loader = _loader(ds, plan, sampler=sampler)
+        loader = _batch_loader(ds, plan, sampler)
         if plan.get("full_pass"):
             # At least one whole pass (the warm-up batch is its first), RSS after a quarter of it
             # and at its end: what the sampler or the dataset keep must not grow with the epoch.
@@ -396,8 +423,8 @@ def _run_ours(plan: dict, step: _Step, block_size: int | None) -> tuple[dict, di
 
     def epoch():
         # A new block order each epoch, as a training loop calling set_epoch gets.
-        if block_size is not None and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epochs[0])
+        if sampler is not None:
+            sampler.set_epoch(epochs[0])
         epochs[0] += 1
         return _pairs(loader)
 
@@ -465,6 +492,8 @@ def worker(mode: str, plan_file: str) -> None:
     rss_imports, _ = _rss_mb()
     if mode == "lamindb":
         fig, info = _run_lamindb(plan, step)
+    elif mode == "samples":
+        fig, info = _run_ours(plan, step, None, per_sample=True)
     elif mode == "random":
         fig, info = _run_ours(plan, step, None)
     elif mode == "block":
@@ -564,6 +593,8 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
         "speedup_block_vs_lamindb": _ratio(rate["block"], rate["lamindb"]),
         "block_vs_ceiling": _ratio(rate["block"], rate["ceiling"]),
         "random_vs_ceiling": _ratio(rate["random"], rate["ceiling"]),
+        "random_vs_samples": _ratio(rate["random"], rate["samples"]),
+        "speedup_samples_vs_lamindb": _ratio(rate["samples"], rate["lamindb"]),
     }
     cpu_rate = {m: (results.get(m) or {}).get("rows_per_cpu_s") for m in MODES}
     cpu_ratios = {
@@ -582,10 +613,11 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
 
     labels = {
         "lamindb": "lamindb MappedCollection, shuffle",
-        "random": "ours MappedCollection, shuffle",
-        "block": f"ours + BlockShuffleSampler({_block_label(block.get('block_size'), block.get('block_window'))})"
+        "samples": "ours per-sample, shuffle",
+        "random": "ours batches, RandomSampler",
+        "block": f"ours batches, BlockShuffle({_block_label(block.get('block_size'), block.get('block_window'))})"
         if block
-        else "ours + BlockShuffleSampler",
+        else "ours batches, BlockShuffleSampler",
         "ceiling": "h5py contiguous slices (ceiling)",
     }
     print()
@@ -680,6 +712,7 @@ def report(results: dict, errors: dict, meta: dict) -> dict:
         {
             **ratios,
             **cpu_ratios,
+            "samples_rows_per_s": rate["samples"],
             "random_rows_per_s": rate["random"],
             "block_rows_per_s": rate["block"],
             "lamindb_rows_per_s": rate["lamindb"],
@@ -862,6 +895,8 @@ def main() -> int:
         plans: dict[str, dict] = {}
         if "ceiling" in modes:
             plans["ceiling"] = base
+        if "samples" in modes:
+            plans["samples"] = base
         if "random" in modes:
             plans["random"] = base
         if "block" in modes:

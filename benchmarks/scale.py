@@ -18,13 +18,14 @@ end unless `--keep`. Phases, each timed:
    of `--collection-chunk` collections: the members are fetched again with one
    `ln.Artifact.filter(uid__in=...)` (timed apart: it is this benchmark's way of not holding 100k
    artifacts, not part of registering), `ln.Collection(members, key=...)` for each, then one
-   `ln.save(chunk)`. `ln.save` writes new artifacts with `UNWIND` in bulk; anything else, so
-   collections too, is saved one record per transaction: the script counts the write
-   transactions of the first chunk's `ln.save` and reports which path it took.
+   `ln.save(chunk)`. `ln.save` writes new artifacts and new collections with `UNWIND` in bulk
+   (one transaction per batch); the script counts the write transactions of the first chunk's
+   `ln.save` and reports which path it took.
 4. queries, with the whole graph loaded, each call timed alone (p50/p95/p99/max, ms):
    `ln.Artifact.get(uid)` for `--n-get` random uids; `ln.Artifact.filter(key__startswith=p)`
    for random prefixes matching 10, 100 and 1000 artifacts (zero-padded keys: "scale/00012"
-   matches 100), both `.to_list()` (records built) and `.count()` (one count query); and
+   matches 100), `.to_list()` (records built), `.df(limit=None)` (a DataFrame of every row)
+   and `.count()` (one count query); and
    `ln.Collection.get(uid)` then `.ordered_artifacts.to_list()` for `--n-collection-get` random
    collections. Results are checked: the right uid, the right number of rows and members.
 
@@ -298,11 +299,18 @@ def run_queries(
         expected = [min((int(p[6:]) + 1) * size, n) - int(p[6:]) * size for p in prefixes]
         for p in prefixes[:5]:
             ln.Artifact.filter(key__startswith=p).to_list()
+            ln.Artifact.filter(key__startswith=p).df(limit=None)
             ln.Artifact.filter(key__startswith=p).count()
-        _say(f"queries: filter(key__startswith) ~{size} rows x {len(prefixes)}, to_list and count")
+        _say(
+            f"queries: filter(key__startswith) ~{size} rows x {len(prefixes)}, to_list, df and count"
+        )
         fig[f"filter_{size}_to_list"], fig[f"filter_{size}_to_list_wrong"] = _timed(
             [lambda p=p: ln.Artifact.filter(key__startswith=p).to_list() for p in prefixes],
             lambda k, rows, expected=expected: len(rows) == expected[k],
+        )
+        fig[f"filter_{size}_df"], fig[f"filter_{size}_df_wrong"] = _timed(
+            [lambda p=p: ln.Artifact.filter(key__startswith=p).df(limit=None) for p in prefixes],
+            lambda k, frame, expected=expected: len(frame) == expected[k],
         )
         fig[f"filter_{size}_count"], fig[f"filter_{size}_count_wrong"] = _timed(
             [lambda p=p: ln.Artifact.filter(key__startswith=p).count() for p in prefixes],
@@ -403,6 +411,13 @@ def report(fig: dict) -> None:
                     q[f"filter_{size}_to_list"],
                 )
             )
+            if f"filter_{size}_df" in q:
+                print(
+                    _row(
+                        f"Artifact.filter(key__startswith) {rows:.0f} rows .df(limit=None)",
+                        q[f"filter_{size}_df"],
+                    )
+                )
             print(
                 _row(
                     f"Artifact.filter(key__startswith) {rows:.0f} rows .count()",

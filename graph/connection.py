@@ -44,9 +44,16 @@ _WRITE_RETRY_TIME = 10.0
 class Connection:
     """An open connection to a Neo4j database.
 
-    >>> conn = Connection.open(ConnectionSettings(uri="bolt://127.0.0.1:7687"))
+    Opened from settings, which check that the server answers::
+
+        conn = Connection.open(ConnectionSettings(uri="bolt://127.0.0.1:7687"))
+
+    Queries take parameters and return rows as plain dicts:
+
     >>> conn.run("RETURN $x AS x", {"x": 1})
     [{'x': 1}]
+    >>> conn.read_values("MATCH (a:Artifact {uid: $uid}) RETURN a.key", {"uid": artifact.uid})
+    ['raw/counts.csv']
     """
 
     def __init__(self, settings: ConnectionSettings, driver: neo4j.Driver) -> None:
@@ -134,7 +141,16 @@ class Connection:
         For queries returning only strings, numbers, booleans and lists: `read` walks every
         value through `plain()`, which for a few thousand list items costs more than the query.
         """
-        return self._autocommit(query, parameters, neo4j.READ_ACCESS, first_row_values=True)
+        return self._autocommit(query, parameters, neo4j.READ_ACCESS, shape="first_row")
+
+    def read_column(self, query: str, parameters: dict[str, Any] | None = None) -> list[Any]:
+        """The first column of every row of a read-only query, undecoded (no `plain()` walk).
+
+        For queries whose values the caller decodes itself (`graph.query.fetch`): maps, lists,
+        strings and numbers come as the packstream decoder made them; a temporal value would
+        still be a driver object.
+        """
+        return self._autocommit(query, parameters, neo4j.READ_ACCESS, shape="column")
 
     def run_with_keys(
         self, query: str, parameters: dict[str, Any] | None = None
@@ -147,7 +163,7 @@ class Connection:
         query: str,
         parameters: dict[str, Any] | None,
         mode: str,
-        first_row_values: bool = False,
+        shape: Literal["dicts", "first_row", "column"] = "dicts",
     ) -> Any:
         # An auto-commit query is one network round trip (RUN and PULL pipelined); a managed
         # transaction (`execute_query`) adds BEGIN and COMMIT, which made every `get()` 40%
@@ -164,13 +180,18 @@ class Connection:
         with self._errors():
             for attempt in range(_QUERY_ATTEMPTS):
                 try:
+                    # fetch_size=-1: every row is read before returning anyway; the driver's
+                    # default of 1000 rows per PULL cost one more round trip per 1000 rows
+                    # (10 PULLs for a 10,000-row result: 210 ms against 183 ms in one PULL).
                     with self.driver.session(
-                        database=self.settings.database, default_access_mode=mode
+                        database=self.settings.database, default_access_mode=mode, fetch_size=-1
                     ) as session:
                         result = session.run(query, parameters or {})
-                        if first_row_values:
+                        if shape == "first_row":
                             record = result.single()
                             return None if record is None else record.values()
+                        if shape == "column":
+                            return [record[0] for record in result]
                         keys = list(result.keys())
                         return keys, [{k: plain(v) for k, v in r.items()} for r in result]
                 except (neo4j_exc.Neo4jError, neo4j_exc.DriverError) as exc:

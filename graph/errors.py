@@ -1,16 +1,20 @@
-"""Errors raised by the graph layer.
+"""Errors raised by the graph layer, under the one root of every LineageGraph error.
 
-`lineage.errors` re-exports these, so users catch them from one module.
+`LineageError` is defined here, at the bottom, because graph/ cannot import lineage/;
+`lineage.errors` re-exports every class below and adds the API's own, so users catch everything
+from one module (`except ln.errors.LineageError`).
 """
 
 from __future__ import annotations
 
-
-class GraphError(Exception):
-    """Base class of every error the graph layer raises."""
+from typing import Any
 
 
-class ConnectionFailed(GraphError):
+class LineageError(Exception):
+    """The root of every error LineageGraph raises (graph layer and public API)."""
+
+
+class ConnectionFailed(LineageError):
     """Neo4j could not be reached at the configured URI."""
 
 
@@ -30,17 +34,37 @@ class InvalidURI(ConnectionFailed):
     """The connection URI is not a Neo4j URI the driver accepts."""
 
 
-class QueryError(GraphError):
+class QueryError(LineageError):
     """Neo4j rejected a query (syntax, constraint, type error): the server's code and message."""
 
 
-class ServerError(GraphError):
+class ServerError(LineageError):
     """The local Neo4j server could not be installed, started or stopped."""
 
 
-class SchemaError(GraphError):
+class SchemaError(LineageError):
     """The schema could not be installed or is from a newer version of lineage."""
 
 
-class FieldValidationError(GraphError, ValueError):
+class FieldValidationError(LineageError, ValueError):
     """A field or relation name that the record's model does not declare, or a bad lookup."""
+
+
+class VersionTagExists(LineageError, ValueError):
+    """The version tag (`version="1.0"`) is already used in this version family."""
+
+
+class MissingTarget(LineageError, ValueError):
+    """An edge points at a record that does not exist (never saved, or deleted meanwhile)."""
+
+
+class DuplicateContent(LineageError):
+    """A record with the same content hash was stored meanwhile (by another process): nothing
+    was written. `existing` maps each such hash to the stored record's properties."""
+
+    def __init__(self, label: str, existing: dict[str, dict[str, Any]]) -> None:
+        self.label = label
+        self.existing = existing
+        super().__init__(
+            f"{label} with hash {', '.join(sorted(existing))} stored meanwhile by another writer"
+        )

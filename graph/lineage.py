@@ -80,6 +80,12 @@ class LineageEdge(TypedDict):
     position: int | None  # CONTAINS only
 
 
+# The columns of a lineage node and edge, in the order the query returns them: said once, by the
+# TypedDicts above (the query, `ln.lineage.graph()`'s DataFrames and the page read these).
+NODE_FIELDS: tuple[str, ...] = tuple(LineageNode.__annotations__)
+EDGE_FIELDS: tuple[str, ...] = tuple(LineageEdge.__annotations__)
+
+
 class LineageGraph(TypedDict):
     focus: str
     label: str
@@ -216,7 +222,7 @@ CALL (ns) {{
   MATCH (a)-[e:{types}]->(b) WHERE b IN ns
   RETURN collect([a.uid, b.uid, type(e), e.position]) AS edges
 }}
-RETURN [n IN ns | [
+RETURN [n IN ns | [  // one list per node, in NODE_FIELDS order
   n.uid, labels(n)[0], coalesce(n.key, n.name), n.description, n.version, n.is_latest,
   n.branch, toString(n.created_at), toString(n.started_at), n.status, n.kind, n.suffix,
   CASE WHEN n = s THEN 'focus'
@@ -245,12 +251,6 @@ def check_depth(depth: Any) -> int | None:
     if depth < 0:
         raise FieldValidationError(f"depth must be >= 0 or None, got {depth}")
     return min(depth, DEPTH_LIMIT)
-
-
-_NODE_FIELDS = (
-    "uid", "label", "key", "description", "version", "is_latest", "branch", "created_at",
-    "started_at", "status", "kind", "suffix", "side",
-)  # fmt: skip
 
 
 def _datetime(value: str | None) -> datetime | None:
@@ -295,7 +295,7 @@ def traverse(
     raw_nodes, raw_edges = row
     nodes: list[LineageNode] = []
     for values in raw_nodes:
-        node = dict(zip(_NODE_FIELDS, values))
+        node = dict(zip(NODE_FIELDS, values))
         node["created_at"] = _datetime(node["created_at"])
         node["started_at"] = _datetime(node["started_at"])
         nodes.append(node)  # type: ignore[arg-type]

@@ -29,31 +29,11 @@ from typing import Any
 import neo4j
 
 from graph.connection import Connection, plain
-from graph.errors import FieldValidationError, GraphError
+from graph.errors import DuplicateContent, FieldValidationError, MissingTarget, VersionTagExists
 from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import fields_of, is_versioned, relations_of, uid_length
 
 BATCH_SIZE = 2000  # rows per UNWIND transaction in bulk writes
-
-
-class VersionTagExists(GraphError, ValueError):
-    """The version tag (`version="1.0"`) is already used in this version family."""
-
-
-class MissingTarget(GraphError, ValueError):
-    """An edge points at a record that does not exist (never saved, or deleted meanwhile)."""
-
-
-class DuplicateContent(GraphError):
-    """A record with the same content hash was stored meanwhile (by another process): nothing
-    was written. `existing` maps each such hash to the stored record's properties."""
-
-    def __init__(self, label: str, existing: dict[str, dict[str, Any]]) -> None:
-        self.label = label
-        self.existing = existing
-        super().__init__(
-            f"{label} with hash {', '.join(sorted(existing))} stored meanwhile by another writer"
-        )
 
 
 @dataclass(frozen=True)
@@ -78,7 +58,7 @@ def now() -> datetime:
 
 
 # -- validation ------------------------------------------------------------------------------
-def check_props(label: str, props: dict[str, Any]) -> None:
+def _check_props(label: str, props: dict[str, Any]) -> None:
     known = fields_of(label)
     unknown = sorted(set(props) - set(known))
     if unknown:
@@ -98,7 +78,7 @@ def _relation(label: str, name: str):
 
 
 # -- ids -------------------------------------------------------------------------------------
-def take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
+def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
     # `strict=True` here and below, where the statement always returns exactly one row (a
     # MERGE, a CREATE, an aggregate without grouping): it types the row as present, and a
     # broken invariant raises the driver's ResultNotSingleError instead of a TypeError on None.
@@ -116,7 +96,7 @@ def _check_unique_hashes(
     tx: neo4j.ManagedTransaction, label: str, hashes: list[str], stem: str | None = None
 ) -> None:
     """Raise `DuplicateContent` if a node of `label` (not trashed; in family `stem` if given)
-    has one of these hashes. Call it after `take_ids`, under the label's counter lock."""
+    has one of these hashes. Call it after `_take_ids`, under the label's counter lock."""
     in_family = "AND n.uid STARTS WITH $stem " if stem is not None else ""
     rows = tx.run(
         f"UNWIND $hashes AS h MATCH (n:`{label}` {{hash: h}}) WHERE n.branch <> -1 {in_family}"
@@ -200,7 +180,7 @@ def create_record(
     revising one) exists by the time the label's counter is locked, nothing is written and
     `DuplicateContent` is raised (see the module docstring). `before_create` has run by then.
     """
-    check_props(label, record.props)
+    _check_props(label, record.props)
     for edge in record.edges:
         _relation(label, edge.relation)
     versioned = is_versioned(label)
@@ -223,9 +203,9 @@ def create_record(
             props["uid"] = uid
         if before_create is not None:
             extra = before_create(props["uid"])
-            check_props(label, extra)
+            _check_props(label, extra)
             props.update(extra)
-        (props["id"],) = take_ids(tx, label, 1)
+        (props["id"],) = _take_ids(tx, label, 1)
         if unique_hash and props.get("hash") is not None:
             scope = stem if stem is not None and not new_family else None
             _check_unique_hashes(tx, label, [props["hash"]], scope)
@@ -278,6 +258,25 @@ def _create_with_edges(
                 f"{', '.join(missing) or '(duplicates)'}"
             )
     return plain(row["n"])
+
+
+def _create_pairs(
+    tx: neo4j.ManagedTransaction, label: str, relation: str, pairs: list[dict[str, Any]]
+) -> None:
+    """Edges of one relation from many sources: `pairs` of `{src, dst, props}` uids."""
+    rel = _relation(label, relation)
+    created = tx.run(
+        f"UNWIND $pairs AS p MATCH (n:`{label}` {{uid: p.src}}) "
+        f"MATCH (m:`{rel.target}` {{uid: p.dst}}) "
+        f"CREATE (n){rel.arrow('e')}(m) SET e = p.props RETURN count(e) AS created",
+        pairs=pairs,
+    ).single(strict=True)["created"]
+    if created != len(pairs):
+        missing = _missing(tx, rel.target, sorted({p["dst"] for p in pairs}))
+        raise MissingTarget(
+            f"{label}.{relation} points at {rel.target} records that do not exist: "
+            f"{', '.join(missing) or '(duplicates)'}"
+        )
 
 
 def _create_edges(
@@ -340,13 +339,13 @@ def _create_batch(
     conn: Connection, label: str, batch: Sequence[NewRecord], unique_hash: bool = False
 ) -> list[dict]:
     for record in batch:
-        check_props(label, record.props)
+        _check_props(label, record.props)
         for edge in record.edges:
             _relation(label, edge.relation)
     versioned = is_versioned(label)
-    # Group edges: (relation, target uid) -> the sources that point there. Bulk-registered
-    # artifacts share a handful of targets (storage, run, user), so this stays small.
-    groups: dict[tuple[str, str], list[str]] = {}
+    # Edges grouped per relation: one statement per relation for the whole batch, whatever the
+    # targets (artifacts share a storage, run and user; collections each have their members).
+    pairs: dict[str, list[dict[str, Any]]] = {}
     stamp = now()
     rows = []
     for record in batch:
@@ -356,13 +355,14 @@ def _create_batch(
             props["is_latest"] = True
         rows.append(props)
         for edge in record.edges:
-            if edge.properties:
-                raise FieldValidationError("bulk writes take edges without properties")
-            for target in edge.uids:
-                groups.setdefault((edge.relation, target), []).append(props["uid"])
+            for j, target in enumerate(edge.uids):
+                edge_props = edge.properties[j] if edge.properties else {}
+                pairs.setdefault(edge.relation, []).append(
+                    {"src": props["uid"], "dst": target, "props": edge_props}
+                )
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
-        ids = take_ids(tx, label, len(rows))
+        ids = _take_ids(tx, label, len(rows))
         hashes = [p["hash"] for p in rows if p.get("hash") is not None]
         if unique_hash and hashes:
             _check_unique_hashes(tx, label, hashes)
@@ -376,8 +376,8 @@ def _create_batch(
             rows=params,
             stamp=stamp,
         ).consume()
-        for (relation, target), sources in groups.items():
-            _create_edges(tx, label, sources, EdgeSpec(relation, [target]))
+        for relation, relation_pairs in pairs.items():
+            _create_pairs(tx, label, relation, relation_pairs)
         return [
             {"created_at": stamp, "updated_at": p.get("created_at", stamp), **p} for p in params
         ]
@@ -400,7 +400,7 @@ def merge_record(
     the constraint's lock, so two processes registering the same storage root get one node.
     Returns (properties, created).
     """
-    check_props(label, {field_name: value, **props})
+    _check_props(label, {field_name: value, **props})
 
     def work(tx: neo4j.ManagedTransaction) -> tuple[dict[str, Any], bool]:
         stamp = now()
@@ -415,7 +415,7 @@ def merge_record(
         ).single(strict=True)
         if not row["created"]:
             return plain(row["n"]), False
-        (new_id,) = take_ids(tx, label, 1)
+        (new_id,) = _take_ids(tx, label, 1)
         row = tx.run(
             f"MATCH (n:`{label}` {{`{field_name}`: $value}}) SET n.id = $id RETURN n",
             value=value,
@@ -445,7 +445,7 @@ def update_record(
     `replace` swaps all edges of a relation for the given ones (a to-one relation such as
     `run`), `add` merges edges (never duplicates one), `remove` deletes the edges to the uids.
     """
-    check_props(label, props)
+    _check_props(label, props)
     replace, add, remove = list(replace), list(add), list(remove)
     for edge in (*replace, *add, *remove):
         _relation(label, edge.relation)

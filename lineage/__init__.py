@@ -5,15 +5,14 @@
 Instance(uri='bolt://...', neo4j=..., schema=v..., source=...)
 >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
 >>> collection = ln.Collection([artifact], key="metrics").save()
->>> ln.cypher(                        # any Cypher, values as parameters
-...     "MATCH (:Collection {key: $key})-[:CONTAINS]->(a:Artifact) RETURN a.key AS key",
-...     key="metrics",
-... )
-                      key
-0  tables/metrics.parquet
+>>> from graph.cookbook import VERSION_FAMILY  # any Cypher, values as parameters
+>>> ln.cypher(VERSION_FAMILY, key="metrics")[["is_latest", "artifacts"]]
+   is_latest                 artifacts
+0       True  [tables/metrics.parquet]
 """
 
-from lineage import errors, lineage
+from lineage import _lineage as lineage
+from lineage import errors
 from lineage._artifact import Artifact
 from lineage._collection import Collection
 from lineage._cypher import cypher

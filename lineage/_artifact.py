@@ -1,6 +1,6 @@
 """Artifact: one file (a local path, an `s3://` object, or a DataFrame/AnnData written to one).
 
-Saving follows DESIGN.md §5: the bytes are hashed when the artifact is made, the same content
+Saving (docs/architecture.md, "Registries"): the bytes are hashed when the artifact is made, the same content
 already stored gives back the existing record, the file is copied to
 `<storage root>/.lineage/<uid><suffix>` before the node that points at it is written, and the copy
 is removed again if that transaction fails. Files already under a registered storage root, and
@@ -12,19 +12,37 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import loaders
+from graph import ids as gids
+from graph import models as gm
 from graph import records as gr
+from lineage._data import (
+    DataRecord,
+    cache_artifacts,
+    check_loadable,
+    load_artifacts,
+    loader_errors,
+    mapped_artifacts,
+    storage_options,
+    track_input,
+)
+from lineage._instance import Instance, current
 from lineage._keys import check_key
-from lineage._record import Record, register, require_saved
-from lineage._run import current_run, mark_input
+from lineage._model import Model, register
+from lineage._registries import Storage
 from lineage._settings import settings
-from lineage._versioned import Versioned
-from lineage._view import HasLineage
-from lineage.errors import CommitUnknown, InvalidArgument
+from lineage._user import current_user
+from lineage.errors import (
+    CommitUnknown,
+    DuplicateContent,
+    InvalidArgument,
+    InvalidType,
+    MissingFile,
+)
 
 logger = logging.getLogger("lineage")
 
@@ -32,7 +50,7 @@ MANAGED_DIR = ".lineage"  # artifacts copied into a storage root live here, name
 
 
 @register
-class Artifact(Versioned, HasLineage):
+class Artifact(DataRecord):
     """A file with a key, a content hash, a version family and provenance.
 
     Args:
@@ -52,7 +70,6 @@ class Artifact(Versioned, HasLineage):
     """
 
     _label = "Artifact"
-    _unique_content = True
 
     def __init__(
         self,
@@ -74,16 +91,12 @@ class Artifact(Versioned, HasLineage):
         check_key(key, "Artifact key")
         self._validate("description", description)
         self._validate("version", version)
-        if revises is not None and not isinstance(revises, Artifact):
-            raise TypeError(
-                f"Artifact(revises=...) takes an Artifact, not {type(revises).__name__}: a "
-                "version family holds records of one registry"
-            )
+        self._check_revises(revises)
         super().__init__()
         object.__setattr__(self, "_source", None)  # local file to copy at save(), if any
         object.__setattr__(self, "_owns_source", False)  # a staged temporary file
         object.__setattr__(self, "_in_place", None)  # (uri, storage root) for in-place files
-        object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
+        self._set_run(run)
         self._read_data(data)
         try:
             self._init_fields(key, description, revises, version)
@@ -98,8 +111,6 @@ class Artifact(Versioned, HasLineage):
         revises: Artifact | None,
         version: str | None,
     ) -> None:
-        if revises is not None:
-            require_saved(revises, "revises=")
         existing = self._stored_with_hash(self._values["hash"], revises)
         if existing is not None:
             logger.warning(
@@ -118,13 +129,7 @@ class Artifact(Versioned, HasLineage):
         self.version = version
         self._set_revises(revises)
         if revises is None:
-            self._values["uid"] = self._stem() + "0000"
-
-    @classmethod
-    def _validate(cls, name: str, value: Any) -> Any:
-        if name == "key":  # also when set later: `artifact.key = ...; artifact.save()`
-            return check_key(value, f"{cls.__name__} key")
-        return super()._validate(name, value)
+            self._start_family()
 
     # -- reading the data ------------------------------------------------------------------------
     def _read_data(self, data: Any) -> None:
@@ -141,7 +146,7 @@ class Artifact(Versioned, HasLineage):
         if isinstance(data, Path | str | os.PathLike):
             uri = os.fspath(data)
         else:
-            raise TypeError(
+            raise InvalidType(
                 f"Artifact(data=...) takes a path, an s3:// URI, a pandas DataFrame or an AnnData, "
                 f"not {type(data).__name__}"
             )
@@ -163,7 +168,7 @@ class Artifact(Versioned, HasLineage):
         except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
             raise InvalidArgument(f"Artifact(): cannot resolve the path {uri}: {exc}") from None
         if not path.exists():  # also a dangling symlink: exists() follows it
-            raise FileNotFoundError(f"Artifact(): no such file: {uri}")
+            raise MissingFile(f"Artifact(): no such file: {uri}")
         if path.is_dir():
             raise InvalidArgument(f"Artifact(): {uri} is a directory; pass a file")
         if not path.is_file():  # reading a FIFO would block forever, a device never end
@@ -198,7 +203,7 @@ class Artifact(Versioned, HasLineage):
         ('DataFrame', '.parquet', 3)
         """
         if loaders.otype_of(df) != "DataFrame":
-            raise TypeError(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
+            raise InvalidType(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
         return cls(df, key=key, **kwargs)
 
     from_df = from_dataframe  # lamindb's older spelling
@@ -212,42 +217,46 @@ class Artifact(Versioned, HasLineage):
         ('AnnData', '.h5ad', 6)
         """
         if loaders.otype_of(adata) != "AnnData":
-            raise TypeError(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
+            raise InvalidType(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
         return cls(adata, key=key, **kwargs)
 
     # -- saving ----------------------------------------------------------------------------------
-    def _default_edges(self) -> None:
-        super()._default_edges()
-        run = self._explicit_run or current_run()
-        if run is not None and "run" not in self._to_one:
-            self._to_one["run"] = run
+    def _placement(self) -> Placement:
+        """Where this artifact's bytes go (the one decision both save paths use)."""
+        instance = self._inst()
+        if self._in_place is not None:
+            uri, root = self._in_place
+            return Placement(storage_record(root, instance), in_place=uri)
+        return Placement(storage_record(settings.storage, instance), root=settings.storage)
 
     def save(self) -> Artifact:
         """Copy the file into storage (unless registered in place) and write the record.
 
-        >>> notes = ln.Artifact(paths[0], key="notes/file0.txt").save()
-        >>> notes.storage_path                       # the copy, named by the uid
-        '.../.lineage/...0000.txt'
-        >>> notes.description = "a note"            # a saved record: save() writes the change
-        >>> notes.save().description
-        'a note'
+        A new artifact is saved as a batch of one (`ln.save`'s path: copy, then one
+        transaction). A new version of a family is copied inside its writing transaction, which
+        takes the version counter: only then is its uid, and so its file name, known.
+
+        >>> artifact = ln.Artifact(paths[0], key="raw/file0.txt")
+        >>> artifact.save().path.read_text().strip()
+        'file 0'
         """
         if self._saved:
             return super().save()
+        if self._to_one.get("revises") is None:
+            save_artifacts([self])
+            return self
         self._default_edges()
-        if self._in_place is not None:
-            uri, root = self._in_place
-            self._values["storage_path"] = uri
-            self._to_one["storage"] = storage_record(root, self._inst())
+        placement = self._placement()
+        self._to_one["storage"] = placement.storage
+        if placement.in_place is not None:
+            self._values["storage_path"] = placement.in_place
             super().save()
             return self
-        root = settings.storage
-        self._to_one["storage"] = storage_record(root, self._inst())
         written: list[str] = []
 
         def write_file(uid: str) -> dict[str, Any]:
             # Inside the transaction, with the family locked: nobody else gets this uid.
-            dest = loaders.join(root, MANAGED_DIR, uid + (self.suffix or ""))
+            dest = placement.destination(uid, self.suffix)
             loaders.put_file(self._source, dest, settings.storage_options)
             written.append(dest)
             return {"storage_path": dest}
@@ -259,29 +268,21 @@ class Artifact(Versioned, HasLineage):
                 self._label,
                 gr.NewRecord(props, self._edges()),
                 stem=self._stem(),
-                new_family=self._new_family(),
+                new_family=False,
                 before_create=write_file,
                 unique_hash=True,
             )
         except BaseException as exc:
-            if isinstance(exc, CommitUnknown) and written:
-                # The last attempt may be stored (earlier ones failed): keep its copy, or the
-                # record could point at a removed file. Doctor removes it if it is an orphan.
-                logger.warning(
-                    "kept %s: its record's commit is unknown; once Neo4j is back, "
-                    "`lineage doctor --fix` removes it if no artifact points at it",
-                    written.pop(),
-                )
-            for dest in written:  # also a loser's copy when another process stored the bytes
-                loaders.delete_file(dest, settings.storage_options)
-            if not isinstance(exc, gr.DuplicateContent):
+            remove_copies(written, exc)  # also a loser's copy when another process stored them
+            if not isinstance(exc, DuplicateContent):
                 raise
             self._discard_staged()
             self._become_stored(exc)
             return self
-        for dest in written:  # copies from attempts the driver retried under another uid
-            if dest != row["storage_path"]:
-                loaders.delete_file(dest, settings.storage_options)
+        # Copies from attempts the driver retried under another uid.
+        loaders.delete_files(
+            [d for d in written if d != row["storage_path"]], settings.storage_options
+        )
         self._load(row)
         self._discard_staged()
         self._after_first_save()
@@ -335,27 +336,6 @@ class Artifact(Versioned, HasLineage):
             return UPath(self.storage_path, **storage_options())
         return Path(self.storage_path)
 
-    @classmethod
-    def get(
-        cls,
-        idlike: int | str | None = None,
-        *,
-        is_run_input: bool | Any = False,
-        **expressions: Any,
-    ) -> Artifact:
-        """Get one artifact; `is_run_input=True` records it as an input of the tracked run.
-
-        >>> run = ln.track("preprocess.py")
-        >>> artifact = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
-        >>> [a.key for a in run.input_artifacts]
-        ['raw/counts.csv']
-        >>> ln.finish()
-        Run(uid='...', ..., status='completed')
-        """
-        record = super().get(idlike, **expressions)
-        mark_input([record], is_run_input)
-        return record
-
     def cache(self, is_run_input: bool | None = None) -> Path:
         """A local path to the file: the file itself if it is local, else a copy synced into
         `ln.settings.cache_dir` (downloaded only when missing or outdated).
@@ -383,109 +363,135 @@ class Artifact(Versioned, HasLineage):
         >>> adata.shape, adata.isbacked
         ((2, 4), True)
         """
-        _check_loadable([self])
-        data = loaders.load_file(cache_artifacts([self])[0], self.suffix or "", **kwargs)
+        check_loadable([self])
+        path = cache_artifacts([self])[0]
+        with loader_errors():
+            data = loaders.load_file(path, self.suffix or "", **kwargs)
         track_input([self], is_run_input)
         return data
 
-
-# -- data: cache, load, mapped (shared with Collection and QuerySet) -----------------------------
-def track_input(records: Sequence[Record], is_run_input: bool | Any | None) -> None:
-    """Record `(run)-[:USED]->` for data that was read, with lamindb's default: None means
-    "yes if a run is tracked" (its own outputs excepted, which `mark_input` skips)."""
-    from lineage._run import context
-
-    records = [r for r in records if r._saved]  # an unsaved record can't be anyone's input
-    if is_run_input is None:
-        is_run_input = context.run is not None
-    if records:
-        mark_input(records, is_run_input)
-
-
-def storage_options() -> dict[str, Any]:
-    """`ln.settings.storage_options`, plus the `LINEAGE_S3_ENDPOINT_URL` endpoint if they name
-    none, for code that does not go through `loaders.filesystem` (`Artifact.path`, `mapped`)."""
-    options = dict(settings.storage_options or {})
-    if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
-        options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]
-    return options
+    @classmethod
+    def _load_queryset(cls, qs: Any, what: str, **kwargs: Any) -> Any:
+        """`load()` / `mapped()` of a QuerySet of artifacts, in its order."""
+        artifacts = qs.to_list()
+        if not artifacts:
+            raise InvalidArgument(f"{what}: the QuerySet matches no artifacts")
+        is_run_input = kwargs.pop("is_run_input", None)
+        if what == "load()":
+            data = load_artifacts(artifacts, **kwargs)
+        else:
+            data = mapped_artifacts(artifacts, **kwargs)
+        track_input(artifacts, is_run_input)
+        return data
 
 
-def _uri_of(artifact: Artifact) -> str:
-    if artifact.storage_path:
-        return artifact.storage_path
-    in_place = getattr(artifact, "_in_place", None)  # records read from the graph have none
-    if in_place is not None:  # registered in place, not saved yet
-        return in_place[0]
-    source = getattr(artifact, "_source", None)
-    if source is not None:
-        return str(source)
-    raise InvalidArgument(f"{artifact!r} has no file to read")
+# -- where artifacts go, and the batch save both `Artifact.save` and `ln.save` use ----------------
+@dataclass(frozen=True)
+class Placement:
+    """Where an artifact's bytes go: registered where they lie (`in_place`, its URI), or copied
+    to `<root>/.lineage/<uid><suffix>`; `storage` is the Storage record it is `STORED_IN`."""
+
+    storage: Model
+    in_place: str | None = None
+    root: str | None = None
+
+    def destination(self, uid: str, suffix: str | None) -> str:
+        assert self.root is not None, "an in-place artifact is not copied"
+        return loaders.join(self.root, MANAGED_DIR, uid + (suffix or ""))
 
 
-def cache_artifacts(artifacts: Sequence[Artifact]) -> list[Path]:
-    """Local paths of the artifacts' files, in order (remote ones synced into the cache)."""
-    return loaders.sync(
-        [_uri_of(a) for a in artifacts],
-        settings.cache_dir,
-        storage_options=settings.storage_options,
-        hashes=[a.hash for a in artifacts],
-        sizes=[a.size for a in artifacts],
-    )
-
-
-def _check_loadable(artifacts: Sequence[Artifact], concat: bool = False) -> list[str]:
-    """The artifacts' suffixes, refused before any download if they cannot be loaded together."""
-    suffixes = [a.suffix or "" for a in artifacts]
-    distinct = sorted(set(suffixes))
-    if len(distinct) > 1:
-        raise InvalidArgument(
-            f"cannot load artifacts of different suffixes together: "
-            f"{', '.join(map(repr, distinct))}; all must share one suffix"
+def remove_copies(written: list[str], exc: BaseException, last_attempt: int = 1) -> None:
+    """Remove the copies a failed save wrote. If the commit is unknown (`CommitUnknown`), the
+    last `last_attempt` copies may be pointed at by stored records: they are kept, and
+    `lineage doctor --fix` removes those that turn out to be orphans."""
+    if isinstance(exc, CommitUnknown) and written:
+        kept, written = written[-last_attempt:], written[:-last_attempt]
+        logger.warning(
+            "kept %d copied file(s) whose record's commit is unknown; once Neo4j is back, "
+            "`lineage doctor --fix` removes those no artifact points at",
+            len(kept),
         )
-    allowed = loaders.load.CONCATENABLE if concat and len(artifacts) > 1 else loaders.load.LOADABLE
-    if distinct[0].lower() not in allowed:
-        what = "concatenate" if allowed is loaders.load.CONCATENABLE else "load"
-        raise InvalidArgument(
-            f"cannot {what} artifacts with suffix {distinct[0] or 'none'!r}; supported: "
-            f"{', '.join(sorted(allowed))} (use .cache() for the local path)"
+    loaders.delete_files(written, settings.storage_options)
+
+
+def save_artifacts(artifacts: list[Artifact]) -> None:
+    """Save new artifacts that start new families: copies first, then one `UNWIND`
+    transaction per `graph.records.BATCH_SIZE` artifacts; if a batch fails, its copies go."""
+    # Two unsaved artifacts with the same bytes: store the first, the others become it.
+    first_of: dict[str, Artifact] = {}
+    unique: list[Artifact] = []
+    twins: list[tuple[Artifact, Artifact]] = []
+    for artifact in artifacts:
+        twin = first_of.get(artifact.hash)
+        if twin is None:
+            first_of[artifact.hash] = artifact
+            unique.append(artifact)
+        else:
+            twins.append((artifact, twin))
+    for start in range(0, len(unique), gr.BATCH_SIZE):
+        _save_batch(unique[start : start + gr.BATCH_SIZE])
+    for artifact, twin in twins:
+        logger.warning("returning existing artifact with same hash: %s", twin.uid)
+        artifact._discard_staged()
+        artifact._load(twin._values)
+
+
+def _save_batch(batch: list[Artifact]) -> None:
+    if not batch:
+        return
+    copies: list[tuple[Artifact, str]] = []
+    for artifact in batch:
+        artifact._default_edges()
+        placement = artifact._placement()
+        artifact._to_one["storage"] = placement.storage
+        if placement.in_place is not None:
+            artifact._values["storage_path"] = placement.in_place
+        else:
+            dest = placement.destination(artifact.uid, artifact.suffix)
+            copies.append((artifact, dest))
+            artifact._values["storage_path"] = dest
+    written: list[str] = []
+    copy_of = {id(a): dest for a, dest in copies}
+    pending = batch
+    try:
+        written = loaders.put_files(
+            [(a._source, dest) for a, dest in copies], settings.storage_options
         )
-    return suffixes
-
-
-def load_artifacts(artifacts: Sequence[Artifact], join: str = "outer", **kwargs: Any) -> Any:
-    """Cache and concatenate artifacts of one suffix; AnnData gets `obs["artifact_uid"]`."""
-    if not artifacts:
-        raise InvalidArgument("nothing to load: no artifacts")
-    if join not in ("inner", "outer"):
-        raise InvalidArgument(f"join must be 'inner' or 'outer', not {join!r}")
-    suffixes = _check_loadable(artifacts, concat=True)
-    paths = cache_artifacts(artifacts)
-    return loaders.load_files(paths, suffixes, join=join, keys=[a.uid for a in artifacts], **kwargs)
-
-
-MAPPABLE_SUFFIXES = (".h5ad",)
-
-
-def mapped_artifacts(artifacts: Sequence[Artifact], stream: bool = False, **kwargs: Any) -> Any:
-    """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
-    `stream=True` the stored URIs read in place."""
-    if not artifacts:
-        raise InvalidArgument("nothing to map: no artifacts")
-    bad = sorted({a.suffix or "" for a in artifacts} - set(MAPPABLE_SUFFIXES))
-    if bad:
-        raise InvalidArgument(
-            f"mapped() works on {', '.join(MAPPABLE_SUFFIXES)} artifacts only; got suffix(es) "
-            f"{', '.join(repr(s or 'none') for s in bad)}"
-        )
-    paths: list[str | Path]
-    if stream:
-        paths = [_uri_of(a) for a in artifacts]
-    else:
-        paths = [str(p) for p in cache_artifacts(artifacts)]
-    return loaders.MappedCollection(
-        paths, stream=stream, storage_options=storage_options(), **kwargs
-    )
+        while pending:
+            new = [
+                gr.NewRecord({k: v for k, v in a._values.items() if v is not None}, a._edges())
+                for a in pending
+            ]
+            try:
+                rows = gr.create_many(
+                    batch[0]._inst().connection, "Artifact", new, unique_hash=True
+                )
+            except DuplicateContent as dup:
+                # Another process stored some of these bytes after this one looked them up:
+                # those artifacts become the stored records and their copies go; the rest
+                # are written again (a rare race, so a second transaction is cheap).
+                for artifact in pending:
+                    if artifact.hash in dup.existing:
+                        copied = copy_of.get(id(artifact))
+                        if copied is not None and copied in written:
+                            loaders.delete_file(copied, settings.storage_options)
+                            written.remove(copied)
+                        artifact._discard_staged()
+                        artifact._become_stored(dup)
+                pending = [a for a in pending if not a._saved]
+                continue
+            by_uid = {row["uid"]: row for row in rows}
+            for artifact in pending:
+                artifact._load(by_uid[artifact.uid])
+                artifact._discard_staged()
+            pending = []
+    except BaseException as exc:
+        # The whole batch is one attempt; put_files removed its own copies if it failed itself.
+        remove_copies(written, exc, last_attempt=len(written))
+        for artifact in batch:
+            if not artifact._saved:
+                artifact._values.pop("storage_path", None)
+        raise
 
 
 def _describe(path: Path, suffix: str) -> tuple[str | None, int | None]:
@@ -519,14 +525,11 @@ def _check_key_suffix(key: str | None, suffix: str) -> None:
 
 _ROOTS_TTL = 5.0  # seconds a process trusts its list of registered roots
 _roots_cache: dict[Any, tuple[float, list[str]]] = {}
-_storage_cache: dict[tuple[Any, str], Record] = {}
+_storage_cache: dict[tuple[Any, str], Model] = {}
 
 
 def _registered_root_of(path: str) -> str | None:
     """The registered storage root a path or URI lies under, if any (the longest)."""
-    from lineage._instance import current
-    from lineage._registries import Storage
-
     if loaders.is_under(path, settings.storage):
         return settings.storage
     key = current().connection
@@ -539,16 +542,10 @@ def _registered_root_of(path: str) -> str | None:
     return max(inside, key=len, default=None)
 
 
-def storage_record(root: str, instance: Any) -> Record:
+def storage_record(root: str, instance: Instance) -> Model:
     """The Storage node of a root, created on first use (once per process and instance)."""
-    from graph import ids as gids
-    from graph import models as gm
-    from lineage._registries import Storage
-
     key = (instance.connection, root)
     if key not in _storage_cache:
-        from lineage._user import current_user
-
         creator = current_user(instance)
         row, _ = gr.merge_record(
             instance.connection,

@@ -1,4 +1,4 @@
-"""Collection: an ordered, versioned set of artifacts (DESIGN.md §3–§5).
+"""Collection: an ordered, versioned set of artifacts (docs/schema.md).
 
 Membership is `(:Collection)-[:CONTAINS {position}]->(:Artifact)`; `ordered_artifacts` follows
 `position`. A collection's hash is lamindb's: the hash of its artifacts' sorted, joined hashes, so
@@ -8,30 +8,37 @@ the same artifacts give the same collection hash in both systems.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import loaders
 from graph import query as gq
 from graph import records as gr
 from lineage._artifact import Artifact
+from lineage._data import (
+    DataRecord,
+    cache_artifacts,
+    load_artifacts,
+    mapped_artifacts,
+    track_input,
+)
 from lineage._keys import check_key
+from lineage._model import register, require_saved
 from lineage._queryset import QuerySet
-from lineage._record import register, require_saved
-from lineage._run import current_run, mark_input
-from lineage._versioned import Versioned
-from lineage._view import HasLineage
-from lineage.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from lineage._run import Run, Transform
+from lineage._run import Run, Transform
+from lineage.errors import (
+    DuplicateContent,
+    InvalidArgument,
+    InvalidType,
+    NotSupported,
+    VersionTagExists,
+)
 
 logger = logging.getLogger("lineage")
 
 
 @register
-class Collection(Versioned, HasLineage):
+class Collection(DataRecord):
     """Collections of artifacts.
 
     Args:
@@ -52,7 +59,6 @@ class Collection(Versioned, HasLineage):
     """
 
     _label = "Collection"
-    _unique_content = True
 
     def __init__(
         self,
@@ -78,14 +84,15 @@ class Collection(Versioned, HasLineage):
         if name is not None and key is not None and name != key:
             raise InvalidArgument(f"Collection(): name={name!r} and key={key!r} differ; pass one")
         key = key if key is not None else name
-        if revises is not None and not isinstance(revises, Collection):
-            raise TypeError(
-                f"Collection(revises=...) takes a Collection, not {type(revises).__name__}: a "
-                "version family holds records of one registry"
-            )
+        self._check_revises(revises)
         if revises is not None:
-            require_saved(revises, "revises=")
             key = key if key is not None else revises.key
+            if version is not None and version == revises.version:
+                # lamindb refuses this when the collection is made, not when it is saved.
+                raise VersionTagExists(
+                    f"Collection(version={version!r}): the version it revises ({revises.uid}) "
+                    "is already tagged so; give the new version a new tag"
+                )
         if key is None:
             raise InvalidArgument("Collection() needs a key (or name), e.g. key='my-collection'")
         check_key(key, "Collection key (or name)")
@@ -97,11 +104,11 @@ class Collection(Versioned, HasLineage):
         members = _check_artifacts(artifacts)
         if meta is not None:
             if not isinstance(meta, Artifact):
-                raise TypeError(f"meta= takes an Artifact, not {type(meta).__name__}")
+                raise InvalidType(f"meta= takes an Artifact, not {type(meta).__name__}")
             require_saved(meta, "meta=")
         super().__init__()
         object.__setattr__(self, "_members", members)
-        object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
+        self._set_run(run)
         hash_ = loaders.hash_set(a.hash for a in members)
         existing = self._stored_with_hash(hash_, revises)
         if existing is not None:
@@ -123,15 +130,9 @@ class Collection(Versioned, HasLineage):
             self._to_one["meta_artifact"] = meta
         self._set_revises(revises)
         if revises is None:
-            self._values["uid"] = self._stem() + "0000"
+            self._start_family()
 
     # -- saving ----------------------------------------------------------------------------------
-    def _default_edges(self) -> None:
-        super()._default_edges()
-        run = self._explicit_run or current_run()
-        if run is not None and "run" not in self._to_one:
-            self._to_one["run"] = run
-
     def _edges(self) -> list[gr.EdgeSpec]:
         edges = super()._edges()
         if self._members:
@@ -153,7 +154,7 @@ class Collection(Versioned, HasLineage):
         (['scrna/sample3.h5ad', 'scrna/sample1.h5ad'], 'raw/counts.csv')
         """
         if using is not None:
-            raise InvalidArgument("save(using=...) is not supported; connect to that instance")
+            raise NotSupported("save(using=...) is not supported; connect to that instance")
         if not self._saved:
             for artifact in self._members or []:
                 require_saved(artifact, "Collection.save()")
@@ -173,7 +174,7 @@ class Collection(Versioned, HasLineage):
         """
         require_saved(self, "append()")
         if not isinstance(artifact, Artifact):
-            raise TypeError(f"append() takes an Artifact, not {type(artifact).__name__}")
+            raise InvalidType(f"append() takes an Artifact, not {type(artifact).__name__}")
         return Collection(
             [*self.ordered_artifacts, artifact],
             key=self.key,
@@ -224,35 +225,7 @@ class Collection(Versioned, HasLineage):
         run = self.run
         return run.transform if run is not None else None
 
-    # -- queries with run inputs -----------------------------------------------------------------
-    @classmethod
-    def _validate(cls, name: str, value: Any) -> Any:
-        if name == "key":  # also when set later: `collection.key = ...; collection.save()`
-            return check_key(value, f"{cls.__name__} key")
-        return super()._validate(name, value)
-
-    @classmethod
-    def get(
-        cls,
-        idlike: int | str | None = None,
-        *,
-        is_run_input: bool | Any = False,
-        **expressions: Any,
-    ) -> Collection:
-        """Get one collection; `is_run_input=True` records it as an input of the tracked run.
-
-        >>> run = ln.track("preprocess.py")
-        >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
-        >>> [c.key for c in run.input_collections]
-        ['scrna']
-        >>> ln.finish()
-        Run(uid='...', ..., status='completed')
-        """
-        record = super().get(idlike, **expressions)
-        mark_input([record], is_run_input)
-        return record
-
-    # -- data (the loaders issue) ----------------------------------------------------------------
+    # -- data ------------------------------------------------------------------------------------
     def cache(self, is_run_input: bool | None = None) -> list[Path]:
         """Local paths of the member files, in `ordered_artifacts` order: local files as they
         are, cloud files synced into `ln.settings.cache_dir` (only outdated copies are fetched).
@@ -263,8 +236,6 @@ class Collection(Versioned, HasLineage):
         >>> collection.cache()
         [PosixPath('.../.lineage/...0000.h5ad'), PosixPath('.../.lineage/...0000.h5ad')]
         """
-        from lineage._artifact import cache_artifacts, track_input
-
         require_saved(self, "cache()")
         paths = cache_artifacts(self.ordered_artifacts.to_list())
         track_input([self], is_run_input)
@@ -281,8 +252,6 @@ class Collection(Versioned, HasLineage):
         >>> adata.obs["artifact_uid"].tolist() == [artifact1.uid] * 2 + [artifact2.uid] * 2
         True
         """
-        from lineage._artifact import load_artifacts, track_input
-
         require_saved(self, "load()")
         data = load_artifacts(self.ordered_artifacts.to_list(), join, **kwargs)
         track_input([self], is_run_input)
@@ -316,25 +285,61 @@ class Collection(Versioned, HasLineage):
         >>> batch["X"].shape, batch["cell_type"].shape
         (torch.Size([4, 4]), torch.Size([4]))
         """
-        from lineage._artifact import mapped_artifacts, track_input
-
+        # Every parameter but is_run_input goes to loaders.MappedCollection as it is: the
+        # signature (lamindb's) is written once, here; QuerySet.mapped forwards its keywords.
+        options = {k: v for k, v in locals().items() if k not in ("self", "is_run_input")}
         require_saved(self, "mapped()")
-        dataset = mapped_artifacts(
-            self.ordered_artifacts.to_list(),
-            stream=stream,
-            layers_keys=layers_keys,
-            obs_keys=obs_keys,
-            obsm_keys=obsm_keys,
-            obs_filter=obs_filter,
-            join=join,
-            encode_labels=encode_labels,
-            unknown_label=unknown_label,
-            cache_categories=cache_categories,
-            parallel=parallel,
-            dtype=dtype,
-        )
+        dataset = mapped_artifacts(self.ordered_artifacts.to_list(), **options)
         track_input([self], is_run_input)
         return dataset
+
+
+def save_collections(collections: list[Collection]) -> None:
+    """Save new collections that start new families in `UNWIND` batches: one transaction per
+    `graph.records.BATCH_SIZE` collections, their memberships (with positions), meta artifacts
+    and runs included. `ln.save` uses it; one `save()` per collection cost a transaction each."""
+    first_of: dict[str, Collection] = {}
+    unique: list[Collection] = []
+    twins: list[tuple[Collection, Collection]] = []
+    for collection in collections:
+        for artifact in collection._members or []:
+            require_saved(artifact, "ln.save() of a collection")
+        twin = first_of.get(collection.hash)
+        if twin is None:
+            first_of[collection.hash] = collection
+            unique.append(collection)
+        else:
+            twins.append((collection, twin))
+    pending = unique
+    while pending:
+        for collection in pending:
+            collection._default_edges()
+        new = [
+            gr.NewRecord({k: v for k, v in c._values.items() if v is not None}, c._edges())
+            for c in pending
+        ]
+        try:
+            rows = gr.create_many(
+                pending[0]._inst().connection, "Collection", new, unique_hash=True
+            )
+        except DuplicateContent as dup:
+            # Stored meanwhile by another process: those become the stored records, the rest
+            # are written again (as for artifacts).
+            for collection in pending:
+                if collection.hash in dup.existing:
+                    collection._become_stored(dup)
+                    object.__setattr__(collection, "_members", None)
+            pending = [c for c in pending if not c._saved]
+            continue
+        by_uid = {row["uid"]: row for row in rows}
+        for collection in pending:
+            collection._load(by_uid[collection.uid])
+            object.__setattr__(collection, "_members", None)
+        pending = []
+    for collection, twin in twins:
+        logger.warning("returning existing collection with same hash: %s", twin.uid)
+        collection._load(twin._values)
+        object.__setattr__(collection, "_members", None)
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:
@@ -343,16 +348,16 @@ def _check_artifacts(artifacts: Any) -> list[Artifact]:
     if artifacts is None:
         raise InvalidArgument("Collection() needs artifacts: a list of saved Artifact records")
     if isinstance(artifacts, (str, bytes)) or not hasattr(artifacts, "__iter__"):
-        raise TypeError(
+        raise InvalidType(
             f"Collection(artifacts=...) takes a list of Artifact records, not "
             f"{type(artifacts).__name__}"
         )
     members = list(artifacts)
     if not members:
-        raise ValueError("Collection(artifacts=...) got an empty list of artifacts")
+        raise InvalidArgument("Collection(artifacts=...) got an empty list of artifacts")
     for i, artifact in enumerate(members):
         if not isinstance(artifact, Artifact):
-            raise TypeError(
+            raise InvalidType(
                 f"Collection(artifacts=...) takes Artifact records; item {i} is a "
                 f"{type(artifact).__name__}"
             )
@@ -360,7 +365,7 @@ def _check_artifacts(artifacts: Any) -> list[Artifact]:
     seen: dict[str, int] = {}
     for i, artifact in enumerate(members):
         if artifact.hash in seen:
-            raise ValueError(
+            raise InvalidArgument(
                 f"Collection() items {seen[artifact.hash]} and {i} have the same content "
                 f"(hash {artifact.hash}); pass distinct artifacts"
             )

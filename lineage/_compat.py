@@ -8,32 +8,19 @@ does here what it does in Django, against the graph.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from graph import query as gq
 from graph.schema import expected_schema
-from lineage.errors import ValidationError
-
-if TYPE_CHECKING:
-    from graph import models as gm
+from lineage._model import Model, require_saved
+from lineage.errors import NotSupported, ValidationError
 
 
-class DjangoCompat:
-    """Mixin for `Record`: Django's model API, answered from the graph."""
+class DjangoCompat(Model):
+    """Django's model API on `Record` (its base), answered from the graph."""
 
-    if TYPE_CHECKING:  # what the mixin uses of Record, which defines each of these
-        _label: ClassVar[str]
-        _values: dict[str, Any]
-        _saved: bool
-        id: int
-        uid: str
+    if TYPE_CHECKING:  # what the mixin uses of Record, which subclasses it
 
-        @classmethod
-        def _fields(cls) -> dict[str, str]: ...
-        @classmethod
-        def _relations(cls) -> dict[str, gm.Relation]: ...
-        @classmethod
-        def _validate(cls, name: str, value: Any) -> Any: ...
         @classmethod
         def _queryset(cls, instance: Any = None) -> Any: ...
         def _refresh(self) -> None: ...
@@ -115,8 +102,6 @@ class DjangoCompat:
 
     def prepare_database_save(self, field: Any) -> str:
         """What a relation stores for this record: its uid (must be saved)."""
-        from lineage._record import require_saved
-
         require_saved(self, "prepare_database_save()")
         return self.uid
 
@@ -137,7 +122,7 @@ class DjangoCompat:
         'raw counts'
         """
         if using is not None or from_queryset is not None:
-            raise NotImplementedError("refresh_from_db(using=, from_queryset=) is not supported")
+            raise NotSupported("refresh_from_db(using=, from_queryset=) is not supported")
         if fields is None:
             self._refresh()
             return

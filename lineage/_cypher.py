@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from lineage._instance import current
+from lineage.errors import InvalidType
 
 
 def cypher(query: str, /, **parameters: Any) -> pd.DataFrame:
@@ -20,6 +21,6 @@ def cypher(query: str, /, **parameters: Any) -> pd.DataFrame:
     0     42
     """
     if not isinstance(query, str) or not query.strip():
-        raise TypeError(f"cypher() needs a non-empty query string, got {query!r}")
+        raise InvalidType(f"cypher() needs a non-empty query string, got {query!r}")
     keys, rows = current().connection.run_with_keys(query, parameters)
     return pd.DataFrame(rows, columns=keys)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.tree import Tree
 
-if TYPE_CHECKING:
-    from lineage._record import Record
+from lineage._model import Model
 
 _SKIP = {"storage_path"}  # shown as `path` instead
 _MAX_MEMBERS = 20
@@ -21,7 +20,7 @@ def _fmt(value: Any, print_types: bool, kind: str | None = None) -> str:
     return f"{text} [dim]({kind})[/dim]" if print_types and kind else text
 
 
-def build_tree(record: Record, print_types: bool = False) -> Tree:
+def build_tree(record: Model, print_types: bool = False) -> Tree:
     cls = type(record)
     title = record._values.get("key") or record._values.get("name") or record._values.get("uid")
     tree = Tree(f"[bold]{cls.__name__}[/bold]: {title}")
@@ -46,17 +45,17 @@ def build_tree(record: Record, print_types: bool = False) -> Tree:
         if name in relations:
             target = getattr(record, name)
             if target is not None:
-                provenance.add(f"[blue]{name}[/blue]: {_short(target)}")
+                provenance.add(f"[blue]{name}[/blue]: {_record_label(target)}")
     run = getattr(record, "run", None) if "run" in relations else None
     if run is not None:
         transform = run.transform
         if transform is not None:
-            provenance.add(f"[blue]transform[/blue]: {_short(transform)}")
+            provenance.add(f"[blue]transform[/blue]: {_record_label(transform)}")
     if cls._label == "Collection":
         members = record.ordered_artifacts.to_list()
         node = tree.add(f"[bold]Artifacts[/bold] ({len(members)})")
         for i, artifact in enumerate(members[:_MAX_MEMBERS]):
-            node.add(f"{i}: {_short(artifact)}")
+            node.add(f"{i}: {_record_label(artifact)}")
         if len(members) > _MAX_MEMBERS:
             node.add(f"... {len(members) - _MAX_MEMBERS} more")
     labels = [n for n in ("ulabels", "projects", "references", "input_of_runs", "collections",
@@ -67,7 +66,7 @@ def build_tree(record: Record, print_types: bool = False) -> Tree:
     if shown:
         node = tree.add("[bold]Relations[/bold]")
         for name, records in shown:
-            listed = ", ".join(_short(r) for r in records[:_MAX_MEMBERS])
+            listed = ", ".join(_record_label(r) for r in records[:_MAX_MEMBERS])
             more = (
                 f", ... {len(records) - _MAX_MEMBERS} more" if len(records) > _MAX_MEMBERS else ""
             )
@@ -75,11 +74,11 @@ def build_tree(record: Record, print_types: bool = False) -> Tree:
     return tree
 
 
-def _short(record: Record) -> str:
+def _record_label(record: Model) -> str:
     v = record._values
     label = v.get("key") or v.get("name") or v.get("handle") or v.get("root")
     return f"{label!r} ({v.get('uid')})" if label else str(v.get("uid"))
 
 
-def describe(record: Record, print_types: bool = False) -> None:
+def describe(record: Model, print_types: bool = False) -> None:
     Console().print(build_tree(record, print_types))

@@ -26,7 +26,9 @@ from typing import Any
 import loaders
 from graph import doctor as gd
 from lineage._artifact import MANAGED_DIR
+from lineage._instance import current
 from lineage._settings import settings
+from lineage.errors import InvalidArgument
 
 DEFAULT_GRACE = 600.0  # seconds: a younger unreferenced file may belong to a save in flight
 
@@ -128,10 +130,8 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
     >>> ln.doctor(fix=True, grace=0).removed
     ['.../.lineage/Tx9TskRbe2mh0000.csv']
     """
-    from lineage._instance import current
-
     if grace < 0:
-        raise ValueError(f"grace must be >= 0 seconds, not {grace}")
+        raise InvalidArgument(f"grace must be >= 0 seconds, not {grace}")
     conn = current().connection
     report = DoctorReport(roots=gd.storage_roots(conn))
     for root in report.roots:
@@ -199,7 +199,7 @@ def _list_files(managed: str) -> list[StoredFile]:
     top = Path(managed)
     if top.is_symlink():
         # Following it could list (and remove) files that are not lineage's copies.
-        raise ValueError(f"{managed} is a symbolic link; lineage never creates one there")
+        raise InvalidArgument(f"{managed} is a symbolic link; lineage never creates one there")
     if not top.exists():
         return []
     out = []

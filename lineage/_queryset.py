@@ -8,31 +8,36 @@ QuerySet keeps its rows, like Django's.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
+from graph import ids as gids
+from graph import models as gm
 from graph import query as gq
-from lineage.errors import DoesNotExist, FieldValidationError, InvalidArgument, MultipleResultsFound
-
-if TYPE_CHECKING:
-    from lineage._artifact import Artifact
-    from lineage._instance import Instance
-    from lineage._record import Record
+from graph import records as gr
+from lineage._instance import Instance, current, instance_named
+from lineage._model import Model, require_saved
+from lineage.errors import (
+    DoesNotExist,
+    FieldValidationError,
+    InvalidArgument,
+    InvalidType,
+    MultipleResultsFound,
+)
 
 Q = gq.Q
 # The record class a QuerySet builds: `ln.Artifact.filter(...)` is a QuerySet[Artifact].
-R = TypeVar("R", bound="Record")
+R = TypeVar("R", bound=Model)
 
 
 def _plain_value(value: Any) -> Any:
     """Records in lookups stand for their uid; lists of records for lists of uids."""
-    from lineage._record import Record
-
-    if isinstance(value, Record):
+    if isinstance(value, Model):
         if value.uid is None or not value._saved:
             raise InvalidArgument(f"{value!r} is not saved; save it before using it in a query")
         return value.uid
@@ -85,8 +90,6 @@ class QuerySet(Generic[R]):
 
     # -- plumbing ----------------------------------------------------------------------------
     def _inst(self) -> Instance:
-        from lineage._instance import current
-
         return self._instance or current()
 
     def _clone(self, **changes: Any) -> QuerySet[R]:
@@ -130,8 +133,6 @@ class QuerySet(Generic[R]):
         return self._clone(distinct=True)
 
     def using(self, instance: str) -> QuerySet[R]:
-        from lineage._instance import instance_named
-
         return type(self)(self.model, self._select, instance_named(instance))
 
     # -- evaluating --------------------------------------------------------------------------
@@ -233,9 +234,7 @@ class QuerySet(Generic[R]):
         >>> ln.Artifact.filter(suffix=".h5ad").get(key="scrna/sample2.h5ad") == artifact2
         True
         """
-        from lineage._record import _get
-
-        return _get(self, idlike, expressions)
+        return get_one(self, idlike, expressions)
 
     def one_or_none(self) -> R | None:
         """The only record or None; `MultipleResultsFound` if several."""
@@ -316,17 +315,6 @@ class QuerySet(Generic[R]):
             record.delete(permanent=permanent)
 
     # -- data of artifact querysets (the loaders) --------------------------------------------
-    def _artifacts(self, what: str) -> builtins.list[Artifact]:
-        if self.model.__name__ != "Artifact":
-            raise InvalidArgument(
-                f"{what} works on a QuerySet of artifacts, not of {self.model.__name__} records"
-                + (f"; use collection.{what}" if self.model.__name__ == "Collection" else "")
-            )
-        artifacts = cast("builtins.list[Artifact]", self.to_list())  # the model is Artifact
-        if not artifacts:
-            raise InvalidArgument(f"{what}: the QuerySet matches no artifacts")
-        return artifacts
-
     def load(self, join: str = "outer", is_run_input: bool | None = None, **kwargs: Any) -> Any:
         """Cache the matching artifacts and concatenate them in the QuerySet's order: a
         DataFrame for tables, an AnnData (source uid in `obs["artifact_uid"]`) for `.h5ad`.
@@ -336,54 +324,19 @@ class QuerySet(Generic[R]):
         >>> adata.shape, adata.obs_names[:3].tolist()
         ((6, 4), ['s1_cell0', 's1_cell3', 's2_cell1'])
         """
-        from lineage._artifact import load_artifacts, track_input
+        return self.model._load_queryset(
+            self, "load()", join=join, is_run_input=is_run_input, **kwargs
+        )
 
-        artifacts = self._artifacts("load()")
-        data = load_artifacts(artifacts, join, **kwargs)
-        track_input(artifacts, is_run_input)
-        return data
-
-    def mapped(
-        self,
-        layers_keys: str | builtins.list[str] | None = None,
-        obs_keys: str | builtins.list[str] | None = None,
-        obsm_keys: str | builtins.list[str] | None = None,
-        obs_filter: dict[str, str | tuple[str, ...]] | None = None,
-        join: str | None = "inner",
-        encode_labels: bool | builtins.list[str] = True,
-        unknown_label: str | dict[str, str] | None = None,
-        cache_categories: bool = True,
-        parallel: bool = False,
-        dtype: str | None = None,
-        stream: bool = False,
-        is_run_input: bool | None = None,
-    ) -> Any:
+    def mapped(self, is_run_input: bool | None = None, **options: Any) -> Any:
         """A PyTorch map-style dataset over the matching `.h5ad` artifacts, in the QuerySet's
-        order (`loaders.MappedCollection`; see `Collection.mapped`).
+        order (`loaders.MappedCollection`; `options` as for `Collection.mapped`).
 
         >>> mapped = ln.Artifact.filter(suffix=".h5ad").order_by("key").mapped(obs_keys="cell_type")
         >>> len(mapped), sorted(mapped[0])
         (6, ['X', '_store_idx', 'cell_type'])
         """
-        from lineage._artifact import mapped_artifacts, track_input
-
-        artifacts = self._artifacts("mapped()")
-        dataset = mapped_artifacts(
-            artifacts,
-            stream=stream,
-            layers_keys=layers_keys,
-            obs_keys=obs_keys,
-            obsm_keys=obsm_keys,
-            obs_filter=obs_filter,
-            join=join,
-            encode_labels=encode_labels,
-            unknown_label=unknown_label,
-            cache_categories=cache_categories,
-            parallel=parallel,
-            dtype=dtype,
-        )
-        track_input(artifacts, is_run_input)
-        return dataset
+        return self.model._load_queryset(self, "mapped()", is_run_input=is_run_input, **options)
 
 
 class RelatedQuerySet(QuerySet[R]):
@@ -403,7 +356,7 @@ class RelatedQuerySet(QuerySet[R]):
         model: type[R],
         select: gq.Select,
         instance: Instance | None,
-        owner: Record,
+        owner: Model,
         relation: str,
     ) -> None:
         super().__init__(model, select, instance)
@@ -413,22 +366,19 @@ class RelatedQuerySet(QuerySet[R]):
     def _clone(self, **changes: Any) -> QuerySet[R]:
         return QuerySet(self.model, replace(self._select, **changes), self._instance)
 
-    def add(self, *records: Record) -> None:
+    def add(self, *records: Model) -> None:
         """Link records: `artifact.ulabels.add(label)`."""
         self._change("add", records)
 
-    def remove(self, *records: Record) -> None:
+    def remove(self, *records: Model) -> None:
         """Unlink records (they stay in their registry)."""
         self._change("remove", records)
 
-    def set(self, records: builtins.list[Record]) -> None:
+    def set(self, records: builtins.list[Model]) -> None:
         """Replace the linked records with exactly these."""
         self._change("replace", tuple(records))
 
     def _change(self, how: str, records: tuple[Any, ...]) -> None:
-        from graph import records as gr
-        from lineage._record import require_saved
-
         flat = (
             list(records[0])
             if len(records) == 1 and isinstance(records[0], (list, tuple))
@@ -437,7 +387,7 @@ class RelatedQuerySet(QuerySet[R]):
         owner, relation = self._owner, self._relation
         for r in flat:
             if not isinstance(r, self.model):
-                raise TypeError(
+                raise InvalidType(
                     f"{owner._label}.{relation} takes {self.model.__name__} records, "
                     f"not {type(r).__name__}"
                 )
@@ -450,21 +400,21 @@ class RelatedQuerySet(QuerySet[R]):
 class SearchResult:
     """Search hits in rank order: iterate records, `.df()` for a table with `score`."""
 
-    def __init__(self, model: type[Record], hits: list[tuple[Record, float]], rows: list[dict]):
+    def __init__(self, model: type[Model], hits: list[tuple[Model, float]], rows: list[dict]):
         self.model = model
         self.hits = hits
         self._rows = rows
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[Model]:
         return iter([r for r, _ in self.hits])
 
     def __len__(self) -> int:
         return len(self.hits)
 
-    def __getitem__(self, i: int) -> Record:
+    def __getitem__(self, i: int) -> Model:
         return self.hits[i][0]
 
-    def first(self) -> Record | None:
+    def first(self) -> Model | None:
         return self.hits[0][0] if self.hits else None
 
     def count(self) -> int:
@@ -473,7 +423,7 @@ class SearchResult:
     def exists(self) -> bool:
         return bool(self.hits)
 
-    def to_list(self) -> list[Record]:
+    def to_list(self) -> list[Model]:
         return [r for r, _ in self.hits]
 
     list = to_list
@@ -536,3 +486,62 @@ class Lookup:
 
     def __repr__(self) -> str:
         return f"Lookup({self._field}: {len(self._items)} values)"
+
+
+def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, Any]) -> R:
+    """`Registry.get` and `QuerySet.get`: one record by id, uid, uid prefix or fields."""
+    model = qs.model
+    if idlike is not None and expressions:
+        raise InvalidArgument("get() takes an id/uid or field expressions, not both")
+    if idlike is None and not expressions:
+        raise InvalidArgument(f"{model.__name__}.get() needs an id, a uid or field expressions")
+    versioned = gm.is_versioned(model._label)
+    if isinstance(idlike, bool) or not isinstance(idlike, (int, str, type(None))):
+        raise InvalidArgument(f"get() takes an int id or a str uid, not {type(idlike).__name__}")
+
+    def narrowed(q: gq.Q) -> QuerySet[R]:  # keep the queryset's own conditions; any branch
+        where = q if qs._select.where is None else qs._select.where & q
+        return qs._clone(where=where, branch=None)
+
+    if isinstance(idlike, int):
+        qs = narrowed(gq.Q(id=idlike))
+        return _one(qs, f"{model.__name__} with id {idlike}")
+    if isinstance(idlike, str):
+        if not idlike:  # a prefix of every uid: it would pick an arbitrary record
+            raise InvalidArgument(f"{model.__name__}.get(''): the uid is empty")
+        full = gm.uid_length(model._label) + (gids.VERSION_LENGTH if versioned else 0)
+        if len(idlike) == full:
+            qs = narrowed(gq.Q(uid=idlike))
+            return _one(qs, f"{model.__name__} with uid {idlike!r}")
+        if len(idlike) > full:
+            raise DoesNotExist(
+                f"no {model.__name__} with uid {idlike!r} (uids have {full} characters)"
+            )
+        qs = narrowed(gq.Q(uid__startswith=idlike))
+        what = f"{model.__name__} with uid starting {idlike!r}"
+    else:
+        qs = qs.filter(**expressions)
+        what = f"{model.__name__} matching {expressions}"
+    if not versioned:
+        return _one(qs, what)
+    # Several versions of one family: the latest; several families: ambiguous.
+    latest_first = dataclasses.replace(qs._select, order_by=("-is_latest", "-uid"))
+    rows = gq.fetch(qs._inst().connection, latest_first)
+    if not rows:
+        raise DoesNotExist(f"no {what}")
+    stem_len = gm.uid_length(model._label)
+    stems = {r["uid"][:stem_len] for r in rows}
+    if len(stems) > 1:
+        raise MultipleResultsFound(
+            f"{len(stems)} version families match: {what}; pass a longer uid or more fields"
+        )
+    return qs._record(rows[0])
+
+
+def _one(qs: QuerySet[R], what: str) -> R:
+    try:
+        return qs.one()
+    except DoesNotExist:
+        raise DoesNotExist(f"no {what}") from None
+    except MultipleResultsFound:
+        raise MultipleResultsFound(f"more than one {what}") from None

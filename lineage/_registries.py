@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lineage._record import Record, register
+from lineage._model import register
+from lineage._record import Record
 
 
 @register

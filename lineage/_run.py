@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from graph import records as gr
-from lineage._record import Record, register, require_saved
-from lineage._versioned import Versioned
+from graph.models import TRANSFORM_KINDS
+from lineage._model import Model, register, require_saved
+from lineage._record import Record
+from lineage._versioned import VersionedRecord
 from lineage._view import HasLineage
-from lineage.errors import InvalidArgument, ValidationError
+from lineage.errors import InvalidArgument, InvalidType, ValidationError
 from loaders import hash_string
 
 logger = logging.getLogger("lineage")
 
-TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
-
 
 @register
-class Transform(Versioned, HasLineage):
+class Transform(VersionedRecord, HasLineage):
     """A script, notebook, pipeline or function whose runs produce data.
 
     >>> transform = ln.Transform(key="train.py", kind="script").save()
@@ -52,11 +52,7 @@ class Transform(Versioned, HasLineage):
             raise ValidationError(
                 f"Transform kind {kind!r} is not one of {', '.join(TRANSFORM_KINDS)}"
             )
-        if revises is not None and not isinstance(revises, Transform):  # before "needs a key"
-            raise TypeError(
-                f"Transform(revises=...) takes a Transform, not {type(revises).__name__}: a "
-                "version family holds records of one registry"
-            )
+        self._check_revises(revises)  # before "needs a key"
         if revises is not None and key is None:
             key = revises.key
         if key is None:
@@ -105,7 +101,7 @@ class Run(Record, HasLineage):
         **fields: Any,
     ) -> None:
         if not isinstance(transform, Transform):
-            raise TypeError(
+            raise InvalidType(
                 f"Run(transform=...) takes a Transform as its first argument, not "
                 f"{type(transform).__name__}"
             )
@@ -194,7 +190,7 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
         if not transform._saved:
             transform.save()
     else:
-        raise TypeError(
+        raise InvalidType(
             f"ln.track() takes a Transform, a key or None, not {type(transform).__name__}"
         )
     run = Run(transform, params=params).save()
@@ -245,13 +241,13 @@ def current_run(explicit: Run | None = None) -> Run | None:
     """The run a save is attributed to: the one passed, else the tracked one."""
     if explicit is not None:
         if not isinstance(explicit, Run):
-            raise TypeError(f"run= takes a Run, not {type(explicit).__name__}")
+            raise InvalidType(f"run= takes a Run, not {type(explicit).__name__}")
         require_saved(explicit, "run=")
         return explicit
     return context.run
 
 
-def mark_input(records: list[Record], is_run_input: bool | Run | None) -> None:
+def mark_input(records: list[Model], is_run_input: bool | Run | None) -> None:
     """Record `(run)-[:USED]->(record)` for data a run reads (never for its own outputs)."""
     if not is_run_input:
         return

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from graph import lineage_home
+from lineage import _instance
+from lineage.errors import InvalidArgument, InvalidType
 from loaders import is_remote
 
 
@@ -36,12 +38,14 @@ class Settings:
 
     @storage.setter
     def storage(self, root: str | os.PathLike) -> None:
+        if not isinstance(root, str | os.PathLike):
+            raise InvalidType(f"ln.settings.storage takes a path or an s3:// URI, not {root!r}")
         root = os.fspath(root)
         if not isinstance(root, str) or not root:
-            raise ValueError("ln.settings.storage takes a local directory or an s3:// URI")
+            raise InvalidArgument("ln.settings.storage takes a local directory or an s3:// URI")
         if is_remote(root):
             if not root.startswith("s3://"):
-                raise ValueError(
+                raise InvalidArgument(
                     f"storage {root!r}: only local directories and s3:// are supported"
                 )
             self._storage = root.rstrip("/")
@@ -91,9 +95,7 @@ class Settings:
         >>> [c.key for c in ln.Collection.using("mirror").filter(key__startswith="scrna")]
         ['scrna']
         """
-        from lineage._instance import add_instance
-
-        add_instance(name, uri, user=user, password=password, database=database)
+        _instance.add_instance(name, uri, user=user, password=password, database=database)
 
     def __repr__(self) -> str:
         return (

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from graph import ids as gids
 from graph import models as gm
 from graph import records as gr
-
-if TYPE_CHECKING:
-    from lineage._instance import Instance
-    from lineage._registries import User
+from lineage._instance import Instance
+from lineage._model import Model, registry_of
+from lineage._settings import settings
 
 _lock = threading.Lock()
-_cache: dict[tuple[object, str], User] = {}
+_cache: dict[tuple[object, str], Model] = {}
 
 
-def current_user(instance: Instance) -> User:
+def current_user(instance: Instance) -> Model:
     """The User for `ln.settings.user` in `instance`, created once (safe across processes)."""
-    from lineage._registries import User
-    from lineage._settings import settings
 
     handle = settings.user
     key = (instance.connection, handle)
@@ -35,7 +31,7 @@ def current_user(instance: Instance) -> User:
         handle,
         {"uid": gids.base62(gm.uid_length("User")), "name": handle},
     )
-    user = User._from_row(row, None)
+    user = registry_of("User")._from_row(row, None)
     with _lock:
         _cache[key] = user
     return user

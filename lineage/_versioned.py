@@ -9,39 +9,52 @@ a family keeps exactly one `is_latest` record in the main branch.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from graph import ids as gids
 from graph import models as gm
 from graph import query as gq
-from graph import records as gr
-from lineage._record import Record, require_saved
-
-if TYPE_CHECKING:
-    from lineage._queryset import QuerySet
+from lineage._model import require_saved
+from lineage._queryset import QuerySet
+from lineage._record import Record
+from lineage.errors import DuplicateContent, InvalidArgument, InvalidType
 
 logger = logging.getLogger("lineage")
 
 
-class Versioned(Record):
-    """Mixin behaviour for registries with version families."""
+class VersionedRecord(Record):
+    """The base of registries with version families: artifacts, collections, transforms."""
 
     # Saving content that is already stored returns the stored record (artifacts and
     # collections; a transform is reused by key and source, not by hash alone).
     _unique_content = False
-    # Stored fields are read through Record.__getattr__; a family's key is declared for the
-    # type checker (an annotation only: no class attribute shadows the stored value).
+    # Stored fields are read through Record.__getattr__; a family's key and version tag are
+    # declared for the type checker (annotations only: no class attribute shadows the value).
     key: str | None
+    version: str | None
 
-    def _set_revises(self, revises: Any) -> None:
-        cls = type(self)
+    @classmethod
+    def _check_revises(cls, revises: Any) -> None:
+        """`revises=` is a saved record of this registry (checked before any other work)."""
         if revises is None:
             return
         if not isinstance(revises, cls):
-            raise TypeError(f"revises= takes a {cls.__name__}, not {type(revises).__name__}")
+            raise InvalidType(
+                f"{cls.__name__}(revises=...) takes a {cls.__name__}, not "
+                f"{type(revises).__name__}: a version family holds records of one registry"
+            )
         require_saved(revises, "revises=")
+
+    def _set_revises(self, revises: Any) -> None:
+        if revises is None:
+            return
+        self._check_revises(revises)
         self._to_one["revises"] = revises
         self._dirty.add("revises")
+
+    def _start_family(self) -> None:
+        """A record that revises nothing is the first version of a new family."""
+        self._values["uid"] = self._stem() + gids.FIRST_VERSION
 
     @property
     def stem_uid(self) -> str | None:
@@ -54,7 +67,7 @@ class Versioned(Record):
         return uid[: gm.uid_length(self._label)] if uid else None
 
     @property
-    def versions(self) -> QuerySet:
+    def versions(self) -> QuerySet[Self]:
         """Every record of the same version family (main branch), oldest first.
 
         >>> df2.to_csv("counts.csv", index=False)       # the file changed
@@ -62,10 +75,8 @@ class Versioned(Record):
         >>> [(a.key, a.uid[-4:], a.is_latest) for a in v2.versions]
         [('raw/counts.csv', '0000', False), ('raw/counts.csv', '0001', True)]
         """
-        from lineage._queryset import QuerySet
-
         if self.stem_uid is None:
-            raise ValueError(f"{self!r} has no uid yet")
+            raise InvalidArgument(f"{self!r} has no uid yet")
         select = gq.Select(
             self._label, where=gq.Q(uid__startswith=self.stem_uid), order_by=("uid",)
         )
@@ -81,7 +92,7 @@ class Versioned(Record):
         return gids.base62(gm.uid_length(self._label))
 
     @classmethod
-    def _stored_with_hash(cls, hash_: str, revises: Versioned | None) -> Versioned | None:
+    def _stored_with_hash(cls, hash_: str, revises: VersionedRecord | None) -> Self | None:
         """The stored record with this content hash (not trashed); with `revises`, only one of
         that family counts: the same content as a new version of another family is a new
         record."""
@@ -103,14 +114,14 @@ class Versioned(Record):
         first = not self._saved
         try:
             super().save()
-        except gr.DuplicateContent as dup:
+        except DuplicateContent as dup:
             self._become_stored(dup)
             return self
         if first:
             self._after_first_save()
         return self
 
-    def _become_stored(self, dup: gr.DuplicateContent) -> None:
+    def _become_stored(self, dup: DuplicateContent) -> None:
         """Another process saved the same content between this record's duplicate lookup and
         its write: nothing was written, so become that record, as the lookup would have."""
         row = dup.existing[self._values["hash"]]

@@ -24,13 +24,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from graph.lineage import LineageGraph
+from lineage import _lineage
+from lineage._model import Model
+from lineage._settings import settings
 from lineage.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from graph.lineage import LineageGraph
-    from lineage._record import Record
 
 VIS_VERSION = "9.1.2"
 
@@ -101,7 +101,7 @@ _OPTIONS: dict[str, Any] = {
 _MAX_LABEL = 42
 
 
-def _short(text: str, limit: int = _MAX_LABEL) -> str:
+def _truncate(text: str, limit: int = _MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
@@ -127,11 +127,11 @@ def _labels(result: LineageGraph) -> dict[str, str]:
         if node["label"] == "Run":
             title = transform_of.get(node["uid"]) or node["key"] or "run"
             when = _when(node["started_at"] or node["created_at"])
-            text = f"{_short(title)}\nrun {when}" if when else _short(title)
+            text = f"{_truncate(title)}\nrun {when}" if when else _truncate(title)
         else:
-            text = _short(name)
+            text = _truncate(name)
             if node["version"]:
-                text += f"\nversion {_short(node['version'], 20)}"
+                text += f"\nversion {_truncate(node['version'], 20)}"
             elif names[(node["label"], name)] > 1:  # versions of one family side by side
                 text += f"\nuid \u2026{node['uid'][-4:]}"
         labels[node["uid"]] = text
@@ -155,7 +155,7 @@ def _title(node: Mapping[str, Any]) -> str:
         ("branch", {0: "archive", -1: "trash"}.get(node["branch"])),
     ):
         if value is not None and value != "":
-            lines.append(f"{field}: {_short(str(value), 200)}")
+            lines.append(f"{field}: {_truncate(str(value), 200)}")
     return "\n".join(lines)
 
 
@@ -295,9 +295,7 @@ def render_html(result: LineageGraph, record_name: str) -> str:
     )
 
 
-def _default_path(record: Record) -> Path:
-    from lineage._settings import settings
-
+def _default_path(record: Model) -> Path:
     return Path(settings.cache_dir) / "lineage" / f"{record._label.lower()}_{record.uid}.html"
 
 
@@ -321,17 +319,15 @@ def _display_inline(page: str) -> None:
 
 
 def view_lineage(
-    record: Record,
+    record: Model,
     with_children: bool = True,
     depth: int | None = None,
     path: str | os.PathLike | None = None,
 ) -> Path:
     """Write the lineage page of `record` and return its path; shown inline in Jupyter."""
-    from lineage import lineage as lin
-
     if not isinstance(with_children, bool):
         raise InvalidArgument(f"with_children must be True or False, not {with_children!r}")
-    result = lin.traverse(
+    result = _lineage.traverse(
         record, upstream=True, downstream=with_children, depth=depth, what="view_lineage()"
     )
     if record._label == "Run":

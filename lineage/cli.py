@@ -28,8 +28,12 @@ import os
 import sys
 from typing import Any
 
-from graph import GraphError, LocalServer
+import lineage as ln
+from graph import LocalServer
 from graph.server import DEFAULT_PORT
+from lineage._resolve import record_by_uid
+from lineage.demo import run_demo
+from lineage.errors import InvalidArgument, LineageError
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -54,8 +58,6 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from lineage.demo import run_demo
-
     run_demo()
     return 0
 
@@ -71,7 +73,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ValueError(f"--param takes name=value, not {item!r}")
+            raise InvalidArgument(f"--param takes name=value, not {item!r}")
         try:
             params[name] = json.loads(raw)
         except ValueError:  # not JSON: `2026-01-01`, `demo/scrna`, a uid
@@ -80,8 +82,6 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _cypher(args: argparse.Namespace) -> int:
-    import lineage as ln
-
     params = parse_params(args.param)
     ln.connect()
     frame = ln.cypher(args.query, **params)
@@ -90,9 +90,6 @@ def _cypher(args: argparse.Namespace) -> int:
 
 
 def _record(uid: str) -> Any:
-    import lineage as ln
-    from lineage._resolve import record_by_uid
-
     ln.connect()
     return record_by_uid(uid)
 
@@ -106,15 +103,13 @@ def _view(args: argparse.Namespace) -> int:
     record = _record(args.uid)
     view = getattr(record, "view_lineage", None)
     if view is None:
-        raise ValueError(f"{type(record).__name__} records have no lineage view")
+        raise InvalidArgument(f"{type(record).__name__} records have no lineage view")
     path = view(path=args.output, depth=args.depth)
     print(path)
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    import lineage as ln
-
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
     print(report.describe())
@@ -193,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (GraphError, ValueError, NotImplementedError) as exc:  # lineage's errors included
+    except LineageError as exc:  # the root of every error of ours (lineage.errors)
         print(f"lineage: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `lineage ... | head`: the reader left, which is not an error

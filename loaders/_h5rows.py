@@ -39,8 +39,9 @@ def encoding_of(elem: h5py.Group | h5py.Dataset) -> str:
     """ "array", "csr_matrix", "csc_matrix" or another anndata encoding of an element.
 
     >>> import h5py, numpy as np, io
-    >>> f = h5py.File(io.BytesIO(), "w"); _ = f.create_dataset("d", data=np.ones(2))
-    >>> encoding_of(f["d"])
+    >>> with h5py.File(io.BytesIO(), "w") as f:  # closed before its buffer goes: h5py needs that
+    ...     _ = f.create_dataset("d", data=np.ones(2))
+    ...     encoding_of(f["d"])
     'array'
     """
     if isinstance(elem, h5py.Dataset):
@@ -326,8 +327,9 @@ def open_rows(elem: h5py.Group | h5py.Dataset, fd: int | None) -> DenseRows | Cs
     raise ValueError.
 
     >>> import h5py, io, numpy as np
-    >>> f = h5py.File(io.BytesIO(), "w"); _ = f.create_dataset("d", data=np.ones((2, 2)))
-    >>> open_rows(f["d"], None).shape
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     _ = f.create_dataset("d", data=np.ones((2, 2)))
+    ...     open_rows(f["d"], None).shape
     (2, 2)
     """
     kind = encoding_of(elem)

@@ -43,6 +43,22 @@ class BlockShuffleSampler:
     True
     >>> a.set_epoch(1); len(a)
     4
+
+    As a DataLoader's sampler, a batch here is two shuffled runs of 2 neighbouring rows:
+
+    >>> from torch.utils.data import DataLoader
+    >>> sampler = BlockShuffleSampler(8, block_size=2, window=2, seed=0)
+    >>> [batch.tolist() for batch in DataLoader(range(8), batch_size=4, sampler=sampler)]
+    [[0, 4, 1, 5], [6, 2, 3, 7]]
+
+    For `MappedCollection`'s whole batches (its fast path), wrap it in torch's `BatchSampler` and
+    give the DataLoader `batch_size=None`: each item it fetches is then `ds[indices]`, a batch
+    (see `loaders.mapped`). Call `set_epoch` on this sampler, not on the wrapper. The wrapper
+    costs ~6 us per 256 indices, ~3% of reading the batch, so this sampler has no batch option.
+
+    >>> from torch.utils.data import BatchSampler
+    >>> list(BatchSampler(sampler, batch_size=4, drop_last=False))
+    [[0, 4, 1, 5], [6, 2, 3, 7]]
     """
 
     def __init__(

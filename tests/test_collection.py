@@ -514,9 +514,9 @@ def test_invalid_arguments_raise(storage: Path, tmp_path: Path) -> None:
 def test_version_tag_clash_writes_nothing(storage: Path, tmp_path: Path) -> None:
     a1, a2 = artifacts(tmp_path, "vt1", "vt2")
     base = ln.Collection([a1], key="tagged", version="1").save()
-    clash = ln.Collection([a1, a2], revises=base, version="1")
-    with pytest.raises(ValueError, match="'1'"):
-        clash.save()
+    # Refused when made, as lamindb does (it was refused at save() before).
+    with pytest.raises(ln.errors.VersionTagExists, match="'1'"):
+        ln.Collection([a1, a2], revises=base, version="1")
     assert n_collections() == 1
     assert node(base.uid)["is_latest"] is True
     assert int(q("MATCH ()-[r:REVISES]->() RETURN count(r) AS n")["n"][0]) == 0

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -169,6 +170,13 @@ def test_docstring_examples_run(test: doctest.DocTest, world: dict[str, Any]) ->
     test.globs = {**world, **test.globs}  # the module's own names win
     runner = doctest.DocTestRunner(checker=_Checker(), optionflags=FLAGS, verbose=False)
     out: list[str] = []
-    runner.run(test, out=out.append, clear_globs=False)
+    try:
+        runner.run(test, out=out.append, clear_globs=False)
+    finally:
+        # An HDF5 file an example left open over an in-memory buffer crashes the interpreter
+        # at exit (segfault, after every test passed): close them here, whatever the example did.
+        for value in test.globs.values():
+            if isinstance(value, h5py.File) and value.id.valid:
+                value.close()
     failed = runner.summarize(verbose=False).failed
     assert failed == 0, "".join(out)

@@ -21,7 +21,7 @@ from anndata.io import write_elem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse import csc_matrix, csr_matrix
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 
 import loaders
 from loaders.mapped import MappedCollection
@@ -714,3 +714,232 @@ def test_corrupt_csr_column_index_raises_instead_of_crashing(tmp_path: Path) -> 
     with MappedCollection([path]) as ds:
         with pytest.raises(ValueError, match="bad.h5ad.*corrupt"):
             ds.__getitems__(list(range(20)))
+
+
+# -- whole batches: ds[indices], the fast path ---------------------------------------------------
+
+
+def _same_batch(ds: MappedCollection, indices: list[int], batch: dict) -> None:
+    """`batch` holds, key by key, what the samples `ds[i]` hold."""
+    samples = [ds[i] for i in indices]
+    assert list(batch) == list(samples[0])  # same keys, same order
+    for key, column in batch.items():
+        assert isinstance(column, np.ndarray) and len(column) == len(indices), key
+        values = [s[key] for s in samples]
+        if column.ndim == 2:  # X, layers, obsm: rows as the samples have them
+            np.testing.assert_array_equal(column, np.stack(values))
+            assert all(column.dtype == v.dtype for v in values), key
+            continue
+        for got, want in zip(column.tolist(), values):
+            if isinstance(want, float) and np.isnan(want):
+                assert np.isnan(got), key
+            else:
+                assert got == want, key
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_batch_equals_samples(mapped_configs: list[MappedCollection], data: st.DataObject) -> None:
+    ds = data.draw(st.sampled_from(mapped_configs))
+    n = len(ds)
+    indices = data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=80))
+    batch = ds[indices]
+    _same_batch(ds, indices, batch)
+    # One dtype per key for the whole collection, whichever rows a batch holds.
+    assert batch["cell_type"].dtype == np.float64  # some labels are missing: NaN
+    assert batch["cell_id"].dtype == np.int64 and batch["_store_idx"].dtype == np.int64
+    assert ds[indices[:1]]["cell_type"].dtype == np.float64
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_batch_path_through_a_dataloader(big: dict, num_workers: int) -> None:
+    """DataLoader(batch_size=None) over a BatchSampler: each item is `ds[indices]`, turned into
+    tensors array by array; with BlockShuffleSampler, and with workers."""
+    expected, _ = _truth(big, "outer")
+    ids = np.concatenate([big["a"].obs["cell_id"].to_numpy(), big["b"].obs["cell_id"].to_numpy()])
+    ds = MappedCollection(
+        list(big["paths"]["csr"]),
+        join="outer",
+        obs_keys=["cell_type", "cell_id"],
+        obsm_keys="emb",
+        encode_labels=["cell_type"],
+        dtype="float32",
+    )
+    blocks = loaders.BlockShuffleSampler(ds, block_size=16, window=2, seed=5)
+    blocks.set_epoch(2)
+    order = list(blocks)
+    loader = DataLoader(
+        ds,
+        batch_size=None,
+        sampler=BatchSampler(blocks, batch_size=64, drop_last=False),
+        num_workers=num_workers,
+    )
+    xs, seen, stores = [], [], []
+    for batch in loader:
+        assert list(batch) == ["X", "obsm_emb", "_store_idx", "cell_type", "cell_id"]
+        assert batch["X"].dtype == torch.float32 and batch["X"].shape[1] == 40
+        assert batch["obsm_emb"].shape == (len(batch["X"]), 3)
+        assert batch["cell_type"].dtype == torch.float64  # NaN where a label is missing
+        xs.append(batch["X"].numpy())
+        seen.append(batch["cell_id"].numpy())
+        stores.append(batch["_store_idx"].numpy())
+    assert [len(x) for x in xs] == [64] * 6 + [16]
+    np.testing.assert_array_equal(np.concatenate(xs), expected[order])
+    np.testing.assert_array_equal(np.concatenate(seen), ids[order])
+    np.testing.assert_array_equal(np.concatenate(stores), (np.asarray(order) >= 230).astype(int))
+    # Uniformly random rows: torch's RandomSampler in place of the block sampler.
+    random_batches = BatchSampler(RandomSampler(ds), batch_size=50, drop_last=False)
+    got = [b["cell_id"] for b in DataLoader(ds, batch_size=None, sampler=random_batches)]
+    assert sorted(torch.cat(got).tolist()) == sorted(ids.tolist())
+    ds.close()
+
+
+def test_batch_indices_and_errors(files: dict[str, str], tmp_path: Path) -> None:
+    two = [files["one"], files["two"]]
+    with MappedCollection(two, obs_keys="feat1", obsm_keys="X_pca") as ds:
+        rows = [[1, 2, 3], [4, 5, 6], [1, 2, 5], [4, 5, 8]]
+        assert ds[[3, -4, 1]]["X"].tolist() == [rows[3], rows[0], rows[1]]
+        assert ds[np.array([2, 2])]["X"].tolist() == [rows[2], rows[2]]
+        assert ds[1:3]["X"].tolist() == rows[1:3] and ds[::-2]["_store_idx"].tolist() == [1, 0]
+        assert ds[range(4)]["feat1"].tolist() == [0, 1, 0, 1]
+        empty = ds[[]]
+        assert empty["X"].shape == (0, 3) and empty["obsm_X_pca"].shape == (0, 2)
+        assert empty["feat1"].shape == (0,) and empty["feat1"].dtype == np.int64
+        assert ds[np.int64(2)]["X"].tolist() == rows[2]  # a numpy integer is one sample
+        with pytest.raises(IndexError, match="index 4 is out of range"):
+            ds[[0, 4]]
+        with pytest.raises(IndexError, match="index -5"):
+            ds[[-5]]
+        with pytest.raises(TypeError, match="integers"):
+            ds[[0.5, 1.0]]
+    with pytest.raises(ValueError, match="closed"):
+        ds[[0]]
+    # Labels left as values: strings come as an object array, untouched by torch.
+    with MappedCollection(two, obs_keys="feat1", encode_labels=False) as ds:
+        labels = ds[[0, 3]]["feat1"]
+        assert labels.dtype == object and labels.tolist() == ["A", "B"]
+    # A file without the obs column: NaN for its rows (its samples leave the key out).
+    bare = tmp_path / "bare.h5ad"
+    ad.AnnData(
+        X=np.array([[7, 8, 9]]), var=pd.DataFrame(index=["MYC", "TCF7", "GATA1"])
+    ).write_h5ad(bare)
+    with MappedCollection([files["one"], bare], obs_keys="feat1") as ds:
+        batch = ds[[2, 0]]
+        assert batch["X"].tolist() == [[7, 8, 9], [1, 2, 3]]
+        assert batch["feat1"].dtype == np.float64 and np.isnan(batch["feat1"][0])
+        assert batch["feat1"][1] == 0.0 and "feat1" not in ds[2]
+    # An array a file lacks cannot be batched: say which, and keep the per-sample path.
+    with MappedCollection([files["one"], bare], layers_keys=["X", "layer1"]) as ds:
+        with pytest.raises(ValueError, match=r"bare\.h5ad has no 'layer1'.*per sample"):
+            ds[[0, 1]]
+        assert list(ds[2]) == ["X", "_store_idx"] and len(ds.__getitems__([0, 2])) == 2
+    wide = tmp_path / "wide_pca.h5ad"
+    adata = _adata()
+    adata.obsm["X_pca"] = np.ones((2, 5))
+    adata.write_h5ad(wide)
+    with MappedCollection([files["one"], wide], obsm_keys="X_pca") as ds:
+        with pytest.raises(ValueError, match=r"'obsm_X_pca' has 2 columns .* but 5"):
+            ds[[0]]
+        assert ds[3]["obsm_X_pca"].tolist() == [1.0] * 5
+
+
+def test_batch_dtypes_follow_the_files_or_dtype(files: dict[str, str]) -> None:
+    """Files of different dtypes share one batch array of their common dtype (as numpy
+    promotes them); `dtype=` wins."""
+    raw_int = [files["one"], files["raw"]]  # X: int64 dense and int64 CSR
+    with MappedCollection(raw_int, obsm_keys="X_pca") as ds:
+        assert ds[[0, 2]]["X"].dtype == np.int64
+    with MappedCollection(raw_int, dtype="float32") as ds:
+        batch = ds[[3, 0]]
+        assert batch["X"].dtype == np.float32 and batch["X"].tolist() == [[40, 50, 60], [1, 2, 3]]
+
+
+def test_batch_path_memory_stays_flat(big: dict) -> None:
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    loader = DataLoader(
+        ds, batch_size=None, sampler=BatchSampler(RandomSampler(ds), batch_size=32, drop_last=False)
+    )
+
+    def epoch() -> None:
+        for _ in loader:
+            pass
+
+    epoch()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        epoch()
+        gc.collect()
+        first = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            epoch()
+        gc.collect()
+        later = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert later - first < 64 * 1024
+
+
+def test_no_global_side_effects_on_torch_collate(big: dict) -> None:
+    """Using MappedCollection through DataLoaders (per sample, whole batches, with workers)
+    leaves torch's collate rules as they were: a plain DataLoader over numpy arrays collates as
+    before, and no rule for a type of ours is registered (not even by an earlier test)."""
+    from torch.utils.data import default_collate
+    from torch.utils.data._utils import collate
+
+    rules_before = dict(collate.default_collate_fn_map)
+    arrays = [np.arange(3, dtype=np.float32) + i for i in range(6)]
+    plain_before = list(DataLoader(arrays, batch_size=4))
+    rows = np.arange(12.0).reshape(4, 3)
+    stacked_before = default_collate(list(rows))
+
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    for _ in DataLoader(ds, batch_size=64, shuffle=True):
+        pass
+    for _ in DataLoader(ds, batch_size=64, shuffle=True, num_workers=2):
+        pass
+    batches = BatchSampler(RandomSampler(ds), batch_size=64, drop_last=False)
+    for _ in DataLoader(ds, batch_size=None, sampler=batches):
+        pass
+    samples = ds.__getitems__([0, 1, 300])
+    assert all(type(s["X"]) is np.ndarray for s in samples)  # plain arrays, no subclass
+    ds.close()
+
+    assert collate.default_collate_fn_map.keys() == rules_before.keys()
+    assert all(collate.default_collate_fn_map[k] is v for k, v in rules_before.items())
+    types = [
+        t for k in collate.default_collate_fn_map for t in (k if isinstance(k, tuple) else (k,))
+    ]
+    assert not [t for t in types if t.__module__.startswith("loaders")]
+    plain_after = list(DataLoader(arrays, batch_size=4))
+    assert len(plain_after) == len(plain_before) == 2
+    for x, y in zip(plain_before, plain_after):
+        assert x.dtype == y.dtype == torch.float32 and torch.equal(x, y)
+    stacked_after = default_collate(list(rows))
+    assert torch.equal(stacked_before, stacked_after)
+    # Collating rows of one array still stacks them into a new tensor of its own.
+    assert stacked_after.data_ptr() != torch.from_numpy(rows).data_ptr()
+
+
+def test_batch_streamed_from_s3(files: dict[str, str], s3_bucket) -> None:
+    """Whole batches over streamed files (read through h5py, not preadv) match local ones."""
+    uris = []
+    for name in ("one", "two"):
+        s3_bucket.client.upload_file(files[name], s3_bucket.name, f"batch/{name}.h5ad")
+        uris.append(f"{s3_bucket.uri}/batch/{name}.h5ad")
+    keys = {"obs_keys": "feat1", "layers_keys": ["X", "layer1"]}
+    with (
+        MappedCollection([files["one"], files["two"]], **keys) as local,
+        MappedCollection(
+            uris, stream=True, storage_options=s3_bucket.storage_options, **keys
+        ) as ds,
+    ):
+        for indices in ([3, 0, 2], [1], []):
+            got, want = ds[indices], local[indices]
+            assert list(got) == list(want)
+            for key in got:
+                assert got[key].dtype == want[key].dtype
+                np.testing.assert_array_equal(got[key], want[key])
+        _same_batch(ds, [3, 0, 2], ds[[3, 0, 2]])

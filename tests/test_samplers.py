@@ -111,3 +111,18 @@ def test_sharding_property(
         assert len(set(everything)) == len(everything) == (n // replicas) * replicas
     else:
         assert set(everything) == set(range(n))
+
+
+def test_batches_of_indices_through_torch_batch_sampler() -> None:
+    """MappedCollection's whole-batch path takes the sampler wrapped in torch's BatchSampler:
+    the same indices, in the same order, cut into batches."""
+    torch = pytest.importorskip("torch")
+    sampler = BlockShuffleSampler(100, block_size=8, window=2, seed=2)
+    sampler.set_epoch(3)
+    batches = list(torch.utils.data.BatchSampler(sampler, batch_size=32, drop_last=False))
+    assert [len(b) for b in batches] == [32, 32, 32, 4]
+    assert [i for batch in batches for i in batch] == list(sampler)
+    data = np.arange(100) * 10  # indexed by a list of indices, as MappedCollection is
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=batches)
+    # Each item the DataLoader fetches is data[batch], a whole batch at once.
+    assert [b.tolist() for b in loader] == [(np.array(b) * 10).tolist() for b in batches]

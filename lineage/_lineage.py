@@ -29,36 +29,27 @@ A collection's upstream includes its member artifacts and the runs that made the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+# The graph layer's traversal module as `gl`: in this module `graph` is the public function
+# `ln.lineage.graph()`, never the package.
 from graph import lineage as gl
 from graph import query as gq
+from lineage._model import Model, registry_of, require_saved
+from lineage._queryset import QuerySet
 from lineage.errors import DoesNotExist, InvalidArgument
-
-if TYPE_CHECKING:
-    from lineage._queryset import QuerySet
-    from lineage._record import Record
 
 __all__ = ["Lineage", "downstream", "graph", "upstream"]
 
-NODE_COLUMNS = [
-    "uid", "label", "key", "description", "version", "is_latest", "branch", "created_at",
-    "started_at", "status", "kind", "suffix", "side",
-]  # fmt: skip
-EDGE_COLUMNS = ["source", "target", "type", "position"]
 
-
-def _check_record(record: Any, what: str) -> Record:
-    from lineage._record import Record
-
-    if not isinstance(record, Record) or record._label not in gl.LINEAGE_LABELS:
+def _check_record(record: Any, what: str) -> Model:
+    if not isinstance(record, Model) or record._label not in gl.LINEAGE_LABELS:
         raise InvalidArgument(
             f"{what} takes an Artifact, Collection, Run or Transform, not {type(record).__name__}"
         )
-    if not record._saved:
-        raise InvalidArgument(f"{what}: {record!r} is not saved yet; call .save() on it first")
+    require_saved(record, what)
     return record
 
 
@@ -70,7 +61,7 @@ def _check_depth(depth: Any) -> int | None:
 
 
 def traverse(
-    record: Record, *, upstream: bool, downstream: bool, depth: int | None, what: str
+    record: Model, *, upstream: bool, downstream: bool, depth: int | None, what: str
 ) -> gl.LineageGraph:
     """The traversal behind every function here (and `view_lineage`): plain dicts."""
     record = _check_record(record, what)
@@ -106,7 +97,7 @@ class Lineage:
     (3, ['Artifact', 'Run', 'Transform'])
     """
 
-    def __init__(self, record: Record, result: gl.LineageGraph, side: str) -> None:
+    def __init__(self, record: Model, result: gl.LineageGraph, side: str) -> None:
         self.record = record
         self.side = side  # "upstream" or "downstream"
         self.depth: int | None = None
@@ -116,31 +107,28 @@ class Lineage:
                 self._uids[node["label"]].append(node["uid"])
         self._graph = result
 
-    def _queryset(self, label: str) -> QuerySet:
-        from lineage._queryset import QuerySet
-        from lineage._record import registry_of
-
+    def _queryset(self, label: str) -> QuerySet[Any]:
         # Every branch: the traversal already left the trash out, and keeps archived records.
         select = gq.Select(label, where=gq.Q(uid__in=list(self._uids[label])), branch=None)
         return QuerySet(registry_of(label), select, self.record._instance)
 
     @property
-    def artifacts(self) -> QuerySet:
+    def artifacts(self) -> QuerySet[Any]:
         """The artifacts on this side, as a QuerySet."""
         return self._queryset("Artifact")
 
     @property
-    def collections(self) -> QuerySet:
+    def collections(self) -> QuerySet[Any]:
         """The collections on this side, as a QuerySet."""
         return self._queryset("Collection")
 
     @property
-    def runs(self) -> QuerySet:
+    def runs(self) -> QuerySet[Any]:
         """The runs on this side, as a QuerySet."""
         return self._queryset("Run")
 
     @property
-    def transforms(self) -> QuerySet:
+    def transforms(self) -> QuerySet[Any]:
         """The transforms of those runs (and, for a transform, its versions), as a QuerySet."""
         return self._queryset("Transform")
 
@@ -152,7 +140,7 @@ class Lineage:
     def __len__(self) -> int:
         return sum(len(uids) for uids in self._uids.values())
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[Model]:
         for label in gl.LINEAGE_LABELS:
             if self._uids[label]:
                 yield from self._queryset(label)
@@ -166,7 +154,7 @@ class Lineage:
         return f"Lineage({self.side} of {type(self.record).__name__} {self.record.uid}: {counts})"
 
 
-def upstream(record: Record, depth: int | None = None) -> Lineage:
+def upstream(record: Model, depth: int | None = None) -> Lineage:
     """What a record was made from: runs, their inputs and transforms, back to the start.
 
     Args:
@@ -187,7 +175,7 @@ def upstream(record: Record, depth: int | None = None) -> Lineage:
     return out
 
 
-def downstream(record: Record, depth: int | None = None) -> Lineage:
+def downstream(record: Model, depth: int | None = None) -> Lineage:
     """What was made from a record: the runs that read it, what they wrote, and onwards.
 
     Args:
@@ -208,14 +196,14 @@ def downstream(record: Record, depth: int | None = None) -> Lineage:
 
 def frames(result: gl.LineageGraph) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A traversal result as (nodes, edges) DataFrames."""
-    nodes = pd.DataFrame(result["nodes"], columns=NODE_COLUMNS)
-    edges = pd.DataFrame(result["edges"], columns=EDGE_COLUMNS)
+    nodes = pd.DataFrame(result["nodes"], columns=list(gl.NODE_FIELDS))
+    edges = pd.DataFrame(result["edges"], columns=list(gl.EDGE_FIELDS))
     edges["position"] = edges["position"].astype("Int64")
     return nodes, edges
 
 
 def graph(
-    record: Record, with_children: bool = True, depth: int | None = None
+    record: Model, with_children: bool = True, depth: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The provenance graph around a record as two DataFrames: nodes and edges.
 

@@ -1,0 +1,193 @@
+"""What artifacts and collections share: the data-record base and reading their files.
+
+`DataRecord` is the base of `Artifact` and `Collection`: both are made by a run (the tracked
+one unless `run=` says otherwise), have a checked key, join a version family through `revises=`,
+and can be fetched as a run's input with `get(..., is_run_input=True)`.
+
+The functions below turn artifacts back into data for `Artifact`, `Collection` and artifact
+QuerySets alike: `cache_artifacts` (local paths), `load_artifacts` (one DataFrame or AnnData),
+`mapped_artifacts` (a `loaders.MappedCollection`), and `track_input`, which records what a
+tracked run read. Errors from the loaders reach users as `lineage.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import loaders
+from lineage._keys import check_key
+from lineage._model import Model
+from lineage._run import context, current_run, mark_input
+from lineage._settings import settings
+from lineage._versioned import VersionedRecord
+from lineage._view import HasLineage
+from lineage.errors import DataError, InvalidArgument, LineageError, MissingFile
+
+
+class DataRecord(VersionedRecord, HasLineage):
+    """The base of `Artifact` and `Collection`: records that hold data and are made by runs."""
+
+    _unique_content = True  # the same content again is the stored record, not a new one
+
+    def _set_run(self, run: Any) -> None:
+        """`run=` as given (checked now), else the tracked run at save time."""
+        object.__setattr__(self, "_explicit_run", current_run(run) if run is not None else None)
+
+    def _default_edges(self) -> None:
+        super()._default_edges()
+        run = self._explicit_run or current_run()
+        if run is not None and "run" not in self._to_one:
+            self._to_one["run"] = run
+
+    @classmethod
+    def _validate(cls, name: str, value: Any) -> Any:
+        if name == "key":  # also when set later: `record.key = ...; record.save()`
+            return check_key(value, f"{cls.__name__} key")
+        return super()._validate(name, value)
+
+    @classmethod
+    def get(
+        cls,
+        idlike: int | str | None = None,
+        *,
+        is_run_input: bool | Any = False,
+        **expressions: Any,
+    ) -> Self:
+        """Get one record; `is_run_input=True` records it as an input of the tracked run.
+
+        >>> run = ln.track("preprocess.py")
+        >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
+        >>> artifact = ln.Artifact.get(key="raw/counts.csv", is_run_input=True)
+        >>> [c.key for c in run.input_collections], [a.key for a in run.input_artifacts]
+        (['scrna'], ['raw/counts.csv'])
+        >>> ln.finish()
+        Run(uid='...', ..., status='completed')
+        """
+        record = super().get(idlike, **expressions)
+        mark_input([record], is_run_input)
+        return record
+
+
+@contextmanager
+def loader_errors() -> Iterator[None]:
+    """The loaders' own errors (plain `ValueError`/`FileNotFoundError`: a bad file, an unknown
+    join) as `DataError`/`MissingFile`, so the public API's errors come from `lineage.errors`
+    (the loaders cannot import it). A library's own subclass, such as pandas' `ParserError`,
+    passes through as it is: users catch it by that name."""
+    try:
+        yield
+    except LineageError:
+        raise
+    except (FileNotFoundError, ValueError) as exc:
+        if type(exc) is FileNotFoundError:
+            raise MissingFile(str(exc)) from exc
+        if type(exc) is ValueError:
+            raise DataError(str(exc)) from exc
+        raise
+
+
+def track_input(records: Sequence[Model], is_run_input: bool | Any | None) -> None:
+    """Record `(run)-[:USED]->` for data that was read, with lamindb's default: None means
+    "yes if a run is tracked" (its own outputs excepted, which `mark_input` skips)."""
+    records = [r for r in records if r._saved]  # an unsaved record can't be anyone's input
+    if is_run_input is None:
+        is_run_input = context.run is not None
+    if records:
+        mark_input(records, is_run_input)
+
+
+def storage_options() -> dict[str, Any]:
+    """`ln.settings.storage_options`, plus the `LINEAGE_S3_ENDPOINT_URL` endpoint if they name
+    none, for code that does not go through `loaders.filesystem` (`Artifact.path`, `mapped`)."""
+    options = dict(settings.storage_options or {})
+    if "endpoint_url" not in options and os.environ.get(loaders.ENDPOINT_ENV):
+        options["endpoint_url"] = os.environ[loaders.ENDPOINT_ENV]
+    return options
+
+
+def uri_of(artifact: DataRecord) -> str:
+    """Where an artifact's bytes are: its stored path, or before saving its in-place URI or
+    staged source."""
+    if artifact.storage_path:
+        return artifact.storage_path
+    in_place = getattr(artifact, "_in_place", None)  # records read from the graph have none
+    if in_place is not None:  # registered in place, not saved yet
+        return in_place[0]
+    source = getattr(artifact, "_source", None)
+    if source is not None:
+        return str(source)
+    raise InvalidArgument(f"{artifact!r} has no file to read")
+
+
+def cache_artifacts(artifacts: Sequence[DataRecord]) -> list[Path]:
+    """Local paths of the artifacts' files, in order (remote ones synced into the cache)."""
+    with loader_errors():
+        return loaders.sync(
+            [uri_of(a) for a in artifacts],
+            settings.cache_dir,
+            storage_options=settings.storage_options,
+            hashes=[a.hash for a in artifacts],
+            sizes=[a.size for a in artifacts],
+        )
+
+
+def check_loadable(artifacts: Sequence[DataRecord], concat: bool = False) -> list[str]:
+    """The artifacts' suffixes, refused before any download if they cannot be loaded together."""
+    suffixes = [a.suffix or "" for a in artifacts]
+    distinct = sorted(set(suffixes))
+    if len(distinct) > 1:
+        raise InvalidArgument(
+            f"cannot load artifacts of different suffixes together: "
+            f"{', '.join(map(repr, distinct))}; all must share one suffix"
+        )
+    allowed = loaders.load.CONCATENABLE if concat and len(artifacts) > 1 else loaders.load.LOADABLE
+    if distinct[0].lower() not in allowed:
+        what = "concatenate" if allowed is loaders.load.CONCATENABLE else "load"
+        raise InvalidArgument(
+            f"cannot {what} artifacts with suffix {distinct[0] or 'none'!r}; supported: "
+            f"{', '.join(sorted(allowed))} (use .cache() for the local path)"
+        )
+    return suffixes
+
+
+def load_artifacts(artifacts: Sequence[DataRecord], join: str = "outer", **kwargs: Any) -> Any:
+    """Cache and concatenate artifacts of one suffix; AnnData gets `obs["artifact_uid"]`."""
+    if not artifacts:
+        raise InvalidArgument("nothing to load: no artifacts")
+    if join not in ("inner", "outer"):
+        raise InvalidArgument(f"join must be 'inner' or 'outer', not {join!r}")
+    suffixes = check_loadable(artifacts, concat=True)
+    paths = cache_artifacts(artifacts)
+    with loader_errors():
+        return loaders.load_files(
+            paths, suffixes, join=join, keys=[a.uid for a in artifacts], **kwargs
+        )
+
+
+MAPPABLE_SUFFIXES = (".h5ad",)
+
+
+def mapped_artifacts(artifacts: Sequence[DataRecord], stream: bool = False, **kwargs: Any) -> Any:
+    """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
+    `stream=True` the stored URIs read in place."""
+    if not artifacts:
+        raise InvalidArgument("nothing to map: no artifacts")
+    bad = sorted({a.suffix or "" for a in artifacts} - set(MAPPABLE_SUFFIXES))
+    if bad:
+        raise InvalidArgument(
+            f"mapped() works on {', '.join(MAPPABLE_SUFFIXES)} artifacts only; got suffix(es) "
+            f"{', '.join(repr(s or 'none') for s in bad)}"
+        )
+    paths: list[str | Path]
+    if stream:
+        paths = [uri_of(a) for a in artifacts]
+    else:
+        paths = [str(p) for p in cache_artifacts(artifacts)]
+    with loader_errors():
+        return loaders.MappedCollection(
+            paths, stream=stream, storage_options=storage_options(), **kwargs
+        )
