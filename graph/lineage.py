@@ -1,6 +1,6 @@
 """Provenance traversals: the upstream and downstream subgraph of one record, in one query.
 
-Provenance edges (DESIGN.md §3), all pointing from the newer thing to what it came from:
+Provenance edges (docs/schema.md), all pointing from the newer thing to what it came from:
 
     (data)-[:GENERATED_BY]->(run)        (run)-[:USED]->(data)        (run)-[:EXECUTES]->(transform)
     (collection)-[:CONTAINS {position}]->(artifact)   (collection)-[:HAS_META]->(artifact)

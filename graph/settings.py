@@ -1,6 +1,6 @@
 """Where to find Neo4j: connection settings and their precedence.
 
-First match wins (DESIGN.md §2): explicit arguments, then the environment (`NEO4J_URI`,
+First match wins (docs/architecture.md, "Connecting"): explicit arguments, then the environment (`NEO4J_URI`,
 `NEO4J_USER`, `NEO4J_PASSWORD`, `NEO4J_DATABASE`), then the local server that
 `lineage server start` runs.
 """

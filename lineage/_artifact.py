@@ -22,13 +22,16 @@ from graph import models as gm
 from graph import records as gr
 from lineage._data import (
     DataRecord,
+    become_twins,
     cache_artifacts,
     check_loadable,
     load_artifacts,
     loader_errors,
     mapped_artifacts,
+    split_twins,
     storage_options,
     track_input,
+    write_new_families,
 )
 from lineage._instance import Instance, current
 from lineage._keys import check_key
@@ -415,31 +418,16 @@ def remove_copies(written: list[str], exc: BaseException, last_attempt: int = 1)
 
 
 def save_artifacts(artifacts: list[Artifact]) -> None:
-    """Save new artifacts that start new families: copies first, then one `UNWIND`
-    transaction per `graph.records.BATCH_SIZE` artifacts; if a batch fails, its copies go."""
-    # Two unsaved artifacts with the same bytes: store the first, the others become it.
-    first_of: dict[str, Artifact] = {}
-    unique: list[Artifact] = []
-    twins: list[tuple[Artifact, Artifact]] = []
-    for artifact in artifacts:
-        twin = first_of.get(artifact.hash)
-        if twin is None:
-            first_of[artifact.hash] = artifact
-            unique.append(artifact)
-        else:
-            twins.append((artifact, twin))
+    """Save new artifacts that start new families: per `graph.records.BATCH_SIZE` artifacts,
+    the copies first, then one `UNWIND` transaction; if a batch fails, its copies go."""
+    unique, twins = split_twins(artifacts)
     for start in range(0, len(unique), gr.BATCH_SIZE):
         _save_batch(unique[start : start + gr.BATCH_SIZE])
-    for artifact, twin in twins:
-        logger.warning("returning existing artifact with same hash: %s", twin.uid)
-        artifact._discard_staged()
-        artifact._load(twin._values)
+    become_twins(twins, Artifact._discard_staged)
 
 
 def _save_batch(batch: list[Artifact]) -> None:
-    if not batch:
-        return
-    copies: list[tuple[Artifact, str]] = []
+    copy_of: dict[int, str] = {}
     for artifact in batch:
         artifact._default_edges()
         placement = artifact._placement()
@@ -448,43 +436,21 @@ def _save_batch(batch: list[Artifact]) -> None:
             artifact._values["storage_path"] = placement.in_place
         else:
             dest = placement.destination(artifact.uid, artifact.suffix)
-            copies.append((artifact, dest))
-            artifact._values["storage_path"] = dest
+            copy_of[id(artifact)] = artifact._values["storage_path"] = dest
     written: list[str] = []
-    copy_of = {id(a): dest for a, dest in copies}
-    pending = batch
+
+    def drop_copy(artifact: Artifact) -> None:  # its bytes were stored meanwhile by another
+        copied = copy_of.get(id(artifact))
+        if copied in written:
+            loaders.delete_file(copied, settings.storage_options)
+            written.remove(copied)
+
     try:
         written = loaders.put_files(
-            [(a._source, dest) for a, dest in copies], settings.storage_options
+            [(a._source, copy_of[id(a)]) for a in batch if id(a) in copy_of],
+            settings.storage_options,
         )
-        while pending:
-            new = [
-                gr.NewRecord({k: v for k, v in a._values.items() if v is not None}, a._edges())
-                for a in pending
-            ]
-            try:
-                rows = gr.create_many(
-                    batch[0]._inst().connection, "Artifact", new, unique_hash=True
-                )
-            except DuplicateContent as dup:
-                # Another process stored some of these bytes after this one looked them up:
-                # those artifacts become the stored records and their copies go; the rest
-                # are written again (a rare race, so a second transaction is cheap).
-                for artifact in pending:
-                    if artifact.hash in dup.existing:
-                        copied = copy_of.get(id(artifact))
-                        if copied is not None and copied in written:
-                            loaders.delete_file(copied, settings.storage_options)
-                            written.remove(copied)
-                        artifact._discard_staged()
-                        artifact._become_stored(dup)
-                pending = [a for a in pending if not a._saved]
-                continue
-            by_uid = {row["uid"]: row for row in rows}
-            for artifact in pending:
-                artifact._load(by_uid[artifact.uid])
-                artifact._discard_staged()
-            pending = []
+        write_new_families(batch, done=Artifact._discard_staged, duplicate=drop_copy)
     except BaseException as exc:
         # The whole batch is one attempt; put_files removed its own copies if it failed itself.
         remove_copies(written, exc, last_attempt=len(written))

@@ -17,17 +17,19 @@ from graph import records as gr
 from lineage._artifact import Artifact
 from lineage._data import (
     DataRecord,
+    become_twins,
     cache_artifacts,
     load_artifacts,
     mapped_artifacts,
+    split_twins,
     track_input,
+    write_new_families,
 )
 from lineage._keys import check_key
 from lineage._model import register, require_saved
 from lineage._queryset import QuerySet
 from lineage._run import Run, Transform
 from lineage.errors import (
-    DuplicateContent,
     InvalidArgument,
     InvalidType,
     NotSupported,
@@ -118,7 +120,7 @@ class Collection(DataRecord):
                 existing.key,
             )
             self._load(existing._values)
-            object.__setattr__(self, "_members", None)
+            self._forget_members()
             return
         self._values["hash"] = hash_
         self.key = key
@@ -159,8 +161,12 @@ class Collection(DataRecord):
             for artifact in self._members or []:
                 require_saved(artifact, "Collection.save()")
         super().save()
-        object.__setattr__(self, "_members", None)
+        self._forget_members()
         return self
+
+    def _forget_members(self) -> None:
+        """Once stored, the members are what the graph says (`ordered_artifacts`)."""
+        object.__setattr__(self, "_members", None)
 
     # -- versions --------------------------------------------------------------------------------
     def append(self, artifact: Artifact, run: Run | None = None) -> Collection:
@@ -298,48 +304,13 @@ def save_collections(collections: list[Collection]) -> None:
     """Save new collections that start new families in `UNWIND` batches: one transaction per
     `graph.records.BATCH_SIZE` collections, their memberships (with positions), meta artifacts
     and runs included. `ln.save` uses it; one `save()` per collection cost a transaction each."""
-    first_of: dict[str, Collection] = {}
-    unique: list[Collection] = []
-    twins: list[tuple[Collection, Collection]] = []
     for collection in collections:
         for artifact in collection._members or []:
             require_saved(artifact, "ln.save() of a collection")
-        twin = first_of.get(collection.hash)
-        if twin is None:
-            first_of[collection.hash] = collection
-            unique.append(collection)
-        else:
-            twins.append((collection, twin))
-    pending = unique
-    while pending:
-        for collection in pending:
-            collection._default_edges()
-        new = [
-            gr.NewRecord({k: v for k, v in c._values.items() if v is not None}, c._edges())
-            for c in pending
-        ]
-        try:
-            rows = gr.create_many(
-                pending[0]._inst().connection, "Collection", new, unique_hash=True
-            )
-        except DuplicateContent as dup:
-            # Stored meanwhile by another process: those become the stored records, the rest
-            # are written again (as for artifacts).
-            for collection in pending:
-                if collection.hash in dup.existing:
-                    collection._become_stored(dup)
-                    object.__setattr__(collection, "_members", None)
-            pending = [c for c in pending if not c._saved]
-            continue
-        by_uid = {row["uid"]: row for row in rows}
-        for collection in pending:
-            collection._load(by_uid[collection.uid])
-            object.__setattr__(collection, "_members", None)
-        pending = []
-    for collection, twin in twins:
-        logger.warning("returning existing collection with same hash: %s", twin.uid)
-        collection._load(twin._values)
-        object.__setattr__(collection, "_members", None)
+        collection._default_edges()
+    unique, twins = split_twins(collections)
+    write_new_families(unique, done=Collection._forget_members)
+    become_twins(twins, Collection._forget_members)
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

@@ -12,20 +12,24 @@ tracked run read. Errors from the loaders reach users as `lineage.errors.DataErr
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import loaders
+from graph import records as gr
 from lineage._keys import check_key
 from lineage._model import Model
 from lineage._run import context, current_run, mark_input
 from lineage._settings import settings
 from lineage._versioned import VersionedRecord
 from lineage._view import HasLineage
-from lineage.errors import DataError, InvalidArgument, LineageError, MissingFile
+from lineage.errors import DataError, DuplicateContent, InvalidArgument, LineageError, MissingFile
+
+logger = logging.getLogger("lineage")
 
 
 class DataRecord(VersionedRecord, HasLineage):
@@ -70,6 +74,63 @@ class DataRecord(VersionedRecord, HasLineage):
         record = super().get(idlike, **expressions)
         mark_input([record], is_run_input)
         return record
+
+
+R = TypeVar("R", bound=DataRecord)
+
+
+def split_twins(records: Sequence[R]) -> tuple[list[R], list[tuple[R, R]]]:
+    """New records with distinct content, and (twin, first) pairs for the others: two unsaved
+    records with the same bytes are stored once."""
+    first_of: dict[str, R] = {}
+    twins: list[tuple[R, R]] = []
+    for record in records:
+        first = first_of.setdefault(record.hash, record)
+        if first is not record:
+            twins.append((record, first))
+    return list(first_of.values()), twins
+
+
+def write_new_families(
+    records: Sequence[R],
+    done: Callable[[R], None],
+    duplicate: Callable[[R], None] = lambda record: None,
+) -> None:
+    """Write new data records that start families (uids known): one `UNWIND` transaction per
+    `graph.records.BATCH_SIZE`, edges included. A record whose content another process stored
+    after this one looked it up becomes that stored record (`duplicate(record)` first drops what
+    was made for it); the rest are written again, a rare race, so a second transaction is cheap.
+    `done(record)` runs for every record once it is stored."""
+    pending = list(records)
+    while pending:
+        label = pending[0]._label
+        new = [
+            gr.NewRecord({k: v for k, v in r._values.items() if v is not None}, r._edges())
+            for r in pending
+        ]
+        try:
+            rows = gr.create_many(pending[0]._inst().connection, label, new, unique_hash=True)
+        except DuplicateContent as dup:
+            for record in pending:
+                if record.hash in dup.existing:
+                    duplicate(record)
+                    record._become_stored(dup)
+                    done(record)
+            pending = [r for r in pending if not r._saved]
+            continue
+        by_uid = {row["uid"]: row for row in rows}
+        for record in pending:
+            record._load(by_uid[record.uid])
+            done(record)
+        pending = []
+
+
+def become_twins(twins: Sequence[tuple[R, R]], done: Callable[[R], None]) -> None:
+    """Each twin becomes the stored record it duplicates."""
+    for record, first in twins:
+        logger.warning("returning existing %s with same hash: %s", record._label.lower(), first.uid)
+        record._load(first._values)
+        done(record)
 
 
 @contextmanager

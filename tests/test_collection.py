@@ -630,3 +630,41 @@ def test_using_another_instance(three: dict, neo4j) -> None:
     assert there.search("My Data-set").first().uid == three["other"].uid  # the reference's example
     with pytest.raises(InvalidArgument, match="no-such-instance"):
         ln.Collection.using("no-such-instance")
+
+
+def test_ln_save_writes_new_collections_in_one_batch(
+    storage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = artifacts(tmp_path, *(f"bulk{i}" for i in range(6)))
+    meta = make_artifact(tmp_path, "bulk-meta")
+    run = ln.Run(ln.Transform(key="bulk.py").save()).save()
+    drafts = [
+        ln.Collection(members[0:2], key="bulk/a", meta=meta, run=run),
+        ln.Collection(list(reversed(members[2:4])), key="bulk/b", description="b"),
+        ln.Collection(members[4:6], key="bulk/c"),
+    ]
+    twin = ln.Collection(members[0:2], key="bulk/a-again")  # the same content as the first
+    batches: list[int] = []
+    create_many = ln._collection.gr.create_many  # type: ignore[attr-defined]
+
+    def counting(conn, label, records, **kwargs):  # noqa: ANN001, ANN202
+        batches.append(len(records))
+        return create_many(conn, label, records, **kwargs)
+
+    monkeypatch.setattr(ln._collection.gr, "create_many", counting)  # type: ignore[attr-defined]
+    ln.save([*drafts, twin])
+    assert batches == [3]  # one write for the three, none for the twin
+    assert twin.uid == drafts[0].uid and n_collections() == 3
+    assert members_in_graph(drafts[1].uid) == [(0, members[3].uid), (1, members[2].uid)]
+    stored = ln.Collection.get(key="bulk/a")
+    assert stored.meta_artifact == meta and stored.run == run and stored.is_latest
+    assert ln.Collection.get(key="bulk/b").description == "b"
+
+
+def test_ln_save_refuses_a_collection_of_unsaved_artifacts(storage: Path, tmp_path: Path) -> None:
+    saved = make_artifact(tmp_path, "kept")
+    draft = ln.Collection([saved], key="bulk/unsaved")
+    draft._members.append(make_artifact(tmp_path, "not-saved", save=False))  # after the check
+    with pytest.raises(ln.errors.NotSaved):
+        ln.save([draft])
+    assert n_collections() == 0
