@@ -46,7 +46,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import pytz  # type: ignore[import-untyped]  # the driver's own time-zone library (a dependency)
@@ -227,16 +227,6 @@ def _fields(label: str) -> dict[str, str]:
 
 
 @cache
-def _aliases(label: str) -> dict[str, str]:
-    return aliases_of(label)
-
-
-@cache
-def _relations(label: str) -> dict[str, Relation]:
-    return relations_of(label)
-
-
-@cache
 def _edge_fields(label: str, relation: str) -> dict[str, str]:
     """Properties declared on the edge model of `label.relation` (e.g. CONTAINS `position`)."""
     rel = model_for(label).defined_properties(aliases=False, rels=True, properties=False)[relation]
@@ -250,12 +240,12 @@ def _edge_fields(label: str, relation: str) -> dict[str, str]:
 
 
 def _valid_field_names(label: str) -> list[str]:
-    return sorted(set(_fields(label)) | set(_aliases(label)))
+    return sorted(set(_fields(label)) | set(aliases_of(label)))
 
 
 def _field(label: str, name: str) -> str | None:
     """The stored property name for a user-written field name, or None if it is not one."""
-    stored = _aliases(label).get(name, name)
+    stored = aliases_of(label).get(name, name)
     return stored if stored in _fields(label) else None
 
 
@@ -264,7 +254,7 @@ def _unknown_name(label: str, name: str, *, relations: bool = True) -> FieldVali
     valid = ", ".join(_valid_field_names(label))
     message = f"{label} has no {what} {name!r}; valid fields: {valid}"
     if relations:
-        message += f"; valid relations: {', '.join(sorted(_relations(label)))}"
+        message += f"; valid relations: {', '.join(sorted(relations_of(label)))}"
     return FieldValidationError(message)
 
 
@@ -301,8 +291,10 @@ def _resolve(label: str, lookup: Any) -> _Lookup:
         raise FieldValidationError(f"a lookup must be a non-empty string, got {lookup!r}")
     parts = lookup.split("__")
     current, hops, i = label, [], 0
-    while i < len(parts) and parts[i] in _relations(current) and _field(current, parts[i]) is None:
-        rel = _relations(current)[parts[i]]
+    while (
+        i < len(parts) and parts[i] in relations_of(current) and _field(current, parts[i]) is None
+    ):
+        rel = relations_of(current)[parts[i]]
         hops.append(rel)
         current = rel.target
         i += 1
@@ -460,7 +452,7 @@ def _mentions_branch(label: str, q: Q) -> bool:
                 return True
             continue
         first = child[0].split("__")[0]
-        if first not in _relations(label) and _field(label, first) == "branch":
+        if first not in relations_of(label) and _field(label, first) == "branch":
             return True
     return False
 
@@ -470,9 +462,7 @@ def _mentions_branch(label: str, q: Q) -> bool:
 # --------------------------------------------------------------------------------------------
 def _hop(rel: Relation, src: str, dst: str, rvar: str = "") -> str:
     """`(src)-[:EDGE]->(dst:Target)`, direction-aware; edge and label from the models."""
-    if rel.direction == "out":
-        return f"({src})-[{rvar}:`{rel.edge}`]->({dst}:`{rel.target}`)"
-    return f"({src})<-[{rvar}:`{rel.edge}`]-({dst}:`{rel.target}`)"
+    return f"({src}){rel.arrow(rvar)}({dst}:`{rel.target}`)"
 
 
 def _chain(hops: Sequence[Relation], prefix: str) -> tuple[str, str]:
@@ -603,11 +593,11 @@ def _anchor_match(anchor: Anchor, label: str, comp: _Compiler) -> str:
     if not isinstance(anchor, Anchor):
         raise TypeError(f"anchor must be an Anchor, got {type(anchor).__name__}")
     start = _check_label(anchor.label)
-    rel = _relations(start).get(anchor.relation) if isinstance(anchor.relation, str) else None
+    rel = relations_of(start).get(anchor.relation) if isinstance(anchor.relation, str) else None
     if rel is None:
         raise FieldValidationError(
             f"{start} has no relation {anchor.relation!r}; valid relations: "
-            f"{', '.join(sorted(_relations(start)))}"
+            f"{', '.join(sorted(relations_of(start)))}"
         )
     if rel.target != label:
         raise FieldValidationError(
@@ -664,9 +654,10 @@ def compile_select(sel: Select) -> tuple[str, dict[str, Any]]:
 def compile_fetch(sel: Select, include: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
     """The whole query `fetch` runs, in order, in batches of up to `_BATCH` records.
 
-    Each result row has one column, a list: per record, the node's properties as a map (its
-    datetime fields in the form `_stamp_expr` gives), or with include paths a list
-    `[properties, include 0, include 1, ...]`. `fetch` decodes it.
+    Each result row has one column, a list with one item per record (or, with a LIMIT of at
+    most `_ROW_BY_ROW`, one record itself): `[properties, datetimes, include 0, include 1,
+    ...]`, where `properties` is the node's property map with its datetime fields set to null
+    and `datetimes` holds those fields in the form `_STAMP` gives. `fetch` decodes it.
     """
     query, params, _ = _compile(sel)
     label = sel.label
@@ -692,14 +683,19 @@ def compile_fetch(sel: Select, include: Sequence[str] = ()) -> tuple[str, dict[s
     # Rows come back in lists of _BATCH records, not one row per record: per row the driver
     # spends ~10 us of Python (message framing, Record objects), more than decoding the row
     # itself (1000 artifacts at 100k: 11.7 ms to return only their uids row by row, 1.5 ms to
-    # count them). `collect(n)` holds node references only (the sort before it holds them
-    # anyway); the property maps are built one batch per row, so the server never holds more
-    # than one batch of them. Neo4j's manual ("WITH: Sort results before using collect on them"):
-    # a list collected after ORDER BY keeps that order. 100 and 1000 per batch measured the same.
+    # count them; a 1000-record fetch took 29 ms row by row, 14 ms in one list). `collect(n)`
+    # holds node references only (the sort before it holds them anyway); the property maps are
+    # built one batch per row, so the server never holds more than one batch of them. Neo4j's
+    # manual ("WITH: Sort results before using collect on them"): a list collected after
+    # ORDER BY keeps that order. 100 and 1000 per batch measured the same.
+    # A query that returns at most _ROW_BY_ROW records (get, first, one, the duplicate check
+    # before every new artifact) returns them row by row: collecting has a fixed cost (a
+    # duplicate check that finds nothing, 0 rows: 451 us as before row by row, 497 us
+    # collected), more than the driver's ~10 us per row saves at a few rows.
+    record = _record_expr(label, tuple(include_exprs))
+    if _row_by_row(sel):
+        return query + f"\nRETURN {record} AS _row", params
     params["batch"] = _BATCH
-    record = _node_expr(label, "n")
-    if include_exprs:
-        record = f"[{record}, {', '.join(include_exprs)}]"
     query += (
         "\nWITH collect(n) AS _nodes"
         "\nUNWIND range(0, size(_nodes) - 1, $batch) AS _at"
@@ -710,6 +706,13 @@ def compile_fetch(sel: Select, include: Sequence[str] = ()) -> tuple[str, dict[s
 
 # Records per result row of `fetch` (see `compile_fetch`).
 _BATCH = 1000
+# Up to this LIMIT, `fetch` reads one record per row (see `compile_fetch`).
+_ROW_BY_ROW = 4
+
+
+def _row_by_row(sel: Select) -> bool:
+    return sel.limit is not None and sel.limit <= _ROW_BY_ROW
+
 
 # Datetimes, the cheap way. The driver builds a `neo4j.time.DateTime` in pure Python for every
 # temporal value it reads (calendar arithmetic, pytz), and `plain()` then converts it with
@@ -722,12 +725,19 @@ _BATCH = 1000
 # microsecond % 1000`: `epochMillis` is the floor (Java's `toEpochMilli`), but Neo4j 5.26's
 # `epochSeconds` is `epochMillis / 1000` rounded towards zero, one second late for an instant
 # before 1970 with a fraction (1969-12-31T23:59:59.5Z gives 0).
-# Anything else (another offset, a named zone, a value of another type) comes wrapped in a
-# one-item list and goes through the driver as before; a missing property comes as null, so it
-# can be left out of the dict again (a node never stores a null).
+# Anything else comes wrapped in a one-item list: another offset or a named zone goes through
+# the driver as before, a value of another type is returned as it is, and `[null]` is a missing
+# property (a stored list never holds a null), left out of the dict again.
+# One CASE over a list of the fields, not one per field: Neo4j plans each new query text once,
+# and a CASE per field cost 52 ms to plan against 40 ms for the list (18 ms for `RETURN n`).
+# CASE tests its WHENs in order, so the accessors only ever see a ZONED DATETIME.
+_STAMP = (
+    "CASE WHEN _t IS :: ZONED DATETIME NOT NULL THEN CASE"
+    " WHEN _t.timezone = 'Z' AND _t.epochMillis >= -62135596800000"  # 0001-01-01T00:00Z
+    " AND _t.epochMillis < 253402300800000"  # 10000-01-01T00:00Z
+    " THEN _t.epochMillis * 1000 + _t.microsecond % 1000 ELSE [_t] END ELSE [_t] END"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=pytz.utc)
-_FIRST_MILLI = -62135596800000  # 0001-01-01T00:00:00Z, `datetime.min` in epoch millis
-_END_MILLI = 253402300800000  # 10000-01-01T00:00:00Z, just after `datetime.max`
 # Values a node property map can hold that need no conversion.
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
@@ -737,37 +747,28 @@ def _datetime_fields(label: str) -> tuple[str, ...]:
     return tuple(f for f, kind in _fields(label).items() if kind.startswith("DateTime"))
 
 
-def _stamp_expr(x: str) -> str:
-    """`x` (a datetime property) as an int of UTC microseconds, `[x]`, or null if missing."""
-    return (
-        f"CASE WHEN {x} IS NULL THEN null "
-        f"WHEN {x} IS NOT :: ZONED DATETIME THEN [{x}] "
-        f"WHEN {x}.timezone = 'Z' AND {x}.epochMillis >= {_FIRST_MILLI} "
-        f"AND {x}.epochMillis < {_END_MILLI} "
-        f"THEN {x}.epochMillis * 1000 + {x}.microsecond % 1000 "
-        f"ELSE [{x}] END"
-    )  # CASE tests its WHENs in order: the property accessors only ever see a ZONED DATETIME
+@lru_cache(maxsize=256)  # built for every fetch (get, first, every duplicate check) otherwise
+def _record_expr(label: str, include_exprs: tuple[str, ...]) -> str:
+    """One record of node `n` for `fetch`: `[properties, datetimes, includes...]`."""
+    stamps = _datetime_fields(label)
+    props = ", ".join([".*", *(f"{f}: null" for f in stamps)])
+    listed = ", ".join(f"n.{f}" for f in stamps)
+    items = [f"n {{{props}}}", f"[_t IN [{listed}] | {_STAMP}]", *include_exprs]
+    return f"[{', '.join(items)}]"
 
 
-def _node_expr(label: str, var: str) -> str:
-    """The properties of node `var` as a map, its datetime fields as `_stamp_expr` sends them."""
-    stamps = [f"{f}: {_stamp_expr(f'{var}.{f}')}" for f in _datetime_fields(label)]
-    return f"{var} {{{', '.join(['.*', *stamps])}}}"
-
-
-def _decode_node(props: dict[str, Any], stamps: tuple[str, ...]) -> dict[str, Any]:
-    """The plain property dict of one `_node_expr` map (decoded in place: it is ours)."""
+def _decode(props: dict[str, Any], stamps: tuple[str, ...], times: list[Any]) -> dict[str, Any]:
+    """The plain property dict of one `_record_expr` record (decoded in place: it is ours)."""
     for key, value in props.items():
         if type(value) not in _PLAIN_TYPES:  # lists; temporal or spatial values
             props[key] = plain(value)
-    for key in stamps:
-        value = props[key]
+    for key, value in zip(stamps, times):
         if type(value) is int:
             props[key] = _EPOCH + timedelta(microseconds=value)
-        elif value is None:
+        elif value[0] is None:
             del props[key]
         else:
-            props[key] = value[0]
+            props[key] = plain(value[0])
     return props
 
 
@@ -784,11 +785,11 @@ def _include_expr(label: str, path: Any, i: int) -> str:
     parts = path.split("__")
     current, hops = label, []
     for seg in parts[:-1]:
-        rel = _relations(current).get(seg)
+        rel = relations_of(current).get(seg)
         if rel is None:
             raise FieldValidationError(
                 f"{current} has no relation {seg!r} (in include {path!r}); valid relations: "
-                f"{', '.join(sorted(_relations(current)))}"
+                f"{', '.join(sorted(relations_of(current)))}"
             )
         hops.append(rel)
         current = rel.target
@@ -815,13 +816,15 @@ def fetch(conn: Any, sel: Select, include: Sequence[str] = ()) -> list[dict[str,
     paths = _as_paths(include)
     query, params = compile_fetch(sel, paths)
     stamps = _datetime_fields(sel.label)
+    rows = conn.read_column(query, params)
+    batches = [rows] if _row_by_row(sel) else rows
     out: list[dict[str, Any]] = []
-    for batch in conn.read_column(query, params):
+    for batch in batches:
         if not paths:
-            out += [_decode_node(props, stamps) for props in batch]
+            out += [_decode(props, stamps, times) for props, times in batch]
             continue
-        for props, *values in batch:
-            record = _decode_node(props, stamps)
+        for props, times, *values in batch:
+            record = _decode(props, stamps, times)
             for path, value in zip(paths, values):
                 record[path] = plain(value)
             out.append(record)

@@ -204,6 +204,11 @@ def test_batches_keep_order_offset_limit_and_includes(
         Select("Artifact", anchor=Anchor("Collection", "c1", "artifacts"), distinct=True),
         Select("Artifact", Q(key="nothing")),
         Select("Artifact", limit=0),
+        # up to gq._ROW_BY_ROW (4) records come one per row, more in lists
+        Select("Artifact", order_by=("-id",), limit=1),
+        Select("Artifact", order_by=("key",), offset=3, limit=4),
+        Select("Artifact", order_by=("key",), offset=3, limit=5),
+        Select("Artifact", Q(key="nothing"), limit=2),
     ]
     include = ["created_by__name", "collections__key", "key"]
     whole = [(fetch(conn, s), fetch(conn, s, include=include)) for s in selects]
@@ -211,13 +216,19 @@ def test_batches_keep_order_offset_limit_and_includes(
     assert [r["id"] for r in whole[1][0]] == list(range(11, 0, -1))
     assert [r["id"] for r in whole[2][0]] == [9, 8, 7, 6, 5, 4, 3]
     assert [r["id"] for r in whole[4][0]] == list(range(11, 0, -1))
-    assert whole[7] == ([], []) and whole[8] == ([], [])
+    assert whole[7] == ([], []) and whole[8] == ([], []) and whole[12] == ([], [])
+    assert [r["id"] for r in whole[9][0]] == [11]
+    assert [r["id"] for r in whole[10][0]] == [8, 7, 6, 5]
+    assert [r["id"] for r in whole[11][0]] == [8, 7, 6, 5, 4]
+    assert whole[10][1][0]["created_by__name"] == "alice" and whole[10][1][1]["key"] == "k/93"
     assert [r["created_by__name"] for r in whole[0][1]] == [None, "alice"] * 5 + [None]
     assert all(r["collections__key"] == ["coll"] for r in whole[0][1])
     # with 3 records per result row: the same rows, in the same order
     monkeypatch.setattr(gq, "_BATCH", 3)
     query, params = gq.compile_fetch(selects[0])
     assert params["batch"] == 3 and "$batch" in query
+    query, params = gq.compile_fetch(selects[9])
+    assert "batch" not in params and "collect(n)" not in query
     for s, (plain_rows, with_includes) in zip(selects, whole):
         assert fetch(conn, s) == plain_rows
         assert fetch(conn, s, include=include) == with_includes
