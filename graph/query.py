@@ -24,9 +24,9 @@ subqueries, so they never multiply rows and ignore the related nodes' branch. Un
 `a__b__f__isnull=True` (and `a__b__f=None`) means "no path reaches a node whose `f` is set".
 
 Reading (`fetch`): one auto-commit query whose rows are lists of up to 1000 records each (the
-driver's per-row cost was more than the decoding), every record a property map in which a UTC
-datetime is an int of microseconds (the driver's own datetime conversion was 60% of a
-1000-record fetch). `fetch` returns the same dicts, values and types as reading the nodes
+driver's per-row cost was more than the decoding; a LIMIT of at most 4 reads row by row), every
+record a property map and a list of its datetime fields, a UTC datetime as an int of
+microseconds (the driver's own datetime conversion was 60% of a 1000-record fetch). `fetch` returns the same dicts, values and types as reading the nodes
 through the driver would (`tests/test_fetch_speedpath.py`); only the order of keys within a
 dict is Neo4j's map order rather than its node property order. Needs Neo4j 5.9 or later (type
 predicates; `COLLECT {}` subqueries already needed 5.6).
