@@ -15,7 +15,7 @@ so a lane has 1 + 8 * steps records (3 runs, 5 artifacts per step) and the graph
 (main.py, side.py, cons.py). The figure is the lineage of the deepest artifact (a[steps] of lane
 0) at depth 10, 50 and all, with children (what `view_lineage()` draws by default):
 
-- lineage: `lineage.lineage.traverse(...)`, the one query `view_lineage()` runs before drawing
+- lineage: `lineage._lineage.traverse(...)` (public as `ln.lineage.traverse`), the one query `view_lineage()` runs before drawing
   (index seek on the uid, the bounded traversal, the Bolt round trip, decoding);
 - lamindb: what `view_lineage()` runs before graphviz: `_get_all_parent_runs` (+
   `_get_all_child_runs`) and `_df_edges_from_runs` from `lamindb.models.has_parents`. lamindb
@@ -337,7 +337,7 @@ def build_lineage(conn, graph: dict) -> float:
 
 def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
     import lineage as ln
-    from lineage.lineage import traverse
+    from lineage._lineage import traverse
 
     from _lineage_env import scratch_lineage
 
