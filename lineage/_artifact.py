@@ -474,13 +474,14 @@ class Artifact(DataRecord):
         `.h5`/`.hdf5`, a read-only `zarr.Group` for a `.zarr` folder, and a
         `pyarrow.dataset.Dataset` for `.parquet`, `.csv`, `.json`, `.orc`, `.arrow`, `.feather`,
         `.ipc` and folders of such files. Local files are opened where they are, `s3://` ones
-        read in place (nothing is cached). `kwargs` go to the opener. The run input is
+        read in place (nothing is cached; an `.h5ad` is cached first with anndata before 0.12.8,
+        which cannot stream it). `kwargs` go to the opener. The run input is
         recorded only if opening works, as `load()` does.
 
         >>> with ln.Artifact.get(key="scrna/sample1.h5ad").open() as adata:
         ...     adata.isbacked, adata.X[:1].shape
         (True, (1, 4))
-        >>> ln.Artifact.get(key="tables/metrics.parquet").open().to_table().num_rows
+        >>> ln.Artifact(df, key="tables/metrics.parquet").save().open().to_table().num_rows
         3
         """
         if mode != "r":
@@ -500,8 +501,16 @@ class Artifact(DataRecord):
                 f"streaming; open() supports {', '.join(s for s in loaders.OPENABLE if s)} and "
                 "folders of such tables; use .load() or .cache() instead"
             )
+        uri = uri_of(self)
+        if suffix == ".h5ad" and loaders.is_remote(uri) and not loaders.access.streams_h5ad():
+            logger.warning(
+                "the installed anndata cannot stream %s in backed mode (0.12.8 and later can); "
+                "opening a cached copy",
+                uri,
+            )
+            uri = str(cache_artifacts([self])[0])
         with loader_errors():
-            opened = loaders.open_file(uri_of(self), suffix, settings.storage_options, **kwargs)
+            opened = loaders.open_file(uri, suffix, settings.storage_options, **kwargs)
         track_input([self], is_run_input)
         return opened
 

@@ -9,6 +9,7 @@
 
 A local path is opened where it is; an `s3://` URI is read in place: HDF5 through an fsspec file,
 zarr through its fsspec store, pyarrow through the fsspec filesystem. Nothing is downloaded first.
+(anndata before 0.12.8 cannot open a remote `.h5ad` backed: see `streams_h5ad`.)
 
 >>> with open_file("sample.h5ad") as backed:
 ...     backed.isbacked, backed.X[:2].shape
@@ -20,12 +21,14 @@ zarr through its fsspec store, pyarrow through the fsspec filesystem. Nothing is
 from __future__ import annotations
 
 import os
+import re
+from importlib.metadata import version
 from typing import Any
 
 from loaders.folders import list_dir
 from loaders.storage import _local_path, _with_endpoint, filesystem, is_remote, suffix_of
 
-__all__ = ["DATASET_SUFFIXES", "OPENABLE", "open_file"]
+__all__ = ["DATASET_SUFFIXES", "OPENABLE", "open_file", "streams_h5ad"]
 
 # suffix -> pyarrow.dataset format (lamindb's PYARROW_SUFFIXES)
 _DATASET_FORMATS = {
@@ -72,6 +75,18 @@ def open_file(
     )
 
 
+def streams_h5ad() -> bool:
+    """Whether the installed anndata opens an already open HDF5 file (here: an fsspec file over
+    S3) in backed mode: from 0.12.8 on; before, it reopened the file by its name, so a remote
+    `.h5ad` has to be cached before it can be opened backed.
+
+    >>> isinstance(streams_h5ad(), bool)
+    True
+    """
+    parts = re.findall(r"\d+", version("anndata"))[:3]
+    return tuple(int(p) for p in parts) >= (0, 12, 8)
+
+
 def _file_object(text: str, storage_options: dict[str, Any] | None) -> Any:
     fs, path = filesystem(text, storage_options)
     return fs.open(path, "rb")
@@ -80,6 +95,11 @@ def _file_object(text: str, storage_options: dict[str, Any] | None) -> Any:
 def _open_h5ad(text: str, storage_options: dict[str, Any] | None, **kwargs: Any) -> Any:
     import anndata as ad
 
+    if is_remote(text) and not streams_h5ad():
+        raise ValueError(
+            f"anndata {version('anndata')} cannot open {text} in backed mode without a local "
+            "copy (0.12.8 and later can): cache it first, or upgrade anndata"
+        )
     handle = _file_object(text, storage_options) if is_remote(text) else None
     try:
         adata = ad.read_h5ad(handle if handle is not None else _local_path(text), backed="r",

@@ -136,7 +136,7 @@ def file_info(
     >>> from pathlib import Path
     >>> _ = Path("a.txt").write_bytes(b"a")
     >>> file_info("a.txt")
-    FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5')
+    FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5', n_files=None)
     """
     text = str(uri)
     hash_: str | None  # local files always get one; a remote object without an ETag does not
