@@ -377,13 +377,13 @@ def sync_dir(
 
 
 def _prune(top: Path, keep: set[Path]) -> None:
-    """Remove the files under `top` not in `keep`, then the directories left empty (downloads
-    in flight, `.part` files, are left to the process writing them)."""
+    """Remove the files under `top` not in `keep`, then the directories left empty (writes in
+    flight, `.part` downloads and `.tmp` sidecars, are left to the process renaming them)."""
     for dirpath, dirnames, names in os.walk(top, topdown=False):
         here = Path(dirpath)
         for name in names:
             path = here / name
-            if path not in keep and not name.endswith(".part"):
+            if path not in keep and not name.endswith((".part", ".tmp")):
                 path.unlink(missing_ok=True)
         for name in dirnames:
             with contextlib.suppress(OSError):  # not empty: it holds kept files

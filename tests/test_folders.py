@@ -183,6 +183,32 @@ def test_failed_write_removes_the_copied_folder(
     assert files_under(artifact.path) == CONTENT
 
 
+def test_bulk_save_of_files_and_folders_is_undone_together(
+    storage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = [
+        ln.Artifact(write(tmp_path / "x.txt", b"x"), key="x.txt"),
+        ln.Artifact(make_folder(tmp_path / "f1", CONTENT), key="f1"),
+        ln.Artifact(make_folder(tmp_path / "f2.zarr", {".zgroup": b"{}"}), key="f2.zarr"),
+    ]
+    real = graph.records.create_many
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected failure in create_many")
+
+    monkeypatch.setattr(graph.records, "create_many", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        ln.save(batch)
+    assert everything_under(storage) == []
+    assert all(a.storage_path is None for a in batch)
+
+    monkeypatch.setattr(graph.records, "create_many", real)
+    ln.save(batch)
+    assert sorted(everything_under(storage))[:1] == [batch[1].uid]
+    assert files_under(batch[1].path) == CONTENT and batch[2].path.name.endswith(".zarr")
+    assert sorted(rows()["n_files"].fillna(0).astype(int)) == [0, 1, 5]
+
+
 def test_folder_versions(storage: Path, tmp_path: Path) -> None:
     v1 = ln.Artifact(make_folder(tmp_path / "v1", {"a.txt": b"1"}), key="runs/out").save()
     folder = make_folder(tmp_path / "v2", {"a.txt": b"2", "b.txt": b"b"})

@@ -115,6 +115,11 @@ def test_open_refuses_what_it_cannot_stream(storage: Path, tmp_path: Path) -> No
     folder = ln.Artifact(mixed, key="mixed").save()
     with pytest.raises(E.DataError, match=r"found suffixes: \.csv, \.parquet"):
         folder.open()
+    fake = tmp_path / "fake.zarr"
+    fake.mkdir()
+    write(fake / "notes.txt", b"not zarr")
+    with pytest.raises(E.DataError, match="is not a readable zarr group"):
+        ln.Artifact(fake, key="fake.zarr").save().open()
 
 
 def write(path: Path, data: bytes) -> Path:
