@@ -59,7 +59,7 @@ MANAGED_DIR = ".lineage"  # artifacts copied into a storage root live here, name
 
 @register
 class Artifact(DataRecord):
-    """A file with a key, a content hash, a version family and provenance.
+    """A file or folder with a key, a content hash, a version family and provenance.
 
     Args:
         data: a local path (a file, or a folder: one artifact of all its files), an `s3://` URI
