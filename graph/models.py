@@ -90,6 +90,7 @@ class Artifact(DataRecordNode):
     hash_type = StringProperty()
     otype = StringProperty()
     n_observations = IntegerProperty()
+    n_files = IntegerProperty()  # a folder's file count; None for a file (lamindb's)
     storage_path = StringProperty()
 
     revises = RelationshipTo("Artifact", "REVISES", cardinality=ZeroOrOne)

@@ -1,10 +1,11 @@
-"""Artifact: one file (a local path, an `s3://` object, or a DataFrame/AnnData written to one).
+"""Artifact: one file (a local path, an `s3://` object, or a DataFrame/AnnData written to one),
+or one folder (a local directory or an `s3://` prefix).
 
 Saving (docs/architecture.md, "Registries"): the bytes are hashed when the artifact is made, the same content
-already stored gives back the existing record, the file is copied to
+already stored gives back the existing record, the file (or the folder's files) is copied to
 `<storage root>/.lineage/<uid><suffix>` before the node that points at it is written, and the copy
-is removed again if that transaction fails. Files already under a registered storage root, and
-`s3://` URIs, are registered in place.
+is removed again if that transaction fails. Files and folders already under a registered storage
+root, and `s3://` URIs, are registered in place.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from lineage._data import (
     become_twins,
     cache_artifacts,
     check_loadable,
+    is_folder,
     load_artifacts,
     loader_errors,
     mapped_artifacts,
     split_twins,
+    starts_a_family,
     storage_options,
     track_input,
+    uri_of,
     write_new_families,
 )
 from lineage._instance import Instance, current
@@ -45,6 +49,7 @@ from lineage.errors import (
     InvalidArgument,
     InvalidType,
     MissingFile,
+    NotSupported,
 )
 
 logger = logging.getLogger("lineage")
@@ -54,11 +59,12 @@ MANAGED_DIR = ".lineage"  # artifacts copied into a storage root live here, name
 
 @register
 class Artifact(DataRecord):
-    """A file with a key, a content hash, a version family and provenance.
+    """A file or folder with a key, a content hash, a version family and provenance.
 
     Args:
-        data: a local path, an `s3://` URI, a pandas DataFrame (stored as parquet) or an
-            AnnData (stored as h5ad).
+        data: a local path (a file, or a folder: one artifact of all its files), an `s3://` URI
+            (an object or a prefix), a pandas DataFrame (stored as parquet) or an AnnData (stored
+            as h5ad).
         key: a name or path-like key, e.g. `"raw/sample1.h5ad"`.
         description: a description or title.
         run: the run that creates the artifact (default: the tracked run, if any).
@@ -70,6 +76,10 @@ class Artifact(DataRecord):
     >>> v2 = ln.Artifact(df2, revises=artifact).save()
     >>> v2.key, [a.uid[-4:] for a in v2.versions]    # one family: the uid's last 4 count up
     ('tables/metrics.parquet', ['0000', '0001'])
+    >>> _ = Path("plate1").mkdir(); _ = Path("plate1/well_A1.txt").write_text("A1")
+    >>> folder = ln.Artifact("plate1", key="images/plate1").save()
+    >>> folder.n_files, folder.hash_type, sorted(p.name for p in folder.cache().iterdir())
+    (1, 'md5-d', ['well_A1.txt'])
     """
 
     _label = "Artifact"
@@ -102,6 +112,7 @@ class Artifact(DataRecord):
         self._set_run(run)
         self._read_data(data)
         try:
+            _check_same_kind(self, revises)
             self._init_fields(key, description, revises, version)
         except BaseException:
             self._discard_staged()
@@ -157,8 +168,14 @@ class Artifact(DataRecord):
         if loaders.is_remote(uri):
             if not uri.startswith("s3://"):
                 raise InvalidArgument(f"{uri!r}: only local paths and s3:// URIs are supported")
-            info = loaders.file_info(uri, settings.storage_options)
-            values.update(size=info.size, hash=info.hash, hash_type=info.hash_type)
+            try:
+                info = loaders.file_info(uri, settings.storage_options)
+            except IsADirectoryError:  # a prefix: a folder, hashed from its objects' ETags
+                uri = uri.rstrip("/")
+                info = _folder_info(uri)
+            values.update(
+                size=info.size, hash=info.hash, hash_type=info.hash_type, n_files=info.n_files
+            )
             root = _registered_root_of(uri) or _bucket_root(uri)
             object.__setattr__(self, "_in_place", (uri, root))
             return
@@ -173,7 +190,8 @@ class Artifact(DataRecord):
         if not path.exists():  # also a dangling symlink: exists() follows it
             raise MissingFile(f"Artifact(): no such file: {uri}")
         if path.is_dir():
-            raise InvalidArgument(f"Artifact(): {uri} is a directory; pass a file")
+            self._read_dir(path)
+            return
         if not path.is_file():  # reading a FIFO would block forever, a device never end
             raise InvalidArgument(
                 f"Artifact(): {uri} is not a regular file (a FIFO, socket or device); pass a file"
@@ -181,6 +199,26 @@ class Artifact(DataRecord):
         otype, n_obs = _describe(path, values["suffix"])
         values.update(otype=otype, n_observations=n_obs)
         self._hash_local(path)
+        self._set_local(path)
+
+    def _read_dir(self, path: Path) -> None:
+        """A folder artifact: lamindb's folder hash over all its files, `n_files`, the total
+        `size`, the suffix of its name (".zarr", or none), and the otype of an AnnData zarr."""
+        info = _folder_info(str(path))
+        otype, n_obs = _describe(path, self._values["suffix"])
+        self._values.update(
+            size=info.size,
+            hash=info.hash,
+            hash_type=info.hash_type,
+            n_files=info.n_files,
+            otype=otype,
+            n_observations=n_obs,
+        )
+        self._set_local(path)
+
+    def _set_local(self, path: Path) -> None:
+        """A local file or folder: registered in place under a registered storage root, else
+        copied at save()."""
         registered = _registered_root_of(str(path))
         if registered is not None:
             object.__setattr__(self, "_in_place", (str(path), registered))
@@ -223,6 +261,43 @@ class Artifact(DataRecord):
             raise InvalidType(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
         return cls(adata, key=key, **kwargs)
 
+    @classmethod
+    def from_dir(
+        cls, path: str | os.PathLike[str], *, key: str | None = None, run: Any = None
+    ) -> ArtifactList:
+        """One artifact per file under a folder (lamindb's `from_dir`), keyed
+        `<key>/<path in the folder>`; `key` defaults to the folder's path inside its registered
+        storage root, else its name. Files with the same content give one artifact (with a
+        warning). For one artifact of the whole folder, use `ln.Artifact(path, key=...)`.
+
+        >>> Path("run1/sub").mkdir(parents=True)
+        >>> _ = Path("run1/a.txt").write_text("a"); _ = Path("run1/sub/b.txt").write_text("b")
+        >>> artifacts = ln.Artifact.from_dir("run1").save()
+        >>> [a.key for a in artifacts]
+        ['run1/a.txt', 'run1/sub/b.txt']
+        """
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidType(f"from_dir() takes a folder path, not {type(path).__name__}")
+        check_key(key, "from_dir() key")
+        folder, files = _files_of(os.fspath(path))
+        if key is None:
+            key = _key_in_storage(folder)
+        if not files:
+            logger.warning("from_dir(): the folder %s has no files", folder)
+        by_hash: dict[str, Artifact] = {}
+        for rel, file_uri in files:
+            artifact = cls(file_uri, key=f"{key}/{rel}" if key else rel, run=run)
+            by_hash.setdefault(artifact.hash, artifact)
+        if len(by_hash) < len(files):
+            logger.warning(
+                "from_dir(): %d of %d files in %s have the same content as another: one "
+                "artifact per content",
+                len(files) - len(by_hash),
+                len(files),
+                folder,
+            )
+        return ArtifactList(by_hash.values())
+
     # -- saving ----------------------------------------------------------------------------------
     def _placement(self) -> Placement:
         """Where this artifact's bytes go (the one decision both save paths use)."""
@@ -260,8 +335,7 @@ class Artifact(DataRecord):
         def write_file(uid: str) -> dict[str, Any]:
             # Inside the transaction, with the family locked: nobody else gets this uid.
             dest = placement.destination(uid, self.suffix)
-            loaders.put_file(self._source, dest, settings.storage_options)
-            written.append(dest)
+            written.append(self._put(dest))
             return {"storage_path": dest}
 
         props = {k: v for k, v in self._values.items() if v is not None}
@@ -283,13 +357,21 @@ class Artifact(DataRecord):
             self._become_stored(exc)
             return self
         # Copies from attempts the driver retried under another uid.
-        loaders.delete_files(
-            [d for d in written if d != row["storage_path"]], settings.storage_options
-        )
+        kept = {row["storage_path"], loaders.as_folder(row["storage_path"])}
+        loaders.delete_files([d for d in written if d not in kept], settings.storage_options)
         self._load(row)
         self._discard_staged()
         self._after_first_save()
         return self
+
+    def _put(self, dest: str) -> str:
+        """Copy the source file or folder to `dest`; returns the URI that removes the copy
+        (`loaders.as_folder(dest)` for a folder)."""
+        if is_folder(self):
+            with loader_errors():  # the folder changed since it was hashed (emptied, a new link)
+                return loaders.put_dir(self._source, dest, settings.storage_options)
+        loaders.put_file(self._source, dest, settings.storage_options)
+        return dest
 
     def _delete_permanently(self) -> None:
         for relation, role in (
@@ -317,9 +399,12 @@ class Artifact(DataRecord):
         path = self.storage_path
         storage = self.storage if self._saved else None
         was_trashed = self.branch == -1
+        folder = is_folder(self)
         super().delete(permanent=permanent)
         if (permanent or was_trashed) and path and storage and _is_managed(path, storage.root):
-            loaders.delete_file(path, settings.storage_options)
+            # A folder goes with everything under it.
+            target = loaders.as_folder(path) if folder else path
+            loaders.delete_file(target, settings.storage_options)
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -340,8 +425,9 @@ class Artifact(DataRecord):
         return Path(self.storage_path)
 
     def cache(self, is_run_input: bool | None = None) -> Path:
-        """A local path to the file: the file itself if it is local, else a copy synced into
-        `ln.settings.cache_dir` (downloaded only when missing or outdated).
+        """A local path to the file or folder: itself if it is local, else a copy synced into
+        `ln.settings.cache_dir` (downloaded only when missing or outdated; for a folder, file by
+        file, and files no longer in the folder are removed from the copy).
 
         With a tracked run (or `is_run_input=True`) the artifact is recorded as the run's input.
 
@@ -354,8 +440,11 @@ class Artifact(DataRecord):
 
     def load(self, is_run_input: bool | None = None, **kwargs: Any) -> Any:
         """Cache the file and load it into memory: a DataFrame for `.parquet`/`.csv`/`.tsv`, an
-        AnnData for `.h5ad`, a dict for `.json`/`.yaml`, a str for `.txt`. `kwargs` go to the
-        reader (e.g. `columns=` for parquet). The run input is recorded only if loading works.
+        AnnData for `.h5ad` and for an AnnData `.zarr` folder, a dict for `.json`/`.yaml`, a str
+        for `.txt`/`.fasta`; formats lamindb does not parse either (`.html`, `.png`, `.jpg`,
+        `.gif`, `.svg`, `.rds`) give the local path, as lamindb does outside IPython. `kwargs` go
+        to the reader (e.g. `columns=` for parquet). The run input is recorded only if loading
+        works.
 
         >>> artifact.load()
           gene  count
@@ -373,6 +462,58 @@ class Artifact(DataRecord):
         track_input([self], is_run_input)
         return data
 
+    def open(
+        self,
+        mode: str = "r",
+        engine: str = "pyarrow",
+        is_run_input: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Open the data for streaming, without loading it (lamindb's `open()`): an AnnData in
+        backed mode for `.h5ad` (use it in a `with` block, or `.close()` it), an `h5py.File` for
+        `.h5`/`.hdf5`, a read-only `zarr.Group` for a `.zarr` folder, and a
+        `pyarrow.dataset.Dataset` for `.parquet`, `.csv`, `.json`, `.orc`, `.arrow`, `.feather`,
+        `.ipc` and folders of such files. Local files are opened where they are, `s3://` ones
+        read in place (nothing is cached; an `.h5ad` is cached first with anndata before 0.12.8,
+        which cannot stream it). `kwargs` go to the opener. The run input is
+        recorded only if opening works, as `load()` does.
+
+        >>> with ln.Artifact.get(key="scrna/sample1.h5ad").open() as adata:
+        ...     adata.isbacked, adata.X[:1].shape
+        (True, (1, 4))
+        >>> ln.Artifact(df, key="tables/metrics.parquet").save().open().to_table().num_rows
+        3
+        """
+        if mode != "r":
+            raise InvalidArgument(
+                f"open(mode={mode!r}): artifacts open read-only (mode='r'): writing would change "
+                "bytes that the stored hash describes; save changed data as a new version"
+            )
+        if engine != "pyarrow":
+            raise NotSupported(
+                f"open(engine={engine!r}): only engine='pyarrow' is supported (polars is not a "
+                "dependency of lineage)"
+            )
+        suffix = (self.suffix or "").lower()
+        if suffix not in loaders.OPENABLE or (not suffix and not is_folder(self)):
+            raise InvalidArgument(
+                f"cannot open artifact {self.uid} with suffix {suffix or 'none'!r} for "
+                f"streaming; open() supports {', '.join(s for s in loaders.OPENABLE if s)} and "
+                "folders of such tables; use .load() or .cache() instead"
+            )
+        uri = uri_of(self)
+        if suffix == ".h5ad" and loaders.is_remote(uri) and not loaders.access.streams_h5ad():
+            logger.warning(
+                "the installed anndata cannot stream %s in backed mode (0.12.8 and later can); "
+                "opening a cached copy",
+                uri,
+            )
+            uri = str(cache_artifacts([self])[0])
+        with loader_errors():
+            opened = loaders.open_file(uri, suffix, settings.storage_options, **kwargs)
+        track_input([self], is_run_input)
+        return opened
+
     @classmethod
     def _load_queryset(cls, qs: Any, what: str, **kwargs: Any) -> Any:
         """`load()` / `mapped()` of a QuerySet of artifacts, in its order."""
@@ -386,6 +527,26 @@ class Artifact(DataRecord):
             data = mapped_artifacts(artifacts, **kwargs)
         track_input(artifacts, is_run_input)
         return data
+
+
+class ArtifactList(list[Artifact]):
+    """A list of artifacts with `save()` (lamindb's `SQLRecordList`), as `Artifact.from_dir`
+    returns it."""
+
+    def save(self) -> ArtifactList:
+        """Save every artifact, as `ln.save` does: new ones in batches, the others one by one.
+
+        >>> Path("run2").mkdir(); _ = Path("run2/x.txt").write_text("x")
+        >>> [a.key for a in ln.Artifact.from_dir("run2", key="runs/2").save()]
+        ['runs/2/x.txt']
+        """
+        new = [a for a in self if starts_a_family(a)]
+        save_artifacts(new)
+        batched = {id(a) for a in new}
+        for artifact in self:
+            if id(artifact) not in batched:
+                artifact.save()
+        return self
 
 
 # -- where artifacts go, and the batch save both `Artifact.save` and `ln.save` use ----------------
@@ -427,16 +588,25 @@ def save_artifacts(artifacts: list[Artifact]) -> None:
 
 
 def _save_batch(batch: list[Artifact]) -> None:
-    copy_of: dict[int, str] = {}
+    copy_of: dict[int, str] = {}  # what removes an artifact's copy: its file, or as_folder(dest)
+    files: list[tuple[Any, str]] = []
+    folders: list[tuple[Any, str]] = []
     for artifact in batch:
         artifact._default_edges()
         placement = artifact._placement()
         artifact._to_one["storage"] = placement.storage
         if placement.in_place is not None:
             artifact._values["storage_path"] = placement.in_place
+            continue
+        dest = artifact._values["storage_path"] = placement.destination(
+            artifact.uid, artifact.suffix
+        )
+        if is_folder(artifact):
+            folders.append((artifact._source, dest))
+            copy_of[id(artifact)] = loaders.as_folder(dest)
         else:
-            dest = placement.destination(artifact.uid, artifact.suffix)
-            copy_of[id(artifact)] = artifact._values["storage_path"] = dest
+            files.append((artifact._source, dest))
+            copy_of[id(artifact)] = dest
     written: list[str] = []
 
     def drop_copy(artifact: Artifact) -> None:  # its bytes were stored meanwhile by another
@@ -446,10 +616,10 @@ def _save_batch(batch: list[Artifact]) -> None:
             written.remove(copied)
 
     try:
-        written = loaders.put_files(
-            [(a._source, copy_of[id(a)]) for a in batch if id(a) in copy_of],
-            settings.storage_options,
-        )
+        written = loaders.put_files(files, settings.storage_options)
+        with loader_errors():  # a folder changed since it was hashed (emptied, a new link)
+            # put_dirs removes its own copies if it fails; `written` then holds the files'.
+            written += loaders.put_dirs(folders, settings.storage_options)
         write_new_families(batch, done=Artifact._discard_staged, duplicate=drop_copy)
     except BaseException as exc:
         # The whole batch is one attempt; put_files removed its own copies if it failed itself.
@@ -470,6 +640,69 @@ def _describe(path: Path, suffix: str) -> tuple[str | None, int | None]:
 def _bucket_root(uri: str) -> str:
     bucket = uri[len("s3://") :].split("/", 1)[0]
     return f"s3://{bucket}"
+
+
+def _folder_info(uri: str) -> loaders.FileInfo:
+    """lamindb's size, hash and file count of a local folder or `s3://` prefix; a folder that
+    cannot be one artifact (empty, a link out of it, a FIFO in it) is an InvalidArgument."""
+    try:
+        return loaders.dir_info(uri, settings.storage_options)
+    except FileNotFoundError as exc:
+        raise MissingFile(f"Artifact(): {exc}") from None
+    except ValueError as exc:
+        raise InvalidArgument(f"Artifact(): {exc}") from None
+
+
+def _files_of(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """`from_dir()`'s folder (resolved, or an `s3://` prefix) and its files (relative name,
+    path or URI), with the constructor's errors for what is not a folder."""
+    if loaders.is_remote(text):
+        if not text.startswith("s3://"):
+            raise InvalidArgument(f"{text!r}: only local paths and s3:// URIs are supported")
+        folder = text.rstrip("/")
+        files = loaders.list_dir(folder, settings.storage_options)
+        if not files:
+            raise MissingFile(f"from_dir(): no objects under the prefix {text}")
+        return folder, files
+    if not text or "\0" in text:
+        raise InvalidArgument(f"from_dir(): {text!r} is not a folder path")
+    try:
+        path = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise InvalidArgument(f"from_dir(): cannot resolve the path {text}: {exc}") from None
+    if not path.exists():
+        raise MissingFile(f"from_dir(): no such folder: {text}")
+    if not path.is_dir():
+        raise InvalidArgument(f"from_dir(): {text} is not a folder; use ln.Artifact(path)")
+    try:
+        return str(path), loaders.list_dir(path)
+    except ValueError as exc:
+        raise InvalidArgument(f"from_dir(): {exc}") from None
+
+
+def _key_in_storage(folder: str) -> str:
+    """lamindb's default key of `from_dir()`: the folder's path inside its registered storage
+    root (an `s3://` bucket counts as one), else the folder's name."""
+    remote = loaders.is_remote(folder)
+    root = _registered_root_of(folder) or (_bucket_root(folder) if remote else None)
+    if root is None:
+        return Path(folder).name
+    if remote:
+        return folder[len(root.rstrip("/")) :].strip("/")
+    relative = Path(folder).relative_to(Path(root).expanduser().resolve()).as_posix()
+    return "" if relative == "." else relative
+
+
+def _check_same_kind(artifact: Artifact, revises: Artifact | None) -> None:
+    """A version family holds files or folders, not both (lamindb refuses to replace one by
+    the other)."""
+    if revises is None or is_folder(artifact) == is_folder(revises):
+        return
+    kinds = ("folder", "file") if is_folder(revises) else ("file", "folder")
+    raise InvalidArgument(
+        f"Artifact(revises={revises.uid}): that artifact is a {kinds[0]}, the new data a "
+        f"{kinds[1]}; a version family holds one kind: leave out revises= to start a new one"
+    )
 
 
 def _is_managed(path: str, root: str) -> bool:

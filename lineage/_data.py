@@ -79,6 +79,11 @@ class DataRecord(VersionedRecord, HasLineage):
 R = TypeVar("R", bound=DataRecord)
 
 
+def starts_a_family(record: Model) -> bool:
+    """New and revising nothing: its uid is known before the write, so it can go in a batch."""
+    return not record._saved and record._to_one.get("revises") is None
+
+
 def split_twins(records: Sequence[R]) -> tuple[list[R], list[tuple[R, R]]]:
     """New records with distinct content, and (twin, first) pairs for the others: two unsaved
     records with the same bytes are stored once."""
@@ -184,16 +189,35 @@ def uri_of(artifact: DataRecord) -> str:
     raise InvalidArgument(f"{artifact!r} has no file to read")
 
 
+def is_folder(artifact: DataRecord) -> bool:
+    """Whether an artifact is a folder (lamindb: `n_files` is set for folders only)."""
+    return artifact._values.get("n_files") is not None
+
+
 def cache_artifacts(artifacts: Sequence[DataRecord]) -> list[Path]:
-    """Local paths of the artifacts' files, in order (remote ones synced into the cache)."""
+    """Local paths of the artifacts' files and folders, in order (remote ones synced into the
+    cache: files with `loaders.sync`, folders file by file with `loaders.sync_dir`)."""
+    files = [i for i, a in enumerate(artifacts) if not is_folder(a)]
+    out: list[Path] = [Path()] * len(artifacts)
     with loader_errors():
-        return loaders.sync(
-            [uri_of(a) for a in artifacts],
+        paths = loaders.sync(
+            [uri_of(artifacts[i]) for i in files],
             settings.cache_dir,
             storage_options=settings.storage_options,
-            hashes=[a.hash for a in artifacts],
-            sizes=[a.size for a in artifacts],
+            hashes=[artifacts[i].hash for i in files],
+            sizes=[artifacts[i].size for i in files],
         )
+        for i, path in zip(files, paths):
+            out[i] = path
+        for i, artifact in enumerate(artifacts):
+            if is_folder(artifact):
+                out[i] = loaders.sync_dir(
+                    uri_of(artifact),
+                    settings.cache_dir,
+                    storage_options=settings.storage_options,
+                    expected_hash=artifact.hash,
+                )
+    return out
 
 
 def check_loadable(artifacts: Sequence[DataRecord], concat: bool = False) -> list[str]:
@@ -204,6 +228,13 @@ def check_loadable(artifacts: Sequence[DataRecord], concat: bool = False) -> lis
         raise InvalidArgument(
             f"cannot load artifacts of different suffixes together: "
             f"{', '.join(map(repr, distinct))}; all must share one suffix"
+        )
+    folders = [a for a in artifacts if is_folder(a)]
+    if folders and distinct[0].lower() not in loaders.load.FOLDER_LOADABLE:
+        raise InvalidArgument(
+            f"artifact {folders[0].uid} is a folder ({folders[0].n_files} files, suffix "
+            f"{distinct[0] or 'none'!r}); load() reads {', '.join(sorted(loaders.load.FOLDER_LOADABLE))}"
+            " folders: use .cache() for its local path or .open() to stream it"
         )
     allowed = loaders.load.CONCATENABLE if concat and len(artifacts) > 1 else loaders.load.LOADABLE
     if distinct[0].lower() not in allowed:

@@ -1,10 +1,11 @@
 """`ln.doctor()` / `lineage doctor`: find files nobody points at, and graph inconsistencies.
 
-A save copies its file to `<root>/.lineage/<uid><suffix>` before the transaction that writes the
-node commits, and removes the copy if the transaction fails. A process killed between the two
-(kill -9, power loss, OOM) leaves a copy with no node: an orphan. Doctor lists, for every
+A save copies its file (or folder) to `<root>/.lineage/<uid><suffix>` before the transaction that
+writes the node commits, and removes the copy if the transaction fails. A process killed between
+the two (kill -9, power loss, OOM) leaves a copy with no node: an orphan. Doctor lists, for every
 registered storage root, the files under `<root>/.lineage/` that no artifact's `storage_path`
-names, and the graph inconsistencies `graph.doctor.find_issues` knows of. With `fix=True` it
+names (a file inside a folder copy belongs to the folder's artifact), and the graph
+inconsistencies `graph.doctor.find_issues` knows of. With `fix=True` it
 removes the orphans older than a grace period (an in-flight save's copy is young and
 unreferenced until its transaction commits). It never touches anything outside
 `<root>/.lineage/`, so files registered in place are safe, and it never changes the graph.
@@ -15,6 +16,7 @@ through the other database look like orphans from this one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -134,6 +136,7 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
         raise InvalidArgument(f"grace must be >= 0 seconds, not {grace}")
     conn = current().connection
     report = DoctorReport(roots=gd.storage_roots(conn))
+    copies: dict[str, str] = {}  # listed file -> the copy it is part of (itself, or a folder)
     for root in report.roots:
         if not loaders.is_remote(root) and not Path(root).exists():
             # Registered from another machine sharing this database: its files are not here,
@@ -150,9 +153,10 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
             continue
         prefix = managed.rstrip("/") + "/"
         known = gd.paths_under(conn, prefix)
-        listed = {f.uri for f in files}
+        copies.update((f.uri, _copy_of(f.uri, prefix)) for f in files)
+        listed = {f.uri for f in files} | {copies[f.uri] for f in files}
         for f in files:
-            if f.uri in known:
+            if f.uri in known or copies[f.uri] in known:
                 continue
             (report.orphans if f.age >= grace else report.recent).append(f)
         # A save that copied its file after the listing and committed before the graph was
@@ -164,19 +168,39 @@ def doctor(fix: bool = False, grace: float = DEFAULT_GRACE) -> DoctorReport:
         ]
     report.issues = gd.find_issues(conn)
     if fix and report.orphans:
-        report.removed = _remove(conn, [o.uri for o in report.orphans])
+        report.removed = _remove(conn, [o.uri for o in report.orphans], copies)
     return report
 
 
-def _remove(conn: Any, uris: list[str]) -> list[str]:
+def _copy_of(uri: str, prefix: str) -> str:
+    """The copy a file under `<root>/.lineage/` belongs to: itself, or for a file inside a
+    folder artifact's copy (`.lineage/<uid><suffix>/...`), that folder."""
+    return prefix + uri[len(prefix) :].split("/", 1)[0]
+
+
+def _remove(conn: Any, uris: list[str], copies: dict[str, str]) -> list[str]:
     # Ask once more right before removing: a save that started before the grace period and
-    # committed since the listing now points at its file.
-    taken = gd.referenced(conn, uris)
+    # committed since the listing now points at its file (or at the folder holding it).
+    taken = gd.referenced(conn, sorted({*uris, *copies.values()}))
     removed = []
     for uri in uris:
-        if uri not in taken and loaders.delete_file(uri, settings.storage_options):
+        if uri in taken or copies[uri] in taken:
+            continue
+        if loaders.delete_file(uri, settings.storage_options):
             removed.append(uri)
+    _remove_empty_folders({copies[uri] for uri in removed if copies[uri] != uri})
     return removed
+
+
+def _remove_empty_folders(folders: set[str]) -> None:
+    """Local directories an orphaned folder copy leaves once its files are gone (S3 has no
+    directories to leave)."""
+    for folder in folders:
+        if loaders.is_remote(folder):
+            continue
+        for dirpath, _dirs, _names in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):  # not empty: a file was kept
+                os.rmdir(dirpath)
 
 
 def _list_files(managed: str) -> list[StoredFile]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from lineage._artifact import Artifact, save_artifacts
 from lineage._collection import Collection, save_collections
+from lineage._data import starts_a_family
 from lineage._record import Record
 from lineage.errors import InvalidType
 
@@ -32,17 +33,12 @@ def save(records: Iterable[Record]) -> list[Record]:
         if not isinstance(record, Record):
             raise InvalidType(f"ln.save(): item {i} is a {type(record).__name__}, not a record")
 
-    artifacts = [r for r in records if isinstance(r, Artifact) and _starts_a_family(r)]
+    artifacts = [r for r in records if isinstance(r, Artifact) and starts_a_family(r)]
     save_artifacts(artifacts)
-    collections = [r for r in records if isinstance(r, Collection) and _starts_a_family(r)]
+    collections = [r for r in records if isinstance(r, Collection) and starts_a_family(r)]
     save_collections(collections)
     chosen = {id(r) for r in [*artifacts, *collections]}
     for record in records:
         if id(record) not in chosen:
             record.save()
     return records
-
-
-def _starts_a_family(record: Record) -> bool:
-    """New and revising nothing: its uid is known before the write, so it can go in a batch."""
-    return not record._saved and record._to_one.get("revises") is None

@@ -1,4 +1,5 @@
-"""Everything that touches data bytes: storage, hashing, formats, cache sync, load and mapped.
+"""Everything that touches data bytes: storage, hashing, folders, formats, cache sync, load,
+open and mapped.
 
 This package never imports `graph` or `lineage`: it takes paths and URIs and returns data, so it
 works for any list of files.
@@ -8,7 +9,9 @@ works for any list of files.
 ('kAFQmDzST7DWlj99KOF_cg', '.csv.gz')
 """
 
-from loaders.cache import cache_path, sync
+from loaders.access import OPENABLE, open_file
+from loaders.cache import cache_path, sync, sync_dir
+from loaders.folders import dir_info, list_dir, put_dir, put_dirs
 from loaders.formats import describe_file, n_observations, otype_of, write_object
 from loaders.hashing import (
     CHUNK_SIZE,
@@ -16,6 +19,7 @@ from loaders.hashing import (
     b16_to_b64,
     hash_file,
     hash_from_etag,
+    hash_from_hashes_list,
     hash_set,
     hash_string,
     to_b64_str,
@@ -26,6 +30,7 @@ from loaders.samplers import BlockShuffleSampler
 from loaders.storage import (
     ENDPOINT_ENV,
     FileInfo,
+    as_folder,
     delete_file,
     delete_files,
     exists,
@@ -43,32 +48,41 @@ __all__ = [
     "CHUNK_SIZE",
     "ENDPOINT_ENV",
     "HASH_LENGTH",
+    "OPENABLE",
     "BlockShuffleSampler",
     "FileInfo",
     "MappedCollection",
+    "as_folder",
     "b16_to_b64",
     "cache_path",
     "delete_file",
     "delete_files",
     "describe_file",
+    "dir_info",
     "exists",
     "file_info",
     "filesystem",
     "hash_file",
     "hash_from_etag",
+    "hash_from_hashes_list",
     "hash_set",
     "hash_string",
     "is_remote",
     "is_under",
     "join",
+    "list_dir",
     "load_file",
     "load_files",
     "n_observations",
+    "open_file",
     "otype_of",
+    "put_dir",
+    "put_dirs",
     "put_file",
     "put_files",
     "suffix_of",
     "sync",
+    "sync_dir",
     "to_b64_str",
     "write_object",
 ]

@@ -27,6 +27,7 @@ PosixPath('cache/bucket/dir/x.h5ad')
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -41,10 +42,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loaders.hashing import CHUNK_SIZE, hash_file, to_b64_str
+from loaders.folders import remote_files
+from loaders.hashing import CHUNK_SIZE, hash_file, hash_from_hashes_list, hash_string, to_b64_str
 from loaders.storage import _local_path, etag_hash, is_remote, remote_file_info
 
-__all__ = ["cache_path", "sync"]
+__all__ = ["cache_path", "sync", "sync_dir"]
 
 logger = logging.getLogger("loaders")
 
@@ -82,8 +84,19 @@ def cache_path(uri: str, cache_dir: str | os.PathLike[str]) -> Path:
     return Path(cache_dir).expanduser().joinpath(parts.netloc, *segments)
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(f".{path.name}.sync.json")
+@dataclass(frozen=True)
+class _Place:
+    """Where one remote object is cached: the copy, its sidecar, and the directory its
+    download is written in before the rename (on the copy's filesystem)."""
+
+    path: Path
+    sidecar: Path
+    tmp_dir: Path
+
+    @classmethod
+    def beside(cls, path: Path) -> _Place:
+        """A single file's place: the sidecar and the download beside the copy."""
+        return cls(path, path.with_name(f".{path.name}.sync.json"), path.parent)
 
 
 def _stat_of(path: Path) -> dict[str, int]:
@@ -96,22 +109,23 @@ def _stat_of(path: Path) -> dict[str, int]:
     }
 
 
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
+def _read_sidecar(place: _Place) -> dict[str, Any] | None:
     try:
-        data = json.loads(_sidecar(path).read_text())
+        data = json.loads(place.sidecar.read_text())
     except (OSError, ValueError):  # missing, or half-written by a crash before our rename
         return None
     return data if isinstance(data, dict) and data.get("version") == SIDECAR_VERSION else None
 
 
-def _write_sidecar(path: Path, remote: _Remote) -> None:
+def _write_sidecar(place: _Place, remote: _Remote) -> None:
     data = {
         "version": SIDECAR_VERSION,
         "uri": remote.uri,
         "remote": {"size": remote.size, "hash": remote.hash, "mtime": remote.mtime},
-        "local": _stat_of(path),
+        "local": _stat_of(place.path),
     }
-    target = _sidecar(path)
+    target = place.sidecar
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         tmp.write_text(json.dumps(data))
@@ -146,11 +160,12 @@ def _content_matches(path: Path, remote: _Remote, expected_hash: str | None) -> 
     return None
 
 
-def _is_fresh(path: Path, remote: _Remote, expected_hash: str | None = None) -> bool:
-    """Whether the cached copy at `path` holds the remote object's current bytes."""
+def _is_fresh(place: _Place, remote: _Remote, expected_hash: str | None = None) -> bool:
+    """Whether the cached copy at `place.path` holds the remote object's current bytes."""
+    path = place.path
     if not path.is_file():
         return False
-    meta = _read_sidecar(path)
+    meta = _read_sidecar(place)
     if meta is not None:
         recorded = meta.get("remote", {})
         if meta.get("uri") != remote.uri or recorded != {
@@ -174,7 +189,7 @@ def _is_fresh(path: Path, remote: _Remote, expected_hash: str | None = None) -> 
         if ok is None:
             ok = True  # nothing better than lamindb's rule is available
     if ok:
-        _write_sidecar(path, remote)  # next time a stat suffices
+        _write_sidecar(place, remote)  # next time a stat suffices
     return bool(ok)
 
 
@@ -198,9 +213,11 @@ def _stat_remote(uri: str, storage_options: dict[str, Any] | None) -> tuple[Any,
     return fs, _Remote(uri, path, int(info["size"]), hash_, hash_type, _mtime_of(info))
 
 
-def _download(fs: Any, remote: _Remote, target: Path) -> None:
+def _download(fs: Any, remote: _Remote, place: _Place) -> None:
+    target = place.path
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    place.tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = place.tmp_dir / f".{target.name}.{secrets.token_hex(6)}.part"
     try:
         fs.get_file(remote.path, str(tmp))
         got = tmp.stat().st_size
@@ -213,7 +230,7 @@ def _download(fs: Any, remote: _Remote, target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _write_sidecar(target, remote)
+    _write_sidecar(place, remote)
 
 
 def _show_progress(progress: bool | None, n_downloads: int) -> bool:
@@ -266,7 +283,7 @@ def sync(
         out[i] = path
     if remote_at:
         cache_root = Path(cache_dir).expanduser()
-        targets = {uri: cache_path(uri, cache_root) for uri in remote_at}
+        targets = {uri: _Place.beside(cache_path(uri, cache_root)) for uri in remote_at}
 
         def check(uri: str) -> tuple[str, Any, _Remote, bool]:
             first = remote_at[uri][0]
@@ -289,12 +306,92 @@ def sync(
             _fetch(stale, targets, _show_progress(progress, len(stale)), workers)
         for uri, indices in remote_at.items():
             for i in indices:
-                out[i] = targets[uri]
+                out[i] = targets[uri].path
     return [p for p in out if p is not None]
 
 
+def sync_dir(
+    uri: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    expected_hash: str | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """A local folder with the files of `uri`: a local folder as it is; an `s3://` prefix synced
+    into `<cache_dir>/<bucket>/<key>/`, each file fetched only when missing or outdated (the
+    freshness rule and atomic renames of `sync`) and cached files no longer under the prefix
+    removed, so the copy holds exactly the folder's files. Their sidecars live beside the copy,
+    in `.<name>.sync/`. `expected_hash`: the folder hash a registry recorded, to warn when the
+    prefix changed since.
+
+    For a prefix (the endpoint and credentials come from `storage_options` or the
+    environment)::
+
+        sync_dir("s3://bucket/data.zarr", "~/.lineage/cache")
+        # PosixPath('/home/me/.lineage/cache/bucket/data.zarr')
+
+    >>> Path("data").mkdir()
+    >>> sync_dir("data", "cache")
+    PosixPath('data')
+    """
+    text = os.fspath(uri)
+    if not is_remote(text):
+        local = _local_path(text)
+        if not local.is_dir():
+            raise FileNotFoundError(f"No such folder: {text}")
+        return local
+    base = text.rstrip("/")
+    fs, files = remote_files(base, storage_options)
+    if not files:
+        raise FileNotFoundError(f"No such folder (no objects under the prefix): {text}")
+    root = cache_path(base, cache_dir)
+    sidecars = root.with_name(f".{root.name}.sync")
+    places: dict[str, _Place] = {}
+    remotes: list[_Remote] = []
+    for rel, info in files:
+        file_uri = f"{base}/{rel}"
+        hash_, hash_type = etag_hash(info)
+        remotes.append(_Remote(file_uri, info["name"], int(info["size"]), hash_, hash_type,
+                               _mtime_of(info)))  # fmt: skip
+        # One flat directory of sidecars named by the file's hash: names built from the
+        # relative path could collide ("a" + ".json" and a directory "a.json").
+        places[file_uri] = _Place(
+            cache_path(file_uri, cache_dir), sidecars / f"{hash_string(rel)}.json", sidecars
+        )
+    hashes = [r.hash for r in remotes]
+    if (
+        expected_hash is not None
+        and None not in hashes
+        and hash_from_hashes_list(h for h in hashes if h is not None) != expected_hash
+    ):
+        logger.warning("%s changed since it was registered; caching its current files", text)
+    workers = min(_MAX_WORKERS, len(remotes))
+    with ThreadPoolExecutor(workers) as pool:
+        fresh = list(pool.map(lambda r: _is_fresh(places[r.uri], r), remotes))
+    stale = [(r.uri, fs, r) for r, ok in zip(remotes, fresh) if not ok]
+    if stale:
+        _fetch(stale, places, _show_progress(progress, len(stale)), workers)
+    _prune(root, {p.path for p in places.values()})
+    _prune(sidecars, {p.sidecar for p in places.values()})
+    return root
+
+
+def _prune(top: Path, keep: set[Path]) -> None:
+    """Remove the files under `top` not in `keep`, then the directories left empty (writes in
+    flight, `.part` downloads and `.tmp` sidecars, are left to the process renaming them)."""
+    for dirpath, dirnames, names in os.walk(top, topdown=False):
+        here = Path(dirpath)
+        for name in names:
+            path = here / name
+            if path not in keep and not name.endswith((".part", ".tmp")):
+                path.unlink(missing_ok=True)
+        for name in dirnames:
+            with contextlib.suppress(OSError):  # not empty: it holds kept files
+                (here / name).rmdir()
+
+
 def _fetch(
-    stale: list[tuple[str, Any, _Remote]], targets: dict[str, Path], show: bool, workers: int
+    stale: list[tuple[str, Any, _Remote]], targets: dict[str, _Place], show: bool, workers: int
 ) -> None:
     from tqdm.auto import tqdm
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 from loaders.storage import suffix_of
 
-__all__ = ["describe_file", "n_observations", "otype_of", "write_object"]
+__all__ = ["describe_file", "n_observations", "otype_of", "write_object", "zarr_encoding"]
 
 _ACCEPTED = "pandas.DataFrame or anndata.AnnData"
 
@@ -111,6 +112,42 @@ def _h5ad_n_obs(path: Path) -> int:
         return int(x.shape[0] if isinstance(x, h5py.Dataset) else x.attrs["shape"][0])
 
 
+def _zarr_meta(node: Path, name: str) -> dict[str, Any]:
+    """A zarr node's attributes (name ".zattrs") or array metadata (name ".zarray"), zarr
+    format 2 or 3; {} where the node has none."""
+    v3 = node / "zarr.json"
+    if v3.is_file():
+        meta = json.loads(v3.read_text(encoding="utf-8"))
+        return dict(meta.get("attributes") or {}) if name == ".zattrs" else dict(meta)
+    v2 = node / name
+    return dict(json.loads(v2.read_text(encoding="utf-8"))) if v2.is_file() else {}
+
+
+def zarr_encoding(path: str | os.PathLike[str]) -> str | None:
+    """The anndata encoding a local zarr store declares at its root ("anndata" for an AnnData
+    written with `write_zarr`), read from its metadata; None for a plain zarr store.
+
+    >>> adata.write_zarr("sample.zarr")
+    >>> zarr_encoding("sample.zarr")
+    'anndata'
+    """
+    try:
+        encoding = _zarr_meta(Path(path).expanduser(), ".zattrs").get("encoding-type")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} has unreadable zarr metadata: {exc}") from exc
+    return encoding if isinstance(encoding, str) else None
+
+
+def _zarr_description(path: Path) -> tuple[str | None, int | None]:
+    """("AnnData", n_obs) for an AnnData zarr store, from its metadata; (None, None) otherwise."""
+    if zarr_encoding(path) != "anndata":
+        return None, None
+    obs = path / "obs"
+    index = _zarr_meta(obs, ".zattrs").get("_index", "_index")
+    shape = _zarr_meta(obs / str(index), ".zarray").get("shape")
+    return "AnnData", int(shape[0]) if shape else None
+
+
 # suffix -> (otype, format name for errors, cheap row counter)
 _READERS: dict[str, tuple[str, str, Callable[[Path], int]]] = {
     ".parquet": ("DataFrame", "Parquet", _parquet_rows),
@@ -123,7 +160,8 @@ def describe_file(
 ) -> tuple[str | None, int | None]:
     """(otype, n_observations) of a local file, read from its metadata, not its data.
 
-    `.parquet` -> ("DataFrame", rows), `.h5ad` -> ("AnnData", n_obs), anything else -> (None, None).
+    `.parquet` -> ("DataFrame", rows), `.h5ad` and an AnnData `.zarr` folder -> ("AnnData", n_obs),
+    anything else -> (None, None).
     A file whose suffix promises a format it does not hold raises ValueError.
 
     >>> describe_file("sample.h5ad"), describe_file("counts.csv")
@@ -133,6 +171,11 @@ def describe_file(
     if not local.exists():
         raise FileNotFoundError(f"No such file: {path}")
     kind = (suffix if suffix is not None else suffix_of(local)).lower()
+    if kind == ".zarr" and local.is_dir():
+        try:
+            return _zarr_description(local)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a readable zarr store: {exc}") from exc
     if kind not in _READERS:
         return None, None
     otype, name, reader = _READERS[kind]

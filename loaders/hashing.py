@@ -20,6 +20,7 @@ __all__ = [
     "b16_to_b64",
     "hash_file",
     "hash_from_etag",
+    "hash_from_hashes_list",
     "hash_set",
     "hash_string",
     "to_b64_str",
@@ -65,6 +66,19 @@ def hash_set(hashes: Iterable[str]) -> str:
     True
     """
     return hash_string(":".join(sorted(set(hashes))))[:HASH_LENGTH]
+
+
+def hash_from_hashes_list(hashes: Iterable[str]) -> str:
+    """lamindb's folder hash (hash_type "md5-d") from its files' hashes: the md5 of the md5
+    digests of the sorted hash strings. Duplicates count: two equal files are not one.
+
+    >>> hash_from_hashes_list(["b", "a"]) == hash_from_hashes_list(["a", "b"])
+    True
+    >>> hash_from_hashes_list(["a"]) == hash_from_hashes_list(["a", "a"])
+    False
+    """
+    digests = b"".join(hashlib.md5(h.encode("utf-8")).digest() for h in sorted(hashes))
+    return to_b64_str(hashlib.md5(digests).digest())[:HASH_LENGTH]
 
 
 def _update(digest: hashlib._Hash, fp: BinaryIO, n_bytes: int) -> None:

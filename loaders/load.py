@@ -1,9 +1,11 @@
 """Local files to in-memory objects, one at a time or concatenated (lamindb's `load()`).
 
 Tables (`.parquet`, `.csv`, `.tsv`, also gzip/bz2/zip-compressed text) load as pandas DataFrames
-and concatenate with `pd.concat`; `.h5ad` loads as AnnData and concatenates with `anndata.concat`,
-labelling each observation's source in `obs[label]`. `.json`, `.yaml`/`.yml` and `.txt` load
-one at a time. Anything else raises ValueError naming the suffix.
+and concatenate with `pd.concat`; `.h5ad` files and AnnData `.zarr` folders load as AnnData and
+concatenate with `anndata.concat`, labelling each observation's source in `obs[label]`.
+`.json`, `.yaml`/`.yml` and `.txt`/`.fasta` load one at a time. Formats lamindb does not parse
+either (`.html`, images, `.svg`, `.rds`) give back the local path, as lamindb's `load()` does
+outside IPython. Anything else raises ValueError naming the suffix.
 
 >>> import pandas as pd
 >>> for i in (1, 2): pd.DataFrame({"a": [i]}).to_parquet(f"{i}.parquet")
@@ -14,14 +16,18 @@ one at a time. Anything else raises ValueError naming the suffix.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from loaders.formats import zarr_encoding
 from loaders.storage import suffix_of
 
-__all__ = ["CONCATENABLE", "LOADABLE", "load_file", "load_files"]
+__all__ = ["CONCATENABLE", "FOLDER_LOADABLE", "LOADABLE", "PATH_ONLY", "load_file", "load_files"]
+
+logger = logging.getLogger("loaders")
 
 
 def _read_parquet(path: Path, **kwargs: Any) -> Any:
@@ -48,6 +54,18 @@ def _read_h5ad(path: Path, **kwargs: Any) -> Any:
     return ad.read_h5ad(path, **kwargs)
 
 
+def _read_zarr(path: Path, **kwargs: Any) -> Any:
+    import anndata as ad
+
+    encoding = zarr_encoding(path)
+    if encoding != "anndata":
+        raise ValueError(
+            f"{path} is not an AnnData zarr store (its root declares encoding-type "
+            f"{encoding!r}); open it with .open() for the zarr group, or .cache() for the path"
+        )
+    return ad.read_zarr(path, **kwargs)
+
+
 def _read_json(path: Path, **kwargs: Any) -> Any:
     with open(path, encoding="utf-8") as fp:
         return json.load(fp, **kwargs)
@@ -66,6 +84,16 @@ def _read_text(path: Path, **kwargs: Any) -> Any:
     return path.read_text(**{"encoding": "utf-8", **kwargs})
 
 
+def _the_path(path: Path) -> Path:
+    """lamindb's loader for what it displays in IPython and returns the path of elsewhere."""
+    return path
+
+
+def _rds_path(path: Path) -> Path:
+    logger.warning("use R (e.g. laminr) to read .rds files; returning the path %s", path)
+    return path
+
+
 # suffix -> (reader, kind); files of one kind concatenate, "DataFrame" and "AnnData" only.
 _TEXT_TABLES = {".csv": _read_csv, ".tsv": _read_tsv}
 _LOADERS: dict[str, tuple[Callable[..., Any], str]] = {
@@ -75,7 +103,12 @@ _LOADERS: dict[str, tuple[Callable[..., Any], str]] = {
     ".yaml": (_read_yaml, "yaml"),
     ".yml": (_read_yaml, "yaml"),
     ".txt": (_read_text, "text"),
+    ".fasta": (_read_text, "text"),
+    ".zarr": (_read_zarr, "AnnData"),
+    ".rds": (_rds_path, "path"),
 }
+for _suffix in (".html", ".gif", ".jpg", ".png", ".svg"):
+    _LOADERS[_suffix] = (_the_path, "path")
 for _suffix, _reader in _TEXT_TABLES.items():
     _LOADERS[_suffix] = (_reader, "DataFrame")
     for _compression in (".gz", ".bz2", ".zip"):  # pandas infers it from the name
@@ -85,6 +118,9 @@ LOADABLE: frozenset[str] = frozenset(_LOADERS)
 CONCATENABLE: frozenset[str] = frozenset(
     s for s, (_, kind) in _LOADERS.items() if kind in ("DataFrame", "AnnData")
 )
+PATH_ONLY: frozenset[str] = frozenset(s for s, (_, kind) in _LOADERS.items() if kind == "path")
+# Suffixes whose reader takes a folder: an AnnData zarr store, a parquet dataset directory.
+FOLDER_LOADABLE: frozenset[str] = frozenset({".zarr", ".parquet"})
 
 
 def _entry(suffix: str) -> tuple[Callable[..., Any], str]:

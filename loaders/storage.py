@@ -30,6 +30,7 @@ from loaders.hashing import hash_file, hash_from_etag
 __all__ = [
     "ENDPOINT_ENV",
     "FileInfo",
+    "as_folder",
     "delete_file",
     "exists",
     "file_info",
@@ -51,11 +52,13 @@ _COMPRESSION = {".gz", ".bz2", ".zip"}
 
 @dataclass(frozen=True)
 class FileInfo:
-    """Size and lamindb-style hash of one file; hash is None where the store gives none."""
+    """Size and lamindb-style hash of one file, or of a folder (`n_files` set, `size` the total,
+    `hash_type` "md5-d"); hash is None where the store gives none."""
 
     size: int
     hash: str | None
     hash_type: str | None
+    n_files: int | None = None
 
 
 def _scheme(uri: str) -> str:
@@ -133,7 +136,7 @@ def file_info(
     >>> from pathlib import Path
     >>> _ = Path("a.txt").write_bytes(b"a")
     >>> file_info("a.txt")
-    FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5')
+    FileInfo(size=1, hash='DMF1ucDxtqgxw5niaXcmYQ', hash_type='md5', n_files=None)
     """
     text = str(uri)
     hash_: str | None  # local files always get one; a remote object without an ETag does not
@@ -267,13 +270,16 @@ def put_files(
 
 
 def delete_file(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> bool:
-    """Remove a file; False (not an error) if it was not there.
+    """Remove a file, or a folder with everything under it when `uri` ends in "/"
+    (`as_folder`); False (not an error) if it was not there.
 
     >>> put_file("counts.csv", "copy.csv")
     >>> delete_file("copy.csv"), delete_file("copy.csv")
     (True, False)
     """
     text = str(uri)
+    if text.endswith("/"):
+        return _delete_folder(text, storage_options)
     if not is_remote(text):
         try:
             _local_path(text).unlink()
@@ -289,10 +295,37 @@ def delete_file(uri: str | os.PathLike[str], storage_options: dict[str, Any] | N
     return True
 
 
+def as_folder(uri: str | os.PathLike[str]) -> str:
+    """A folder's URI as `delete_file`/`delete_files` take it: with one trailing slash, which
+    says "the folder and everything under it".
+
+    >>> as_folder("s3://b/.lineage/abc.zarr"), as_folder("/d/x/")
+    ('s3://b/.lineage/abc.zarr/', '/d/x/')
+    """
+    return str(uri).rstrip("/") + "/"
+
+
+def _delete_folder(uri: str, storage_options: dict[str, Any] | None) -> bool:
+    if not is_remote(uri):
+        folder = _local_path(uri)
+        if not folder.is_dir() or folder.is_symlink():
+            return False
+        shutil.rmtree(folder)
+        return True
+    fs, path = _remote(uri, storage_options)
+    keys = fs.find(path.rstrip("/"))
+    if not keys:
+        return False
+    fs.rm(keys)
+    fs.invalidate_cache(path.rstrip("/"))
+    return True
+
+
 def delete_files(uris: list[str], storage_options: dict[str, Any] | None = None) -> None:
-    """Remove many files, missing ones ignored: local files one by one, S3 objects in bulk
-    (one DeleteObjects request per 1000 keys), so cleaning up after a failed batch against an
-    unreachable endpoint waits out the client's retries once, not once per file.
+    """Remove many files (and folders given as `as_folder` URIs), missing ones ignored: local
+    files one by one, S3 objects in bulk (one DeleteObjects request per 1000 keys), so cleaning
+    up after a failed batch against an unreachable endpoint waits out the client's retries once,
+    not once per file.
 
     >>> put_files([("counts.csv", "a.csv"), ("counts.csv", "b.csv")])
     ['a.csv', 'b.csv']
@@ -302,7 +335,13 @@ def delete_files(uris: list[str], storage_options: dict[str, Any] | None = None)
     """
     remote: list[str] = []
     for uri in map(str, uris):
-        if is_remote(uri):
+        if uri.endswith("/") and not is_remote(uri):
+            _delete_folder(uri, storage_options)
+        elif uri.endswith("/"):  # a folder: its objects join the bulk delete
+            fs, path = _remote(uri, storage_options)
+            scheme = _scheme(uri)
+            remote += [f"{scheme}://{key}" for key in fs.find(path.rstrip("/"))]
+        elif is_remote(uri):
             remote.append(uri)
         else:
             _local_path(uri).unlink(missing_ok=True)

@@ -393,13 +393,14 @@ def test_missing_path(storage: Path, tmp_path: Path) -> None:
         ln.Artifact(str(missing))
 
 
-def test_directory_is_refused(storage: Path, tmp_path: Path) -> None:
+def test_directory_is_a_folder_artifact(storage: Path, tmp_path: Path) -> None:
+    """A directory is one artifact of all its files (tests/test_folders.py has the details)."""
     folder = tmp_path / "a_folder"
     folder.mkdir()
     (folder / "x.txt").write_text("x")
-    with pytest.raises((ValueError, OSError), match="a_folder"):
-        ln.Artifact(folder)
-    assert artifact_rows().empty
+    artifact = ln.Artifact(folder, key="a_folder").save()
+    assert artifact.n_files == 1 and artifact.hash_type == "md5-d"
+    assert (artifact.path / "x.txt").read_text() == "x"
 
 
 def test_unknown_keyword(storage: Path, tmp_path: Path) -> None:

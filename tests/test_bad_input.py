@@ -256,7 +256,7 @@ def test_lone_surrogates_in_any_text_field_are_refused(ctx: dict[str, Any], stor
 # files that are missing, unreadable, or not files
 # --------------------------------------------------------------------------------------------
 def test_missing_and_non_regular_files(storage: Path, tmp_path: Path, ctx: dict[str, Any]) -> None:
-    folder = tmp_path / "folder.csv"  # a directory named like a file
+    folder = tmp_path / "folder.csv"  # an empty directory named like a file
     folder.mkdir()
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
@@ -267,8 +267,8 @@ def test_missing_and_non_regular_files(storage: Path, tmp_path: Path, ctx: dict[
     with Unchanged(storage):
         with pytest.raises(FileNotFoundError, match="ghost.csv"):
             ln.Artifact(tmp_path / "ghost.csv")
-        with pytest.raises(E.InvalidArgument, match=r"folder\.csv is a directory"):
-            ln.Artifact(folder)
+        with pytest.raises(E.InvalidArgument, match=r"folder\.csv has no files"):
+            ln.Artifact(folder)  # a folder is an artifact only with files in it
         with pytest.raises(E.InvalidArgument, match=r"pipe\.csv is not a regular file"):
             ln.Artifact(fifo)  # without the check, hashing would block forever
         with pytest.raises(FileNotFoundError, match=r"dangling\.csv"):

@@ -75,6 +75,31 @@ def test_artifact_load_by_suffix(storage: Path, tmp_path: Path) -> None:
     assert (loaded.X != adata.X).nnz == 0
 
 
+def test_formats_lamindb_does_not_parse_load_as_their_path(
+    storage: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """lamindb's `load()` returns the local path of what it only displays in IPython (.html,
+    images, .svg) and of .rds (with a warning), instead of raising."""
+    for name in ("page.html", "plot.png", "photo.jpg", "anim.gif", "figure.svg", "model.rds"):
+        artifact = make_artifact(storage, name)
+        assert artifact.load() == artifact.path, name
+    assert "use R" in caplog.text
+    assert make_artifact(storage, "seq.fasta", ">s1\nACGT\n").load() == ">s1\nACGT\n"
+    with pytest.raises(ValueError, match="cannot concatenate"):
+        ln.Collection(
+            [make_artifact(storage, "a.png"), make_artifact(storage, "b.png")], key="pngs"
+        ).save().load()
+
+
+def test_s3_png_loads_as_its_cached_path(storage: Path, s3_bucket: S3Bucket) -> None:
+    ln.settings.storage = f"{s3_bucket.uri}/root"
+    ln.settings.storage_options = s3_bucket.storage_options
+    artifact = make_artifact(storage, "plot.png", "\x89PNG")
+    path = artifact.load()
+    assert path == artifact.cache() and path.is_relative_to(ln.settings.cache_dir)
+    assert path.read_text() == "\x89PNG"
+
+
 def test_artifact_load_of_unknown_suffix_names_it(storage: Path) -> None:
     artifact = make_artifact(storage, "blob.bin", "\x00\x01")
     with pytest.raises(ValueError, match=r"'\.bin'"):
