@@ -339,7 +339,9 @@ class Artifact(DataRecord):
         >>> ln.Artifact.get(path=artifact.path) == artifact
         True
         """
-        if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        # A UPath (`artifact.path` of an S3 artifact) is no os.PathLike; it has a protocol.
+        upath = isinstance(getattr(path, "protocol", None), str)
+        if not (isinstance(path, (str, os.PathLike)) or upath):
             raise InvalidType(
                 f"get(path=...) takes a local path or an s3:// URI, not {type(path).__name__}"
             )

@@ -243,7 +243,8 @@ def _script_transform(script: Path) -> Transform:
     source = script.read_text()
     source_hash = hash_string(source)[:22]
     key = script.name
-    same = Transform.filter(key=key, hash=source_hash).order_by("-uid").first()
+    # branch=1: a filter by hash alone would also find a trashed transform (as in lamindb).
+    same = Transform.filter(key=key, hash=source_hash, branch=1).order_by("-uid").first()
     if same is not None:
         return same
     latest = Transform.filter(key=key, is_latest=True).first()

@@ -19,6 +19,7 @@ import pytest
 
 import lineage as ln
 from graph import Connection
+from lineage._run import _script_transform
 from lineage.errors import (
     DoesNotExist,
     InvalidArgument,
@@ -379,6 +380,19 @@ def test_other_filter_calls_keep_the_main_branch(storage: Path) -> None:
     assert ln.Artifact.filter(uid=trashed.uid).filter(key="t/a.txt").count() == 0
     assert ln.Artifact.filter(uid=trashed.uid).filter(suffix=".txt", branch=-1).count() == 1
     assert ln.Artifact.filter(uid=trashed.uid, key="t/a.txt").count() == 1
+
+
+def test_tracking_a_script_does_not_reuse_its_trashed_transform(
+    storage: Path, tmp_path: Path
+) -> None:
+    # ln.track() looks the script's transform up by key and source hash: a lookup by hash sees
+    # the trash now, so the lookup itself must keep to the main branch.
+    script = tmp_path / "analysis.py"
+    script.write_text("print('hello')\n")
+    first = _script_transform(script)
+    first.delete()
+    again = _script_transform(script)
+    assert again.uid != first.uid and again.branch == 1
 
 
 # --------------------------------------------------------------------------------------------
