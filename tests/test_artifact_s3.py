@@ -266,5 +266,5 @@ def test_get_by_path_finds_s3_artifacts(s3_storage: S3Bucket, tmp_path: Path) ->
     assert ln.Artifact.get(path=copied.storage_path) == copied
     assert ln.Artifact.get(path=copied.path) == copied  # the UPath artifact.path gives
     assert ln.Artifact.get(path=f"{bucket.uri}/external/data.csv") == in_place
-    with pytest.raises(ln.errors.DoesNotExist, match="other.csv"):
+    with pytest.raises(ln.errors.DoesNotExist, match=r"other\.csv"):
         ln.Artifact.get(path=f"{bucket.uri}/external/other.csv")
