@@ -62,6 +62,7 @@ class DataRecord(VersionedRecord, HasLineage):
         **expressions: Any,
     ) -> Self:
         """Get one record; `is_run_input=True` records it as an input of the tracked run.
+        Artifacts can also be found by their file: `ln.Artifact.get(path=artifact.path)`.
 
         >>> run = ln.track("preprocess.py")
         >>> collection = ln.Collection.get(key="scrna", is_run_input=True)

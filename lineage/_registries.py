@@ -183,11 +183,11 @@ def storage_record(root: str, instance: Instance) -> Storage:
             {"uid": gids.base62(gm.uid_length("Storage"))},
             edges=[gr.EdgeSpec("created_by", [creator.uid])],
         )
-        record = Storage._from_row(row, None)
-        if record.branch == -1:
+        if row.get("branch") == -1:
             logger.warning("storage %r was in the trash; restored to store artifacts in it", root)
-            record.restore()
-        _storage_cache[key] = record
+            gr.restore_record(instance.connection, "Storage", row["uid"])
+            row = {**row, "branch": 1}
+        _storage_cache[key] = Storage._from_row(row, None)
         _roots_cache.pop(instance.connection, None)
     return _storage_cache[key]
 

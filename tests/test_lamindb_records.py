@@ -528,6 +528,8 @@ def test_update_relations_aliases_and_json_fields(storage: Path) -> None:
     collection = ln.Collection([a1], key="old").save()
     assert ln.Collection.filter(uid=collection.uid).update(name="new") == 1  # name: the key
     assert ln.Collection.get(collection.uid).key == "new"
+    assert collection.artifacts.update(description="member") == 1  # a relation's records
+    assert [ln.Artifact.get(a.uid).description for a in (a1, a2)] == ["member", None]
     run = new_run()
     assert ln.Run.filter(uid=run.uid).update(params={"lr": 0.1}) == 1
     assert ln.Run.get(run.uid).params == {"lr": 0.1}
