@@ -260,7 +260,9 @@ def load_collections(
         )
     fig.update(fetch_members_s=fetch, **_phase_figures(n, construct, save, samples, uids))
     rest = save - fig["save_first_chunk_s"]
-    fig["save_per_s_after_first_chunk"] = (n - fig["collections_first_chunk"]) / rest if rest else None
+    fig["save_per_s_after_first_chunk"] = (
+        (n - fig["collections_first_chunk"]) / rest if rest else None
+    )
     return fig, uids
 
 

@@ -55,7 +55,15 @@ class VersionTagExists(LineageError, ValueError):
 
 
 class MissingTarget(LineageError, ValueError):
-    """An edge points at a record that does not exist (never saved, or deleted meanwhile)."""
+    """An edge points at a record that does not exist (never saved, or deleted meanwhile).
+
+    `target` is the label of the missing records when the write knows it (`"Storage"`: a cached
+    storage record was deleted by another process), so a caller can tell what went away.
+    """
+
+    def __init__(self, message: str, target: str | None = None) -> None:
+        super().__init__(message)
+        self.target = target
 
 
 class DuplicateContent(LineageError):

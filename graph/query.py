@@ -72,6 +72,7 @@ __all__ = [
     "count",
     "exists",
     "fetch",
+    "mentions_branch",
     "search",
     "search_fields",
 ]
@@ -445,10 +446,11 @@ def _check_item_type(lk: _Lookup, value: Any) -> Any:
     return _check_scalar(lk, kind, value)
 
 
-def _mentions_branch(label: str, q: Q) -> bool:
+def mentions_branch(label: str, q: Q) -> bool:
+    """Whether `q` names the own field `branch` (or `branch_id`) anywhere."""
     for child in q.children:
         if isinstance(child, Q):
-            if _mentions_branch(label, child):
+            if mentions_branch(label, child):
                 return True
             continue
         first = child[0].split("__")[0]
@@ -575,8 +577,8 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
         match = f"MATCH (n:`{label}`)"
 
     where_expr = comp.q(sel.where, False) if sel.where is not None else None
-    mentions_branch = sel.where is not None and _mentions_branch(label, sel.where)
-    if sel.branch is not None and not mentions_branch:
+    names_branch = sel.where is not None and mentions_branch(label, sel.where)
+    if sel.branch is not None and not names_branch:
         comp.params["branch"] = sel.branch
         conditions.append("n.branch = $branch")
     if where_expr is not None:

@@ -32,6 +32,7 @@ from graph.connection import Connection, plain
 from graph.errors import DuplicateContent, FieldValidationError, MissingTarget, VersionTagExists
 from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import fields_of, is_versioned, relations_of, uid_length
+from graph.query import Select, compile_select
 
 BATCH_SIZE = 2000  # rows per UNWIND transaction in bulk writes
 
@@ -45,12 +46,25 @@ class EdgeSpec:
     properties: Sequence[dict[str, Any]] | None = None  # one dict per uid, e.g. {"position": 0}
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """`(run)-[:USED]->` edges from one run to records that exist (`edges` name relations of
+    `Run`: `input_artifacts`, `input_collections`). They are merged, so an input recorded before
+    is not recorded twice, and never drawn to one of the run's own outputs: data a run made is
+    not also its input (lamindb's rule)."""
+
+    run: str  # the run's uid
+    edges: Sequence[EdgeSpec]
+
+
 @dataclass
 class NewRecord:
-    """One node to create: its stored properties and its outgoing/incoming edges."""
+    """One node to create: its stored properties, its outgoing/incoming edges, and the inputs
+    its run used to make it (a collection's members), written in the same transaction."""
 
     props: dict[str, Any]
     edges: list[EdgeSpec] = field(default_factory=list)
+    run_inputs: RunInputs | None = None
 
 
 def now() -> datetime:
@@ -215,6 +229,8 @@ def create_record(
         props.setdefault("created_at", now())
         props.setdefault("updated_at", props["created_at"])
         node = _create_with_edges(tx, label, props, record.edges)
+        if record.run_inputs is not None:
+            _merge_run_inputs(tx, [record.run_inputs])
         if versioned and stem is not None and not new_family:
             tx.run(
                 f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.uid <> $uid "
@@ -255,7 +271,8 @@ def _create_with_edges(
             missing = _missing(tx, rel.target, list(edge.uids))
             raise MissingTarget(
                 f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
-                f"{', '.join(missing) or '(duplicates)'}"
+                f"{', '.join(missing) or '(duplicates)'}",
+                target=rel.target,
             )
     return plain(row["n"])
 
@@ -275,7 +292,8 @@ def _create_pairs(
         missing = _missing(tx, rel.target, sorted({p["dst"] for p in pairs}))
         raise MissingTarget(
             f"{label}.{relation} points at {rel.target} records that do not exist: "
-            f"{', '.join(missing) or '(duplicates)'}"
+            f"{', '.join(missing) or '(duplicates)'}",
+            target=rel.target,
         )
 
 
@@ -302,7 +320,8 @@ def _create_edges(
         missing = _missing(tx, rel.target, [r["uid"] for r in rows])
         raise MissingTarget(
             f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
-            f"{', '.join(missing) or '(duplicates)'}"
+            f"{', '.join(missing) or '(duplicates)'}",
+            target=rel.target,
         )
 
 
@@ -378,11 +397,48 @@ def _create_batch(
         ).consume()
         for relation, relation_pairs in pairs.items():
             _create_pairs(tx, label, relation, relation_pairs)
+        _merge_run_inputs(tx, [r.run_inputs for r in batch if r.run_inputs is not None])
         return [
             {"created_at": stamp, "updated_at": p.get("created_at", stamp), **p} for p in params
         ]
 
     return conn.write(work)
+
+
+def _merge_run_inputs(tx: neo4j.ManagedTransaction, inputs: Sequence[RunInputs]) -> None:
+    """Merge the `USED` edges of `inputs`: one statement per relation; `MissingTarget` if a run
+    or an input does not exist."""
+    pairs: dict[str, set[tuple[str, str]]] = {}
+    for run_inputs in inputs:
+        for edge in run_inputs.edges:
+            _relation("Run", edge.relation)
+            pairs.setdefault(edge.relation, set()).update((run_inputs.run, u) for u in edge.uids)
+    for relation, relation_pairs in pairs.items():
+        rel = _relation("Run", relation)
+        made_by = _relation(rel.target, "run")  # the input's own run: never also its input
+        rows = [{"run": run, "dst": dst} for run, dst in sorted(relation_pairs)]
+        found = tx.run(
+            f"UNWIND $rows AS p MATCH (n:`Run` {{uid: p.run}}) "
+            f"MATCH (m:`{rel.target}` {{uid: p.dst}}) "
+            f"FOREACH (_ IN CASE WHEN EXISTS {{ (m){made_by.arrow()}(n) }} THEN [] ELSE [1] END "
+            f"| MERGE (n){rel.arrow()}(m)) RETURN count(*) AS found",
+            rows=rows,
+        ).single(strict=True)["found"]
+        if found != len(rows):
+            runs = _missing(tx, "Run", sorted({r["run"] for r in rows}))
+            missing = runs or _missing(tx, rel.target, sorted({r["dst"] for r in rows}))
+            raise MissingTarget(
+                f"Run.{relation} points at {'Run' if runs else rel.target} records that do not "
+                f"exist: {', '.join(missing)}",
+                target="Run" if runs else rel.target,
+            )
+
+
+def add_run_inputs(conn: Connection, inputs: RunInputs) -> None:
+    """Record what a run read (`RunInputs`), in one transaction of its own."""
+    for edge in inputs.edges:
+        _relation("Run", edge.relation)
+    conn.write(lambda tx: _merge_run_inputs(tx, [inputs]))
 
 
 def merge_record(
@@ -471,6 +527,48 @@ def update_record(
     return conn.write(work)
 
 
+def update_selected(
+    conn: Connection,
+    select: Select,
+    props: dict[str, Any],
+    *,
+    replace: Iterable[EdgeSpec] = (),
+) -> int:
+    """Set properties (and `updated_at`) and replace to-one edges on every node `select`
+    matches, in one transaction; returns how many nodes were updated. Offset, limit and order
+    of `select` are not used: callers refuse a sliced query."""
+    label = select.label
+    _check_props(label, props)
+    replace = list(replace)
+    for edge in replace:
+        _relation(label, edge.relation)
+    match, params = compile_select(select)
+    # Names beginning with "_" cannot clash with the compiler's parameters ($p0, $branch, ...).
+    params = {**params, "_props": props}
+
+    def work(tx: neo4j.ManagedTransaction) -> int:
+        # In uid order, like the family locks: two bulk updates never deadlock each other.
+        uids = [
+            r["uid"]
+            for r in tx.run(
+                f"{match} WITH DISTINCT n ORDER BY n.uid "
+                "SET n += $_props, n.updated_at = $_now RETURN n.uid AS uid",
+                {**params, "_now": now()},
+            )
+        ]
+        for edge in replace:
+            rel = _relation(label, edge.relation)
+            tx.run(
+                f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) MATCH {rel.pattern} DELETE r",
+                uids=uids,
+            ).consume()
+            if uids:
+                _create_edges(tx, label, uids, edge)
+        return len(uids)
+
+    return conn.write(work)
+
+
 def _delete_edges(
     tx: neo4j.ManagedTransaction, label: str, uid: str, relation: str, targets: list[str] | None
 ) -> None:
@@ -496,7 +594,8 @@ def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeS
         missing = _missing(tx, rel.target, list(edge.uids))
         raise MissingTarget(
             f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
-            f"{', '.join(missing)}"
+            f"{', '.join(missing)}",
+            target=rel.target,
         )
 
 
@@ -505,14 +604,73 @@ def _stem_of(label: str, uid: str) -> str | None:
     return uid[: uid_length(label)] if is_versioned(label) else None
 
 
-def _in_family(conn: Connection, label: str, uid: str, statement: str) -> None:
+@dataclass(frozen=True)
+class Guard:
+    """What keeps a node from being trashed or deleted: records along `relation` (any branch),
+    or with `having` only those of them with an edge along one of `having` (a transform's runs
+    that made data). `refuse(count)` is called with their number when there are any, inside the
+    deleting transaction, and raises the caller's error: nothing is changed.
+
+    The count is taken after write-locking the node (and, with `having`, the records along
+    `relation`, where those edges attach). Creating an edge locks both its nodes, so a
+    concurrent write that adds a dependent either committed before the count, which then sees
+    it, or waits for the delete and fails because its target is gone: no dependent is orphaned.
+    """
+
+    relation: str
+    refuse: Callable[[int], None]
+    having: tuple[str, ...] = ()
+
+
+def _check_guard(tx: neo4j.ManagedTransaction, label: str, uid: str, guard: Guard) -> None:
+    rel = _relation(label, guard.relation)
+    having = [_relation(rel.target, name) for name in guard.having]
+    tx.run(
+        f"MATCH (n:`{label}` {{uid: $uid}}) SET n._lock = true REMOVE n._lock", uid=uid
+    ).consume()
+    condition = ""
+    if having:
+        tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}}) MATCH {rel.pattern} "
+            "WITH DISTINCT m ORDER BY m.uid SET m._lock = true REMOVE m._lock",
+            uid=uid,
+        ).consume()
+        condition = " WHERE " + " OR ".join(
+            f"EXISTS {{ (m){h.arrow()}(:`{h.target}`) }}" for h in having
+        )
+    count = tx.run(
+        f"MATCH (n:`{label}` {{uid: $uid}}) OPTIONAL MATCH {rel.pattern}{condition} "
+        "RETURN count(DISTINCT m) AS dependents",
+        uid=uid,
+    ).single(strict=True)["dependents"]  # an aggregate: one row
+    if count:
+        guard.refuse(count)
+
+
+def _in_family(
+    conn: Connection,
+    label: str,
+    uid: str,
+    statement: str,
+    guards: Sequence[Guard] = (),
+    cascade: Sequence[str] = (),
+) -> None:
     """Run `statement` on node `uid` with its version family locked, then re-promote the
-    family's newest main-branch version to `is_latest`."""
+    family's newest main-branch version to `is_latest`. `guards` are checked first and
+    `cascade` names relations whose records are deleted with the node, all in the same
+    transaction."""
     stem = _stem_of(label, uid)
+    cascaded = [_relation(label, name) for name in cascade]
 
     def work(tx: neo4j.ManagedTransaction) -> None:
         if stem is not None:
             _lock_family(tx, label, stem)
+        for guard in guards:
+            _check_guard(tx, label, uid, guard)
+        for rel in cascaded:
+            tx.run(
+                f"MATCH (n:`{label}` {{uid: $uid}}) MATCH {rel.pattern} DETACH DELETE m", uid=uid
+            ).consume()
         tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) " + statement, uid=uid, now=now()).consume()
         if stem is not None:
             _promote_latest(tx, label, stem, 1)
@@ -520,10 +678,11 @@ def _in_family(conn: Connection, label: str, uid: str, statement: str) -> None:
     conn.write(work)
 
 
-def trash_record(conn: Connection, label: str, uid: str) -> None:
-    """Move a node to the trash (branch -1) and promote the family's newest main version."""
+def trash_record(conn: Connection, label: str, uid: str, guards: Sequence[Guard] = ()) -> None:
+    """Move a node to the trash (branch -1) and promote the family's newest main version;
+    refused by any of `guards` that finds dependents."""
     latest = ", n.is_latest = false" if is_versioned(label) else ""
-    _in_family(conn, label, uid, "SET n.branch = -1, n.updated_at = $now" + latest)
+    _in_family(conn, label, uid, "SET n.branch = -1, n.updated_at = $now" + latest, guards)
 
 
 def restore_record(conn: Connection, label: str, uid: str) -> None:
@@ -531,6 +690,14 @@ def restore_record(conn: Connection, label: str, uid: str) -> None:
     _in_family(conn, label, uid, "SET n.branch = 1, n.updated_at = $now")
 
 
-def delete_record(conn: Connection, label: str, uid: str) -> None:
-    """Remove a node and its edges for good (never the nodes at the other end)."""
-    _in_family(conn, label, uid, "DETACH DELETE n")
+def delete_record(
+    conn: Connection,
+    label: str,
+    uid: str,
+    guards: Sequence[Guard] = (),
+    cascade: Sequence[str] = (),
+) -> None:
+    """Remove a node and its edges for good (never the nodes at the other end, except those
+    along the `cascade` relations, which go with it); refused by any of `guards` that finds
+    dependents."""
+    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,18 @@ from lineage._data import (
     uri_of,
     write_new_families,
 )
-from lineage._instance import Instance, current
+from lineage._instance import current
 from lineage._keys import check_key
 from lineage._model import Model, register
-from lineage._registries import Storage
+from lineage._registries import forget_storage, registered_root_of, storage_record
 from lineage._settings import settings
-from lineage._user import current_user
 from lineage.errors import (
     CommitUnknown,
     DuplicateContent,
     InvalidArgument,
     InvalidType,
     MissingFile,
+    MissingTarget,
     NotSupported,
 )
 
@@ -176,7 +177,7 @@ class Artifact(DataRecord):
             values.update(
                 size=info.size, hash=info.hash, hash_type=info.hash_type, n_files=info.n_files
             )
-            root = _registered_root_of(uri) or _bucket_root(uri)
+            root = registered_root_of(uri) or _bucket_root(uri)
             object.__setattr__(self, "_in_place", (uri, root))
             return
         if not uri:
@@ -219,7 +220,7 @@ class Artifact(DataRecord):
     def _set_local(self, path: Path) -> None:
         """A local file or folder: registered in place under a registered storage root, else
         copied at save()."""
-        registered = _registered_root_of(str(path))
+        registered = registered_root_of(str(path))
         if registered is not None:
             object.__setattr__(self, "_in_place", (str(path), registered))
         else:
@@ -323,13 +324,22 @@ class Artifact(DataRecord):
         if self._to_one.get("revises") is None:
             save_artifacts([self])
             return self
+        _again_if_storage_vanished(self._save_version)
+        return self
+
+    def _save_version(self) -> None:
+        """Save a new version of a family: its file is copied inside the writing transaction."""
         self._default_edges()
         placement = self._placement()
         self._to_one["storage"] = placement.storage
         if placement.in_place is not None:
             self._values["storage_path"] = placement.in_place
-            super().save()
-            return self
+            try:
+                super().save()
+            except BaseException:
+                self._values.pop("storage_path", None)
+                raise
+            return
         written: list[str] = []
 
         def write_file(uid: str) -> dict[str, Any]:
@@ -338,12 +348,11 @@ class Artifact(DataRecord):
             written.append(self._put(dest))
             return {"storage_path": dest}
 
-        props = {k: v for k, v in self._values.items() if v is not None}
         try:
             row = gr.create_record(
                 self._inst().connection,
                 self._label,
-                gr.NewRecord(props, self._edges()),
+                self._new_record(),
                 stem=self._stem(),
                 new_family=False,
                 before_create=write_file,
@@ -355,14 +364,13 @@ class Artifact(DataRecord):
                 raise
             self._discard_staged()
             self._become_stored(exc)
-            return self
+            return
         # Copies from attempts the driver retried under another uid.
         kept = {row["storage_path"], loaders.as_folder(row["storage_path"])}
         loaders.delete_files([d for d in written if d not in kept], settings.storage_options)
         self._load(row)
         self._discard_staged()
         self._after_first_save()
-        return self
 
     def _put(self, dest: str) -> str:
         """Copy the source file or folder to `dest`; returns the URI that removes the copy
@@ -405,6 +413,40 @@ class Artifact(DataRecord):
             # A folder goes with everything under it.
             target = loaders.as_folder(path) if folder else path
             loaders.delete_file(target, settings.storage_options)
+
+    # -- finding by file ------------------------------------------------------------------------
+    @classmethod
+    def _with_path(cls, qs: Any, path: Any) -> tuple[Any, str]:
+        """`get(path=...)`, as lamindb finds an artifact by its file: a copy lineage made,
+        `<root>/.lineage/<uid><suffix>`, by its uid (in any branch, as a lookup by uid is);
+        any other file, one registered in place, by its stored path (main branch).
+
+        >>> ln.Artifact.get(path=artifact.path) == artifact
+        True
+        """
+        # A UPath (`artifact.path` of an S3 artifact) is no os.PathLike; it has a protocol.
+        upath = isinstance(getattr(path, "protocol", None), str)
+        if not (isinstance(path, (str, os.PathLike)) or upath):
+            raise InvalidType(
+                f"get(path=...) takes a local path or an s3:// URI, not {type(path).__name__}"
+            )
+        text = str(path)  # a UPath gives its URI; os.fspath would refuse a remote one
+        if not text:
+            raise InvalidArgument("get(path=...): the path is empty")
+        if loaders.is_remote(text):
+            if not text.startswith("s3://"):
+                raise InvalidArgument(f"{text!r}: only local paths and s3:// URIs are supported")
+            where = text
+        else:
+            # As the constructor stores it: absolute, symlinks resolved.
+            where = str(Path(text).expanduser().resolve())
+        parent, _, name = where.rpartition("/")
+        uid = name[: gm.uid_length(cls._label) + gids.VERSION_LENGTH]
+        if parent.rsplit("/", 1)[-1] == MANAGED_DIR and _is_uid(uid):
+            copied = qs.filter(uid=uid, storage_path=where)  # an index seek, then one compare
+            if copied.exists():
+                return copied, where
+        return qs.filter(storage_path=where), where
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -583,8 +625,21 @@ def save_artifacts(artifacts: list[Artifact]) -> None:
     the copies first, then one `UNWIND` transaction; if a batch fails, its copies go."""
     unique, twins = split_twins(artifacts)
     for start in range(0, len(unique), gr.BATCH_SIZE):
-        _save_batch(unique[start : start + gr.BATCH_SIZE])
+        _again_if_storage_vanished(partial(_save_batch, unique[start : start + gr.BATCH_SIZE]))
     become_twins(twins, Artifact._discard_staged)
+
+
+def _again_if_storage_vanished(save: Callable[[], None]) -> None:
+    """Run a save; if it failed because the Storage record this process cached was deleted
+    meanwhile by another process (nothing was written, its copies are removed), forget the
+    cached records and run it once more: the storage is looked up, or made, again."""
+    try:
+        save()
+    except MissingTarget as exc:
+        if exc.target != "Storage":
+            raise
+        forget_storage(current().connection)
+        save()
 
 
 def _save_batch(batch: list[Artifact]) -> None:
@@ -637,6 +692,12 @@ def _describe(path: Path, suffix: str) -> tuple[str | None, int | None]:
         return None, None
 
 
+def _is_uid(text: str) -> bool:
+    """Whether `text` could be an artifact's uid (length and base62 alphabet)."""
+    full = gm.uid_length("Artifact") + gids.VERSION_LENGTH
+    return len(text) == full and text.isascii() and text.isalnum()
+
+
 def _bucket_root(uri: str) -> str:
     bucket = uri[len("s3://") :].split("/", 1)[0]
     return f"s3://{bucket}"
@@ -684,7 +745,7 @@ def _key_in_storage(folder: str) -> str:
     """lamindb's default key of `from_dir()`: the folder's path inside its registered storage
     root (an `s3://` bucket counts as one), else the folder's name."""
     remote = loaders.is_remote(folder)
-    root = _registered_root_of(folder) or (_bucket_root(folder) if remote else None)
+    root = registered_root_of(folder) or (_bucket_root(folder) if remote else None)
     if root is None:
         return Path(folder).name
     if remote:
@@ -720,40 +781,3 @@ def _check_key_suffix(key: str | None, suffix: str) -> None:
             f"the suffix {key_suffix!r} of key {key!r} does not match the data, which is stored "
             f"as {suffix or 'a file without suffix'!r}; use a key ending in {suffix!r} or none"
         )
-
-
-_ROOTS_TTL = 5.0  # seconds a process trusts its list of registered roots
-_roots_cache: dict[Any, tuple[float, list[str]]] = {}
-_storage_cache: dict[tuple[Any, str], Model] = {}
-
-
-def _registered_root_of(path: str) -> str | None:
-    """The registered storage root a path or URI lies under, if any (the longest)."""
-    if loaders.is_under(path, settings.storage):
-        return settings.storage
-    key = current().connection
-    stamp, roots = _roots_cache.get(key, (0.0, []))
-    if time.monotonic() - stamp > _ROOTS_TTL:
-        roots = [s.root for s in Storage.filter(root__isnull=False)]
-        _roots_cache[key] = (time.monotonic(), roots)
-    remote = loaders.is_remote(path)
-    inside = [r for r in roots if loaders.is_remote(r) == remote and loaders.is_under(path, r)]
-    return max(inside, key=len, default=None)
-
-
-def storage_record(root: str, instance: Instance) -> Model:
-    """The Storage node of a root, created on first use (once per process and instance)."""
-    key = (instance.connection, root)
-    if key not in _storage_cache:
-        creator = current_user(instance)
-        row, _ = gr.merge_record(
-            instance.connection,
-            "Storage",
-            "root",
-            root,
-            {"uid": gids.base62(gm.uid_length("Storage"))},
-            edges=[gr.EdgeSpec("created_by", [creator.uid])],
-        )
-        _storage_cache[key] = Storage._from_row(row, None)
-        _roots_cache.pop(instance.connection, None)
-    return _storage_cache[key]

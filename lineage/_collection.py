@@ -28,8 +28,9 @@ from lineage._data import (
 from lineage._keys import check_key
 from lineage._model import register, require_saved
 from lineage._queryset import QuerySet
-from lineage._run import Run, Transform
+from lineage._run import Run, Transform, current_run, mark_input, run_inputs
 from lineage.errors import (
+    DuplicateContent,
     InvalidArgument,
     InvalidType,
     NotSupported,
@@ -61,6 +62,9 @@ class Collection(DataRecord):
     """
 
     _label = "Collection"
+    # Set by the constructor; a collection read from the graph has used nothing in this process.
+    _used: list[Any] | None = None
+    _reused = False
 
     def __init__(
         self,
@@ -110,6 +114,10 @@ class Collection(DataRecord):
             require_saved(meta, "meta=")
         super().__init__()
         object.__setattr__(self, "_members", members)
+        # What the collection's run used to make it (lamindb: the members, and the version it
+        # revises): recorded as the run's inputs when the collection is saved.
+        object.__setattr__(self, "_used", [*members, *([revises] if revises is not None else [])])
+        object.__setattr__(self, "_reused", False)  # became a stored collection: nothing written
         self._set_run(run)
         hash_ = loaders.hash_set(a.hash for a in members)
         existing = self._stored_with_hash(hash_, revises)
@@ -120,7 +128,7 @@ class Collection(DataRecord):
                 existing.key,
             )
             self._load(existing._values)
-            self._forget_members()
+            object.__setattr__(self, "_reused", True)
             return
         self._values["hash"] = hash_
         self.key = key
@@ -147,9 +155,34 @@ class Collection(DataRecord):
             )
         return edges
 
+    def _run_inputs(self) -> gr.RunInputs | None:
+        """The members (and the version it revises) as inputs of the collection's run, written
+        with the collection (never an input of the run that made it, as in lamindb)."""
+        run = self._to_one.get("run")
+        if run is None or not self._used:
+            return None
+        return run_inputs(run, [r for r in self._used if r.uid != self.uid])
+
+    def _become_stored(self, dup: DuplicateContent) -> None:
+        super()._become_stored(dup)
+        object.__setattr__(self, "_reused", True)
+
+    def _stored(self) -> None:
+        """Once the collection is stored. If it turned out to be one stored before (same
+        content), nothing was written; its members still were used by this save's run, so they
+        are recorded as the run's inputs, as lamindb does."""
+        if self._reused and self._used:
+            run = self._explicit_run or current_run()
+            if run is not None:
+                mark_input([r for r in self._used if r.uid != self.uid], run)
+        object.__setattr__(self, "_reused", False)
+        object.__setattr__(self, "_used", None)
+        self._forget_members()
+
     def save(self, using: str | None = None) -> Collection:
         """Write the collection, its memberships (with positions), meta artifact, run and
-        version edges in one transaction.
+        version edges in one transaction; with a run (`run=` or `ln.track()`), the members
+        become the run's inputs in that transaction too.
 
         >>> pair = ln.Collection([artifact3, artifact1], key="scrna/pair", meta=artifact).save()
         >>> [a.key for a in pair.ordered_artifacts], pair.meta_artifact.key
@@ -161,7 +194,7 @@ class Collection(DataRecord):
             for artifact in self._members or []:
                 require_saved(artifact, "Collection.save()")
         super().save()
-        self._forget_members()
+        self._stored()
         return self
 
     def _forget_members(self) -> None:
@@ -309,8 +342,10 @@ def save_collections(collections: list[Collection]) -> None:
             require_saved(artifact, "ln.save() of a collection")
         collection._default_edges()
     unique, twins = split_twins(collections)
-    write_new_families(unique, done=Collection._forget_members)
-    become_twins(twins, Collection._forget_members)
+    write_new_families(unique, done=Collection._stored)
+    for twin, _ in twins:  # the same content as another of the batch: stored once, by that one
+        object.__setattr__(twin, "_reused", True)
+    become_twins(twins, Collection._stored)
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

@@ -62,6 +62,7 @@ class DataRecord(VersionedRecord, HasLineage):
         **expressions: Any,
     ) -> Self:
         """Get one record; `is_run_input=True` records it as an input of the tracked run.
+        Artifacts can also be found by their file: `ln.Artifact.get(path=artifact.path)`.
 
         >>> run = ln.track("preprocess.py")
         >>> collection = ln.Collection.get(key="scrna", is_run_input=True)
@@ -109,10 +110,7 @@ def write_new_families(
     pending = list(records)
     while pending:
         label = pending[0]._label
-        new = [
-            gr.NewRecord({k: v for k, v in r._values.items() if v is not None}, r._edges())
-            for r in pending
-        ]
+        new = [r._new_record() for r in pending]
         try:
             rows = gr.create_many(pending[0]._inst().connection, label, new, unique_hash=True)
         except DuplicateContent as dup:

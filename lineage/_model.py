@@ -160,7 +160,21 @@ class Model:
             self._to_one[name] = value
             self._dirty.add(name)
             return
-        object.__setattr__(self, name, value)
+        if name in rels:
+            raise InvalidArgument(
+                f"{cls.__name__}.{name} is a many-relation: use `record.{name}.add(...)` or "
+                f"`.set([...])` on a saved record"
+            )
+        # Private state, and what the class defines (a property's setter such as Run.params,
+        # a method patched in a test): set as Python sets it.
+        if name.startswith("_") or hasattr(cls, name):
+            object.__setattr__(self, name, value)
+            return
+        # Anything else would be a plain Python attribute that save() silently drops.
+        raise InvalidArgument(
+            f"{cls.__name__} has no field {name!r} to set; valid: "
+            f"{', '.join(sorted(cls._settable()))}"
+        )
 
     @classmethod
     def _validate(cls, name: str, value: Any) -> Any:
@@ -206,6 +220,41 @@ class Model:
         return f"{type(self).__name__}({', '.join(parts)})"
 
     # -- writing ---------------------------------------------------------------------------------
+    def _changes(self) -> tuple[dict[str, Any], list[gr.EdgeSpec]]:
+        """What set since the last save: stored values, and to-one edges to replace (an empty
+        uid list removes the edge)."""
+        props = {k: self._values.get(k) for k in self._dirty if k in self._fields()}
+        replace = []
+        for name, target in self._to_one.items():
+            if name not in self._dirty:
+                continue
+            if target is not None:
+                require_saved(target, f"{self._label}.{name}")
+            replace.append(gr.EdgeSpec(name, [target.uid] if target is not None else []))
+        return props, replace
+
+    @classmethod
+    def _validated_changes(cls, fields: dict[str, Any]) -> tuple[dict[str, Any], list[gr.EdgeSpec]]:
+        """`fields` checked and converted exactly as setting them on a record and saving it
+        would (unknown or lineage-managed names refused, values validated, `Run.params` as
+        JSON): the stored values and edges a bulk update writes."""
+        scratch = cls._from_row({})
+        aliases = gm.aliases_of(cls._label)
+        for name, value in fields.items():
+            stored = aliases.get(name, name)
+            setattr(scratch, stored if stored in cls._fields() else name, value)
+        return scratch._changes()
+
+    def _run_inputs(self) -> gr.RunInputs | None:
+        """What the record's run used to make it, recorded with the record (a collection's
+        members); none by default."""
+        return None
+
+    def _new_record(self) -> gr.NewRecord:
+        """The record as a node to create: its set values, edges and run inputs."""
+        props = {k: v for k, v in self._values.items() if v is not None}
+        return gr.NewRecord(props, self._edges(), self._run_inputs())
+
     def _edges(self) -> list[gr.EdgeSpec]:
         edges = []
         for name, target in self._to_one.items():
@@ -224,6 +273,14 @@ class Model:
             data, columns=columns, index=pd.Index([r.get("id") for r in rows], name="id")
         )
         return frame
+
+    @classmethod
+    def _with_path(cls, qs: Any, path: Any) -> tuple[Any, str]:
+        """`get(path=...)`: `qs` narrowed to the records whose file is at `path`, and the path
+        as compared; only artifacts have files (QuerySets sit above this module: `Any`)."""
+        raise InvalidArgument(
+            f"get(path=...) finds artifacts by their file; {cls.__name__} records have none"
+        )
 
     # -- reading data: registries whose records are files override these -----------------------
     @classmethod

@@ -33,6 +33,9 @@ from lineage.errors import (
 Q = gq.Q
 # The record class a QuerySet builds: `ln.Artifact.filter(...)` is a QuerySet[Artifact].
 R = TypeVar("R", bound=Model)
+# lamindb adds its default branch condition (no trash) in each filter() call, except in one
+# given any of these keywords: a record asked for by id, uid or hash is found in the trash too.
+SEES_EVERY_BRANCH = frozenset({"id", "uid", "hash", "id__in", "uid__in", "hash__in"})
 
 
 def _plain_value(value: Any) -> Any:
@@ -87,13 +90,23 @@ class QuerySet(Generic[R]):
         self._select = select
         self._instance = instance
         self._rows: list[dict[str, Any]] | None = None
+        # The branch a filter() call restricts its own conditions to (see SEES_EVERY_BRANCH);
+        # None for queries that see every branch by design (a collection's members).
+        self._default_branch = select.branch
 
     # -- plumbing ----------------------------------------------------------------------------
     def _inst(self) -> Instance:
         return self._instance or current()
 
     def _clone(self, **changes: Any) -> QuerySet[R]:
-        return type(self)(self.model, replace(self._select, **changes), self._instance)
+        return self._derived(
+            type(self)(self.model, replace(self._select, **changes), self._instance)
+        )
+
+    def _derived(self, qs: QuerySet[R]) -> QuerySet[R]:
+        """`qs`, made from this QuerySet, keeps its default branch."""
+        qs._default_branch = self._default_branch
+        return qs
 
     def _fetch_rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
@@ -105,8 +118,30 @@ class QuerySet(Generic[R]):
 
     # -- building ----------------------------------------------------------------------------
     def filter(self, *queries: Q, **expressions: Any) -> QuerySet[R]:
-        """Narrow the query: `qs.filter(key__startswith="raw/")`."""
-        qs = self._clone(where=combine(self._select.where, queries, expressions))
+        """Narrow the query: `qs.filter(key__startswith="raw/")`. As in lamindb, a call given
+        `id`, `uid` or `hash` (or their `__in`) finds trashed records too.
+
+        >>> label.delete()                              # in the trash
+        >>> ln.ULabel.filter(name="my-label").count(), ln.ULabel.filter(uid=label.uid).count()
+        (0, 1)
+        """
+        sel = self._select
+        new = combine(None, queries, expressions)
+        earlier, branch = sel.where, sel.branch
+        if new is not None and SEES_EVERY_BRANCH & expressions.keys():
+            # This call's conditions see every branch; earlier ones keep their default branch.
+            if earlier is not None and branch is not None:
+                earlier = earlier & Q(branch=branch)
+            branch = None
+        elif (
+            new is not None
+            and branch is None
+            and self._default_branch is not None
+            and not gq.mentions_branch(sel.label, new)
+        ):  # after a call by uid: this call's own conditions keep the default branch
+            new = new & Q(branch=self._default_branch)
+        where = earlier if new is None else (new if earlier is None else earlier & new)
+        qs = self._clone(where=where, branch=branch)
         gq.compile_select(qs._select)  # unknown fields and bad lookups fail here, not later
         return qs
 
@@ -133,7 +168,7 @@ class QuerySet(Generic[R]):
         return self._clone(distinct=True)
 
     def using(self, instance: str) -> QuerySet[R]:
-        return type(self)(self.model, self._select, instance_named(instance))
+        return self._derived(type(self)(self.model, self._select, instance_named(instance)))
 
     # -- evaluating --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[R]:
@@ -314,6 +349,28 @@ class QuerySet(Generic[R]):
         for record in self.to_list():
             record.delete(permanent=permanent)
 
+    def update(self, **fields: Any) -> int:
+        """Set fields on every matching record in one transaction (Django's and lamindb's
+        bulk update); returns how many records were updated. Names and values are checked as
+        setting them on a record would check them; fields lineage maintains (uid, id, hash,
+        created_at, ...) are refused. `updated_at` is set.
+
+        >>> ln.Artifact.filter(key__startswith="scrna/").update(description="single-cell")
+        3
+        >>> ln.Artifact.get(key="scrna/sample2.h5ad").description
+        'single-cell'
+        """
+        if not fields:
+            raise InvalidArgument("update() needs fields to set, e.g. update(description='...')")
+        if self._select.offset or self._select.limit is not None:
+            raise InvalidArgument("update() cannot update a sliced QuerySet; filter it instead")
+        props, replace_edges = self.model._validated_changes(fields)
+        updated = gr.update_selected(
+            self._inst().connection, self._select, props, replace=replace_edges
+        )
+        self._rows = None
+        return updated
+
     # -- data of artifact querysets (the loaders) --------------------------------------------
     def load(self, join: str = "outer", is_run_input: bool | None = None, **kwargs: Any) -> Any:
         """Cache the matching artifacts and concatenate them in the QuerySet's order: a
@@ -364,7 +421,7 @@ class RelatedQuerySet(QuerySet[R]):
         self._relation = relation
 
     def _clone(self, **changes: Any) -> QuerySet[R]:
-        return QuerySet(self.model, replace(self._select, **changes), self._instance)
+        return self._derived(QuerySet(self.model, replace(self._select, **changes), self._instance))
 
     def add(self, *records: Model) -> None:
         """Link records: `artifact.ulabels.add(label)`."""
@@ -491,9 +548,12 @@ class Lookup:
 def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, Any]) -> R:
     """`Registry.get` and `QuerySet.get`: one record by id, uid, uid prefix or fields."""
     model = qs.model
-    if idlike is not None and expressions:
+    expressions = dict(expressions)
+    by_path = "path" in expressions and "path" not in model._fields()
+    path = expressions.pop("path") if by_path else None
+    if idlike is not None and (expressions or by_path):
         raise InvalidArgument("get() takes an id/uid or field expressions, not both")
-    if idlike is None and not expressions:
+    if idlike is None and not expressions and not by_path:
         raise InvalidArgument(f"{model.__name__}.get() needs an id, a uid or field expressions")
     versioned = gm.is_versioned(model._label)
     if isinstance(idlike, bool) or not isinstance(idlike, (int, str, type(None))):
@@ -520,8 +580,13 @@ def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, An
         qs = narrowed(gq.Q(uid__startswith=idlike))
         what = f"{model.__name__} with uid starting {idlike!r}"
     else:
-        qs = qs.filter(**expressions)
         what = f"{model.__name__} matching {expressions}"
+        if by_path:
+            qs, where = model._with_path(qs, path)
+            what = f"{model.__name__} with path {where!r}" + (
+                f" matching {expressions}" if expressions else ""
+            )
+        qs = qs.filter(**expressions)
     if not versioned:
         return _one(qs, what)
     # Several versions of one family: the latest; several families: ambiguous.

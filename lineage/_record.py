@@ -63,12 +63,11 @@ class Record(DjangoCompat):
         conn = self._inst().connection
         if not self._saved:
             self._default_edges()
-            props = {k: v for k, v in self._values.items() if v is not None}
             if gm.is_versioned(self._label):
                 row = gr.create_record(
                     conn,
                     self._label,
-                    gr.NewRecord(props, self._edges()),
+                    self._new_record(),
                     stem=self._stem(),
                     new_family=self._new_family(),
                     # Artifacts and collections: a concurrent save of the same content wins,
@@ -76,20 +75,13 @@ class Record(DjangoCompat):
                     unique_hash=getattr(self, "_unique_content", False),
                 )
             else:
-                props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
-                row = gr.create_record(conn, self._label, gr.NewRecord(props, self._edges()))
+                record = self._new_record()
+                record.props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
+                row = gr.create_record(conn, self._label, record)
             self._load(row)
             return self
         if self._dirty:
-            props = {k: self._values.get(k) for k in self._dirty if k in self._fields()}
-            replace = [
-                gr.EdgeSpec(n, [t.uid] if t is not None else [])
-                for n, t in self._to_one.items()
-                if n in self._dirty
-            ]
-            for edge in replace:
-                if edge.uids:
-                    require_saved(self._to_one[edge.relation], f"{self._label}.{edge.relation}")
+            props, replace = self._changes()
             row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
             self._load(row)
         return self
@@ -112,11 +104,25 @@ class Record(DjangoCompat):
         conn = self._inst().connection
         if permanent or self.branch == -1:
             self._delete_permanently()
-            gr.delete_record(conn, self._label, self.uid)
+            gr.delete_record(
+                conn,
+                self._label,
+                self.uid,
+                guards=self._guards(permanent=True),
+                cascade=self._deleted_with,
+            )
             object.__setattr__(self, "_saved", False)
             return
-        gr.trash_record(conn, self._label, self.uid)
+        gr.trash_record(conn, self._label, self.uid, guards=self._guards(permanent=False))
         self._refresh()
+
+    # Relations whose records are deleted with this one (a transform's runs).
+    _deleted_with: tuple[str, ...] = ()
+
+    def _guards(self, permanent: bool) -> list[gr.Guard]:
+        """What refuses a trash (`permanent=False`) or a permanent delete while other records
+        depend on this one, checked in the deleting transaction; none by default."""
+        return []
 
     def _delete_permanently(self) -> None:
         """Hook for what goes with the node (an artifact's stored file)."""

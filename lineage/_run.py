@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,25 @@ class Transform(VersionedRecord, HasLineage):
         if source_code is not None:
             self._values["hash"] = hash_string(source_code)[:22]
         self._set_revises(revises)
+        if revises is None:  # a new version gets its uid when saved, with the version counter
+            self._start_family()
+
+    # A transform's runs go with it when it is deleted for good (lamindb: Run.transform is
+    # CASCADE), but not while any of them made data: their outputs would lose their run.
+    _deleted_with = ("runs",)
+
+    def _guards(self, permanent: bool) -> list[gr.Guard]:
+        if not permanent:
+            return []
+
+        def refuse(runs: int) -> None:
+            raise InvalidArgument(
+                f"transform {self.key!r} ({self.uid}) has {runs} run(s) that made artifacts or "
+                "collections, which would lose their run; delete those outputs first (its runs "
+                "are then deleted with it), or keep the transform in the trash"
+            )
+
+        return [gr.Guard("runs", refuse, having=("output_artifacts", "output_collections"))]
 
     @property
     def name(self) -> str | None:
@@ -117,6 +137,26 @@ class Run(Record, HasLineage):
         self._values["started_at"] = started_at or datetime.now(UTC)
         self._values["status"] = "started"
         self._dirty.update({"started_at", "status"})
+
+    def _guards(self, permanent: bool) -> list[gr.Guard]:
+        """A run that made data is kept while its outputs exist (lamindb: Artifact.run and
+        Collection.run are PROTECT)."""
+        if not permanent:
+            return []
+
+        def refuser(what: str) -> Callable[[int], None]:
+            def refuse(count: int) -> None:
+                raise InvalidArgument(
+                    f"run {self.uid} made {count} {what}, which would lose their run; delete "
+                    "those first, or keep the run in the trash"
+                )
+
+            return refuse
+
+        return [
+            gr.Guard("output_artifacts", refuser("artifact(s)")),
+            gr.Guard("output_collections", refuser("collection(s)")),
+        ]
 
     @property
     def params(self) -> dict[str, Any] | None:
@@ -203,7 +243,8 @@ def _script_transform(script: Path) -> Transform:
     source = script.read_text()
     source_hash = hash_string(source)[:22]
     key = script.name
-    same = Transform.filter(key=key, hash=source_hash).order_by("-uid").first()
+    # branch=1: a filter by hash alone would also find a trashed transform (as in lamindb).
+    same = Transform.filter(key=key, hash=source_hash, branch=1).order_by("-uid").first()
     if same is not None:
         return same
     latest = Transform.filter(key=key, is_latest=True).first()
@@ -255,13 +296,17 @@ def mark_input(records: list[Model], is_run_input: bool | Run | None) -> None:
     if run is None:
         logger.warning("is_run_input=True but no run is tracked: call ln.track() first")
         return
+    inputs = run_inputs(run, records)
+    if inputs is not None:  # one transaction; reading the same input twice adds no second edge
+        gr.add_run_inputs(run._inst().connection, inputs)
+
+
+def run_inputs(run: Run, records: Sequence[Model]) -> gr.RunInputs | None:
+    """The `USED` edges from `run` to data records (artifacts, collections), as
+    `graph.records.RunInputs`: merged, never to the run's own outputs."""
     by_label: dict[str, list[str]] = {}
     for record in records:
-        own_run = record.run  # data can't be both input and output of one run
-        if own_run is not None and own_run.uid == run.uid:
-            continue
         by_label.setdefault(record._label, []).append(record.uid)
     relation = {"Artifact": "input_artifacts", "Collection": "input_collections"}
     edges = [gr.EdgeSpec(relation[label], uids) for label, uids in by_label.items()]
-    if edges:  # one transaction; MERGE, so reading the same input twice adds no second edge
-        gr.update_record(run._inst().connection, "Run", run.uid, {}, add=edges)
+    return gr.RunInputs(run.uid, edges) if edges else None

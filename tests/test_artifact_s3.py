@@ -252,3 +252,19 @@ def test_bulk_save_failure_removes_uploaded_objects(s3_storage: S3Bucket, tmp_pa
         ln.save(artifacts)
     assert keys_under(bucket, "") == []
     assert ln.cypher("MATCH (a:Artifact) RETURN count(a) AS n")["n"][0] == 0
+
+
+def test_get_by_path_finds_s3_artifacts(s3_storage: S3Bucket, tmp_path: Path) -> None:
+    # lamindb's `Artifact.get(path=...)`: a copy lineage made by its `.lineage/<uid><suffix>`
+    # URI, an object registered in place by its own URI.
+    bucket = s3_storage
+    src = tmp_path / "counts.csv"
+    src.write_bytes(b"gene,count\nA,1\n")
+    copied = ln.Artifact(src, key="raw/counts.csv").save()
+    bucket.client.put_object(Bucket=bucket.name, Key="external/data.csv", Body=b"s,v\ns1,1\n")
+    in_place = ln.Artifact(f"{bucket.uri}/external/data.csv", key="external/data.csv").save()
+    assert ln.Artifact.get(path=copied.storage_path) == copied
+    assert ln.Artifact.get(path=copied.path) == copied  # the UPath artifact.path gives
+    assert ln.Artifact.get(path=f"{bucket.uri}/external/data.csv") == in_place
+    with pytest.raises(ln.errors.DoesNotExist, match=r"other\.csv"):
+        ln.Artifact.get(path=f"{bucket.uri}/external/other.csv")
