@@ -112,7 +112,8 @@ class Collection(DataRecord):
         object.__setattr__(self, "_members", members)
         self._set_run(run)
         hash_ = loaders.hash_set(a.hash for a in members)
-        existing = self._stored_with_hash(hash_, revises)
+        # Without `revises=`, a collection stored under this key names the family to continue.
+        existing, head = self._stored_for(hash_, revises, {"key": key} if revises is None else None)
         if existing is not None:
             logger.warning(
                 "returning existing collection with same hash: %s (key=%r)",
@@ -122,6 +123,17 @@ class Collection(DataRecord):
             self._load(existing._values)
             self._forget_members()
             return
+        if head is not None:
+            if version is not None and version == head.version:
+                raise VersionTagExists(
+                    f"Collection(version={version!r}): the latest version under key {key!r} "
+                    f"({head.uid}), which this one would revise, is already tagged so; give "
+                    "the new version a new tag"
+                )
+            self._infer_revises(head)
+            revises = head
+        if revises is not None and description is None:
+            description = revises.description  # as lamindb: a new version keeps it
         self._values["hash"] = hash_
         self.key = key
         self.description = description
@@ -130,9 +142,11 @@ class Collection(DataRecord):
         self.version = version
         if meta is not None:
             self._to_one["meta_artifact"] = meta
-        self._set_revises(revises)
+        if not self._revises_inferred:
+            self._set_revises(revises)
         if revises is None:
             self._start_family()
+            object.__setattr__(self, "_by_key", True)
 
     # -- saving ----------------------------------------------------------------------------------
     def _edges(self) -> list[gr.EdgeSpec]:
@@ -308,9 +322,11 @@ def save_collections(collections: list[Collection]) -> None:
         for artifact in collection._members or []:
             require_saved(artifact, "ln.save() of a collection")
         collection._default_edges()
-    unique, twins = split_twins(collections)
+    unique, twins, later = split_twins(collections)
     write_new_families(unique, done=Collection._forget_members)
     become_twins(twins, Collection._forget_members)
+    for collection in later:  # each becomes a new version of the family named by its key
+        collection.save()
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

@@ -8,6 +8,7 @@ QuerySets anchored at the record, so they always show what is in the graph now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Self
 
 import pandas as pd
@@ -63,12 +64,11 @@ class Record(DjangoCompat):
         conn = self._inst().connection
         if not self._saved:
             self._default_edges()
-            props = {k: v for k, v in self._values.items() if v is not None}
             if gm.is_versioned(self._label):
                 row = gr.create_record(
                     conn,
                     self._label,
-                    gr.NewRecord(props, self._edges()),
+                    self._new_record(),
                     stem=self._stem(),
                     new_family=self._new_family(),
                     # Artifacts and collections: a concurrent save of the same content wins,
@@ -76,23 +76,40 @@ class Record(DjangoCompat):
                     unique_hash=getattr(self, "_unique_content", False),
                 )
             else:
-                props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
-                row = gr.create_record(conn, self._label, gr.NewRecord(props, self._edges()))
+                record = self._new_record()
+                record.props.setdefault("uid", gids.base62(gm.uid_length(self._label)))
+                row = gr.create_record(conn, self._label, record)
             self._load(row)
             return self
         if self._dirty:
-            props = {k: self._values.get(k) for k in self._dirty if k in self._fields()}
-            replace = [
-                gr.EdgeSpec(n, [t.uid] if t is not None else [])
-                for n, t in self._to_one.items()
-                if n in self._dirty
-            ]
-            for edge in replace:
-                if edge.uids:
-                    require_saved(self._to_one[edge.relation], f"{self._label}.{edge.relation}")
-            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
-            self._load(row)
+            self._write_changes()
         return self
+
+    def _write_changes(self, before_update: Callable[[], None] | None = None) -> None:
+        """Write a saved record's changed fields and to-one edges in one transaction;
+        `before_update()` runs inside it, with the node locked (see `gr.update_with_file`)."""
+        props = {k: self._values.get(k) for k in self._dirty if k in self._fields()}
+        replace = [
+            gr.EdgeSpec(n, [t.uid] if t is not None else [])
+            for n, t in self._to_one.items()
+            if n in self._dirty
+        ]
+        for edge in replace:
+            if edge.uids:
+                require_saved(self._to_one[edge.relation], f"{self._label}.{edge.relation}")
+        conn = self._inst().connection
+        if before_update is None:
+            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
+        else:
+            row = gr.update_with_file(
+                conn, self._label, self.uid, props, before_update, replace=replace
+            )
+        self._load(row)
+
+    def _new_record(self) -> gr.NewRecord:
+        """The node to create: the set values and the to-one edges."""
+        props = {k: v for k, v in self._values.items() if v is not None}
+        return gr.NewRecord(props, self._edges())
 
     def _stem(self) -> str:
         return gids.base62(gm.uid_length(self._label))

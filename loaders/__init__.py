@@ -36,7 +36,9 @@ from loaders.storage import (
     join,
     put_file,
     put_files,
+    restore_file,
     suffix_of,
+    swap_in,
 )
 
 __all__ = [
@@ -67,7 +69,9 @@ __all__ = [
     "otype_of",
     "put_file",
     "put_files",
+    "restore_file",
     "suffix_of",
+    "swap_in",
     "sync",
     "to_b64_str",
     "write_object",
