@@ -277,7 +277,7 @@ def create_record(
     revising one, unless `record.same_content` says what else must match) exists by the time
     the label's counter is locked, nothing is written and `DuplicateContent` is raised (see the
     module docstring). `before_create` has run by then. A new family whose `record.family`
-    values a stored node shares raises `FamilyExists`.
+    values the latest version of a stored family shares raises `FamilyExists`.
     """
     _check_props(label, record.props)
     for edge in record.edges:
@@ -428,7 +428,8 @@ def create_many(
     `unique_hash=True`: a batch in which any record's content is already stored (not trashed;
     the same hash, or what `same_content` names) by the time the label's counter is locked
     writes nothing and raises `DuplicateContent` naming all such records; so does a batch with a
-    record whose `family` a stored node shares (`FamilyExists`). Earlier batches stay written.
+    record whose `family` values a stored family's latest version shares (`FamilyExists`).
+    Earlier batches stay written.
     """
     out: list[dict[str, Any]] = []
     for start in range(0, len(records), BATCH_SIZE):

@@ -315,7 +315,6 @@ class Artifact(DataRecord):
         if self._to_one.get("revises") is None:
             save_artifacts([self])
             return self
-        self._refresh_revises()
         self._default_edges()
         placement = self._placement()
         self._to_one["storage"] = placement.storage
@@ -332,6 +331,7 @@ class Artifact(DataRecord):
             written.append(dest)
             return {"storage_path": dest}
 
+        self._refresh_revises()
         try:
             row = gr.create_record(
                 self._inst().connection,

@@ -138,7 +138,7 @@ class VersionedRecord(Record):
         related = [path for path in family or {} if "__" in path]
         rows = gq.fetch(qs._inst().connection, select, include=related)
         stem = revises.stem_uid if revises is not None else ""
-        same_rows = [r for r in rows if r["hash"] == hash_ and r["uid"].startswith(stem or "")]
+        same_rows = [r for r in rows if r["hash"] == hash_ and r["uid"].startswith(stem)]
         heads = [
             r
             for r in rows

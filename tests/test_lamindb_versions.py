@@ -126,6 +126,28 @@ def test_trashed_versions_are_not_continued_by_key(storage: Path) -> None:
     assert ln.Artifact.get(key="t.parquet") == v3
 
 
+def test_a_key_prefers_the_main_branch_head(storage: Path) -> None:
+    """is_latest is per branch: the head on the main branch is revised, even when a version on
+    another branch (the archive, set by hand here) is newer; without one, that version."""
+    v1 = ln.Artifact(df(1), key="t.parquet").save()
+    v2 = ln.Artifact(df(2), key="t.parquet").save()
+    ln.cypher(
+        "MATCH (a:Artifact {uid: $v2}) SET a.branch = 0 WITH a "
+        "MATCH (b:Artifact {uid: $v1}) SET b.is_latest = true",
+        v1=v1.uid,
+        v2=v2.uid,
+    )
+    v3 = ln.Artifact(df(3), key="t.parquet")
+    assert v3.revises == v1
+    v3.save()
+    assert v3.uid == v1.stem_uid + "0002" and (v3.uid, v1.uid) in revises_edges()
+    assert node(v2.uid)["is_latest"] is True  # the archive's head is its own
+
+    other = ln.Artifact(df(4), key="o.parquet").save()
+    ln.cypher("MATCH (a:Artifact {uid: $uid}) SET a.branch = 0", uid=other.uid)
+    assert ln.Artifact(df(5), key="o.parquet").revises == other
+
+
 def test_version_tag_of_a_version_found_by_key(storage: Path) -> None:
     v1 = ln.Artifact(df(1), key="t.parquet", version="1").save()
     v2 = ln.Artifact(df(2), key="t.parquet", version="2").save()
