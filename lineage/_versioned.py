@@ -126,8 +126,12 @@ class VersionedRecord(Record):
             if revises is not None:
                 same &= gq.Q(uid__startswith=revises.stem_uid)
             wheres.append(same)
+        # Only own fields go into the query, so Neo4j seeks the key's index: a related path
+        # (`storage__root`) made it start from the Storage node and walk all its artifacts, and
+        # `is_latest` made it seek that index (half of all nodes). Both are compared below.
+        related = [path for path in family or {} if "__" in path]
         if family:
-            wheres.append(gq.Q(is_latest=True, **family))
+            wheres.append(gq.Q(**{k: v for k, v in family.items() if k not in related}))
         if not wheres:
             return None, None
         where = wheres[0] if len(wheres) == 1 else wheres[0] | wheres[1]
@@ -135,7 +139,6 @@ class VersionedRecord(Record):
         select = gq.Select(
             cls._label, where=where & ~gq.Q(branch=-1), order_by=("id",), branch=None
         )
-        related = [path for path in family or {} if "__" in path]
         rows = gq.fetch(qs._inst().connection, select, include=related)
         stem = revises.stem_uid if revises is not None else ""
         same_rows = [r for r in rows if r["hash"] == hash_ and r["uid"].startswith(stem)]
