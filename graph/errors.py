@@ -67,12 +67,26 @@ class MissingTarget(LineageError, ValueError):
 
 
 class DuplicateContent(LineageError):
-    """A record with the same content hash was stored meanwhile (by another process): nothing
-    was written. `existing` maps each such hash to the stored record's properties."""
+    """A record with the same content was stored meanwhile (by another process): nothing was
+    written. `existing` maps the uid each new record was to have (the new version's uid when
+    it revises a family) to the stored record's properties."""
 
     def __init__(self, label: str, existing: dict[str, dict[str, Any]]) -> None:
         self.label = label
         self.existing = existing
+        hashes = sorted({str(row.get("hash")) for row in existing.values()})
         super().__init__(
-            f"{label} with hash {', '.join(sorted(existing))} stored meanwhile by another writer"
+            f"{label} with hash {', '.join(hashes)} stored meanwhile by another writer"
         )
+
+
+class FamilyExists(LineageError):
+    """A record was to start a new version family under a key (and storage) that a stored
+    family took meanwhile: nothing was written. `existing` maps the uid each new record was to
+    have to the properties of that family's head, which the record should revise instead."""
+
+    def __init__(self, label: str, existing: dict[str, dict[str, Any]]) -> None:
+        self.label = label
+        self.existing = existing
+        keys = sorted({str(row.get("key")) for row in existing.values()})
+        super().__init__(f"{label} version families with key {', '.join(keys)} exist already")

@@ -16,7 +16,11 @@ processes can both find none and both write. So a write that passes `unique_hash
 inside its transaction, right after taking the label's counter lock: any writer of the label
 that got the lock first has committed by then (Neo4j releases locks after the commit is
 applied), so its node is seen, and the write stops with `DuplicateContent` carrying the stored
-record instead of creating a second one. The transaction rolls back, counter included.
+record instead of creating a second one. The transaction rolls back, counter included. A record
+may narrow what counts as the same content (`NewRecord.same_content`: the same hash *and* key,
+say). A key names one version family the same way: a record that starts a family under a key
+another writer's family took meanwhile (`NewRecord.family`) stops with `FamilyExists`, naming
+that family's head for the caller to revise instead.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from typing import Any
 import neo4j
 
 from graph.connection import Connection, plain
-from graph.errors import DuplicateContent, FieldValidationError, MissingTarget, VersionTagExists
+from graph.errors import (
+    DuplicateContent,
+    FamilyExists,
+    FieldValidationError,
+    MissingTarget,
+    VersionTagExists,
+)
 from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import fields_of, is_versioned, relations_of, uid_length
 from graph.query import Select, compile_select
@@ -60,11 +70,21 @@ class RunInputs:
 @dataclass
 class NewRecord:
     """One node to create: its stored properties, its outgoing/incoming edges, and the inputs
-    its run used to make it (a collection's members), written in the same transaction."""
+    its run used to make it (a collection's members), written in the same transaction.
+
+    `same_content`: names of properties and to-one relations a stored node must share with this
+    one, besides its `hash`, to count as the same content under `unique_hash` (a missing value
+    matches a missing one); empty: the hash alone. `family`: names of properties and to-one
+    relations that name a version family; a record that starts a new family while the latest
+    version of a stored family (not trashed) shares all of them raises `FamilyExists`; empty:
+    no such check.
+    """
 
     props: dict[str, Any]
     edges: list[EdgeSpec] = field(default_factory=list)
     run_inputs: RunInputs | None = None
+    same_content: tuple[str, ...] = ()
+    family: tuple[str, ...] = ()
 
 
 def now() -> datetime:
@@ -106,21 +126,98 @@ def _take_ids(tx: neo4j.ManagedTransaction, label: str, n: int) -> list[int]:
     return list(range(last - n + 1, last + 1))
 
 
+def _scope_row(label: str, props: dict[str, Any], record: NewRecord, names: Sequence[str]) -> dict:
+    """What `_scope_conditions` compares a stored node with: the new node's uid and hash, the
+    values of the named properties (`p`) and the targets of the named to-one relations (`e`)."""
+    fields = fields_of(label)
+    targets = {e.relation: (e.uids[0] if e.uids else None) for e in record.edges}
+    return {
+        "uid": props["uid"],
+        "hash": props.get("hash"),
+        "p": {n: props.get(n) for n in names if n in fields},
+        "e": {n: targets.get(n) for n in names if n not in fields},
+    }
+
+
+def _scope_conditions(label: str, names: Sequence[str], null_matches: bool) -> str:
+    """` AND ...` conditions that node `n` shares the named properties and to-one relations
+    with `row` (from `_scope_row`); with `null_matches`, a missing value matches a missing one."""
+    fields = fields_of(label)
+    parts = []
+    for name in names:
+        if name in fields:
+            same = f"n.`{name}` = row.p.`{name}`"
+            if null_matches:
+                same = f"({same} OR (n.`{name}` IS NULL AND row.p.`{name}` IS NULL))"
+            parts.append(same)
+            continue
+        rel = _relation(label, name)
+        if rel.many:
+            raise FieldValidationError(f"{label}.{name} is a many-relation; name a to-one one")
+        target = f"EXISTS {{ MATCH (n){rel.arrow()}(:`{rel.target}` {{uid: row.e.`{name}`}}) }}"
+        if null_matches:
+            none = f"NOT EXISTS {{ MATCH (n){rel.arrow()}(:`{rel.target}`) }}"
+            target = f"({target} OR (row.e.`{name}` IS NULL AND {none}))"
+        parts.append(target)
+    return "".join(f" AND {p}" for p in parts)
+
+
+def _grouped(
+    label: str, pairs: Sequence[tuple[dict[str, Any], NewRecord]], scope: str
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """`_scope_row`s grouped by the names in each record's `scope` attribute: one statement
+    per group (a batch has one or two)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for props, record in pairs:
+        names = getattr(record, scope)
+        groups.setdefault(names, []).append(_scope_row(label, props, record, names))
+    return groups
+
+
 def _check_unique_hashes(
-    tx: neo4j.ManagedTransaction, label: str, hashes: list[str], stem: str | None = None
+    tx: neo4j.ManagedTransaction,
+    label: str,
+    pairs: Sequence[tuple[dict[str, Any], NewRecord]],
+    stem: str | None = None,
 ) -> None:
-    """Raise `DuplicateContent` if a node of `label` (not trashed; in family `stem` if given)
-    has one of these hashes. Call it after `_take_ids`, under the label's counter lock."""
-    in_family = "AND n.uid STARTS WITH $stem " if stem is not None else ""
-    rows = tx.run(
-        f"UNWIND $hashes AS h MATCH (n:`{label}` {{hash: h}}) WHERE n.branch <> -1 {in_family}"
-        "WITH h, n ORDER BY n.id RETURN h, collect(n)[0] AS n",
-        hashes=hashes,
-        stem=stem,
-    )
-    existing = {r["h"]: plain(r["n"]) for r in rows}
+    """Raise `DuplicateContent` if a node of `label` (not trashed) is the same content as one of
+    the new nodes (`props`, `record`): the same hash, within family `stem` if given, unless the
+    record names what else must match (`NewRecord.same_content`). Call it after `_take_ids`,
+    under the label's counter lock."""
+    pairs = [(props, record) for props, record in pairs if props.get("hash") is not None]
+    existing: dict[str, dict[str, Any]] = {}
+    for names, rows in _grouped(label, pairs, "same_content").items():
+        in_family = " AND n.uid STARTS WITH $stem" if stem is not None and not names else ""
+        result = tx.run(
+            f"UNWIND $rows AS row MATCH (n:`{label}` {{hash: row.hash}}) "
+            f"WHERE n.branch <> -1{in_family}{_scope_conditions(label, names, True)} "
+            "WITH row, n ORDER BY n.id RETURN row.uid AS uid, collect(n)[0] AS n",
+            rows=rows,
+            stem=stem,
+        )
+        existing.update({r["uid"]: plain(r["n"]) for r in result})
     if existing:
         raise DuplicateContent(label, existing)
+
+
+def _check_new_families(
+    tx: neo4j.ManagedTransaction, label: str, pairs: Sequence[tuple[dict[str, Any], NewRecord]]
+) -> None:
+    """Raise `FamilyExists` if the latest version of a stored family (not trashed) shares a
+    new family's `family` names (a key, say) with it, naming that version: the main branch's
+    first, else the newest elsewhere. Call it under the label's counter lock."""
+    existing: dict[str, dict[str, Any]] = {}
+    for names, rows in _grouped(label, [p for p in pairs if p[1].family], "family").items():
+        result = tx.run(
+            f"UNWIND $rows AS row MATCH (n:`{label}`) "
+            f"WHERE n.is_latest AND n.branch <> -1{_scope_conditions(label, names, False)} "
+            "WITH row, n ORDER BY n.branch = 1 DESC, n.created_at DESC, n.id DESC "
+            "RETURN row.uid AS uid, collect(n)[0] AS n",
+            rows=rows,
+        )
+        existing.update({r["uid"]: plain(r["n"]) for r in result})
+    if existing:
+        raise FamilyExists(label, existing)
 
 
 # -- version families --------------------------------------------------------------------------
@@ -191,8 +288,10 @@ def create_record(
     there is nothing to lock, read or flip, and the uid is `stem + "0000"`.
 
     `unique_hash=True`: if a node with the same `hash` (not trashed; within the family when
-    revising one) exists by the time the label's counter is locked, nothing is written and
-    `DuplicateContent` is raised (see the module docstring). `before_create` has run by then.
+    revising one, unless `record.same_content` says what else must match) exists by the time
+    the label's counter is locked, nothing is written and `DuplicateContent` is raised (see the
+    module docstring). `before_create` has run by then. A new family whose `record.family`
+    values the latest version of a stored family shares raises `FamilyExists`.
     """
     _check_props(label, record.props)
     for edge in record.edges:
@@ -220,9 +319,11 @@ def create_record(
             _check_props(label, extra)
             props.update(extra)
         (props["id"],) = _take_ids(tx, label, 1)
-        if unique_hash and props.get("hash") is not None:
+        if unique_hash:
             scope = stem if stem is not None and not new_family else None
-            _check_unique_hashes(tx, label, [props["hash"]], scope)
+            _check_unique_hashes(tx, label, [(props, record)], scope)
+        if new_family:
+            _check_new_families(tx, label, [(props, record)])
         branch = props.setdefault("branch", 1)
         if versioned:
             props["is_latest"] = True
@@ -343,9 +444,11 @@ def create_many(
     whole or not at all. Edges are grouped per relation and target, so a batch costs a handful
     of statements however many records it holds.
 
-    `unique_hash=True`: a batch in which any hash is already stored (not trashed) by the time
-    the label's counter is locked writes nothing and raises `DuplicateContent` naming all such
-    hashes; earlier batches stay written.
+    `unique_hash=True`: a batch in which any record's content is already stored (not trashed;
+    the same hash, or what `same_content` names) by the time the label's counter is locked
+    writes nothing and raises `DuplicateContent` naming all such records; so does a batch with a
+    record whose `family` values a stored family's latest version shares (`FamilyExists`).
+    Earlier batches stay written.
     """
     out: list[dict[str, Any]] = []
     for start in range(0, len(records), BATCH_SIZE):
@@ -382,9 +485,9 @@ def _create_batch(
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict[str, Any]]:
         ids = _take_ids(tx, label, len(rows))
-        hashes = [p["hash"] for p in rows if p.get("hash") is not None]
-        if unique_hash and hashes:
-            _check_unique_hashes(tx, label, hashes)
+        if unique_hash:
+            _check_unique_hashes(tx, label, list(zip(rows, batch)))
+        _check_new_families(tx, label, list(zip(rows, batch)))
         params = [{**props, "id": i} for props, i in zip(rows, ids)]
         # One timestamp parameter for the batch, and nothing returned: sending and reading
         # back two datetimes per row cost more than writing the rows.
@@ -501,6 +604,35 @@ def update_record(
     `replace` swaps all edges of a relation for the given ones (a to-one relation such as
     `run`), `add` merges edges (never duplicates one), `remove` deletes the edges to the uids.
     """
+    return _update(conn, label, uid, props, replace, add, remove)
+
+
+def update_with_file(
+    conn: Connection,
+    label: str,
+    uid: str,
+    props: dict[str, Any],
+    write_file: Callable[[], None],
+    *,
+    replace: Iterable[EdgeSpec] = (),
+) -> dict[str, Any]:
+    """`update_record`, with `write_file()` run inside the transaction while the node is
+    write-locked, before the commit: an artifact's new bytes are written there, so concurrent
+    writers of one artifact take turns. The driver may retry the transaction, so it may run
+    more than once."""
+    return _update(conn, label, uid, props, replace, (), (), write_file)
+
+
+def _update(
+    conn: Connection,
+    label: str,
+    uid: str,
+    props: dict[str, Any],
+    replace: Iterable[EdgeSpec],
+    add: Iterable[EdgeSpec],
+    remove: Iterable[EdgeSpec],
+    before_update: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     _check_props(label, props)
     replace, add, remove = list(replace), list(add), list(remove)
     for edge in (*replace, *add, *remove):
@@ -515,6 +647,8 @@ def update_record(
         ).single()
         if row is None:
             raise MissingTarget(f"no {label} with uid {uid!r}")
+        if before_update is not None:
+            before_update()
         for edge in replace:
             _delete_edges(tx, label, uid, edge.relation, None)
             _create_edges(tx, label, [uid], edge)

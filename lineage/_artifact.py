@@ -40,9 +40,11 @@ from lineage._data import (
 )
 from lineage._instance import current
 from lineage._keys import check_key
-from lineage._model import Model, register
+from lineage._model import Model, register, require_saved
 from lineage._registries import forget_storage, registered_root_of, storage_record
+from lineage._run import current_run
 from lineage._settings import settings
+from lineage._versioned import only_row
 from lineage.errors import (
     CommitUnknown,
     DuplicateContent,
@@ -69,14 +71,22 @@ class Artifact(DataRecord):
         key: a name or path-like key, e.g. `"raw/sample1.h5ad"`.
         description: a description or title.
         run: the run that creates the artifact (default: the tracked run, if any).
-        revises: an earlier version; the new artifact joins its version family.
+        revises: an earlier version; the new artifact joins its version family. Without it, a
+            key that already names artifacts in the same storage makes the new artifact the
+            next version of that family (as in lamindb).
         version: a version tag, unique within the family.
+        skip_hash_lookup: whether to skip looking for an artifact with the same content. None
+            (default): look, except for files under a registered storage root and empty files
+            (never looked up); True: never look; False: look (empty files excepted).
 
     >>> artifact = ln.Artifact("counts.csv", key="raw/counts.csv").save()
     >>> artifact = ln.Artifact(df, key="tables/metrics.parquet").save()
     >>> v2 = ln.Artifact(df2, revises=artifact).save()
     >>> v2.key, [a.uid[-4:] for a in v2.versions]    # one family: the uid's last 4 count up
     ('tables/metrics.parquet', ['0000', '0001'])
+    >>> v3 = ln.Artifact(df.head(2), key="tables/metrics.parquet").save()  # same key: a version
+    >>> v3.uid[-4:], ln.Artifact.get(key="tables/metrics.parquet") == v3
+    ('0002', True)
     >>> _ = Path("plate1").mkdir(); _ = Path("plate1/well_A1.txt").write_text("A1")
     >>> folder = ln.Artifact("plate1", key="images/plate1").save()
     >>> folder.n_files, folder.hash_type, sorted(p.name for p in folder.cache().iterdir())
@@ -84,6 +94,8 @@ class Artifact(DataRecord):
     """
 
     _label = "Artifact"
+    _skip_hash_lookup = False  # set by the constructor; records read from the graph did look
+    _replacement: Artifact | None = None  # content from `replace()`, written by `save()`
 
     def __init__(
         self,
@@ -93,12 +105,13 @@ class Artifact(DataRecord):
         run: Any = None,
         revises: Artifact | None = None,
         version: str | None = None,
+        skip_hash_lookup: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise InvalidArgument(
                 f"Artifact() got unexpected keyword {', '.join(map(repr, sorted(kwargs)))}; "
-                "valid: data, key, description, run, revises, version"
+                "valid: data, key, description, run, revises, version, skip_hash_lookup"
             )
         # Every argument is checked before the data is read or staged: a bad one costs nothing
         # and leaves nothing behind, even when the content turns out to be stored already.
@@ -106,6 +119,11 @@ class Artifact(DataRecord):
         self._validate("description", description)
         self._validate("version", version)
         self._check_revises(revises)
+        if skip_hash_lookup is not None and not isinstance(skip_hash_lookup, bool):
+            raise InvalidType(
+                f"Artifact(skip_hash_lookup=...) takes True, False or None, not "
+                f"{type(skip_hash_lookup).__name__}"
+            )
         super().__init__()
         object.__setattr__(self, "_source", None)  # local file to copy at save(), if any
         object.__setattr__(self, "_owns_source", False)  # a staged temporary file
@@ -114,7 +132,7 @@ class Artifact(DataRecord):
         self._read_data(data)
         try:
             _check_same_kind(self, revises)
-            self._init_fields(key, description, revises, version)
+            self._init_fields(key, description, revises, version, skip_hash_lookup)
         except BaseException:
             self._discard_staged()
             raise
@@ -125,8 +143,21 @@ class Artifact(DataRecord):
         description: str | None,
         revises: Artifact | None,
         version: str | None,
+        skip_hash_lookup: bool | None,
     ) -> None:
-        existing = self._stored_with_hash(self._values["hash"], revises)
+        values = self._values
+        # lamindb's rules: files already under a registered storage root are registered where
+        # they lie without a content look-up (a file moved there is a new record), and empty
+        # files are never looked up (any two would otherwise be one artifact). A copy lineage
+        # made (`<root>/.lineage/...`) is looked up: it gives back its own artifact.
+        in_place = self._in_place is not None and not _is_managed(*self._in_place)
+        skip = in_place if skip_hash_lookup is None else skip_hash_lookup
+        skip = skip or values.get("size") == 0 or values.get("hash") is None
+        object.__setattr__(self, "_skip_hash_lookup", skip)
+        family = None
+        if revises is None and key is not None:
+            family = {"key": key, "storage__root": self._storage_root()}
+        existing, head = self._stored_for(None if skip else values["hash"], revises, family)
         if existing is not None:
             logger.warning(
                 "returning existing artifact with same hash: %s (key=%r)",
@@ -137,14 +168,47 @@ class Artifact(DataRecord):
             self._load(existing._values)
             return
         if revises is not None:
+            if key is not None and key != revises.key:
+                logger.warning("renaming artifact from %r to %r", revises.key, key)
             key = key if key is not None else revises.key
-        _check_key_suffix(key, self._values.get("suffix") or "")
+            description = description if description is not None else revises.description
+        _check_key_suffix(key, values.get("suffix") or "")
         self.key = key
         self.description = description
         self.version = version
-        self._set_revises(revises)
-        if revises is None:
+        if head is not None:
+            _check_same_kind(self, head, by_key=True)
+            self._infer_revises(head)
+        else:
+            self._set_revises(revises)
+        if revises is None and head is None:
             self._start_family()
+            object.__setattr__(self, "_by_key", key is not None)
+
+    def _storage_root(self) -> str:
+        """The storage root the bytes will be in (see `_placement`): a key names a family per
+        storage, as in lamindb."""
+        return self._in_place[1] if self._in_place is not None else settings.storage
+
+    def _family_names(self) -> tuple[str, ...]:
+        return ("key", "storage") if super()._family_names() else ()
+
+    def _family_key(self) -> Any:
+        return (self.key, self._storage_root()) if self._family_names() else None
+
+    def _same_content(self) -> tuple[str, ...]:
+        # Without a look-up, only lamindb's unique (storage, key, hash) makes two the same
+        # record; for a file registered in place, its path too (lamindb's key for it is the
+        # path, so a moved file is a new record).
+        if not self._skip_hash_lookup:
+            return ()
+        return ("key", "storage", "storage_path") if self._in_place else ("key", "storage")
+
+    def _twin_key(self) -> Any:
+        if not self._skip_hash_lookup:
+            return self.hash
+        in_place = self._in_place[0] if self._in_place else None
+        return (self.hash, self.key, self._storage_root(), in_place)
 
     # -- reading the data ------------------------------------------------------------------------
     def _read_data(self, data: Any) -> None:
@@ -320,6 +384,9 @@ class Artifact(DataRecord):
         'file 0'
         """
         if self._saved:
+            if self._replacement is not None:
+                self._save_replacement()
+                return self
             return super().save()
         if self._to_one.get("revises") is None:
             save_artifacts([self])
@@ -348,6 +415,7 @@ class Artifact(DataRecord):
             written.append(self._put(dest))
             return {"storage_path": dest}
 
+        self._refresh_revises()
         try:
             row = gr.create_record(
                 self._inst().connection,
@@ -363,7 +431,7 @@ class Artifact(DataRecord):
             if not isinstance(exc, DuplicateContent):
                 raise
             self._discard_staged()
-            self._become_stored(exc)
+            self._become_stored(only_row(exc))
             return
         # Copies from attempts the driver retried under another uid.
         kept = {row["storage_path"], loaders.as_folder(row["storage_path"])}
@@ -380,6 +448,145 @@ class Artifact(DataRecord):
                 return loaders.put_dir(self._source, dest, settings.storage_options)
         loaders.put_file(self._source, dest, settings.storage_options)
         return dest
+
+    # -- replacing the content ------------------------------------------------------------------
+    def replace(self, data: Any, run: Any = None, format: str | None = None) -> Artifact | None:
+        """Replace the content without making a new version (lamindb's `replace`); `save()`
+        stores it. The uid stays; hash, size, suffix, `otype` and `n_observations` become the
+        new data's, and the run the one passed or tracked (or none). A new suffix also goes
+        into the key (`x.csv` -> `x.parquet`) and the stored file's name. `data`: a local file
+        outside every registered storage root, a DataFrame or an AnnData.
+
+        If an artifact with the same content is stored already, nothing changes and that
+        artifact is returned (as in lamindb); else None.
+
+        >>> artifact.replace(df2)                  # a DataFrame: stored as parquet
+        >>> artifact.save().key, artifact.suffix, artifact.uid[-4:]    # the same version
+        ('raw/counts.parquet', '.parquet', '0000')
+        >>> ln.Artifact.get(key="raw/counts.parquet").load().shape
+        (4, 2)
+        """
+        require_saved(self, "replace()")
+        if format is not None:
+            raise NotSupported(
+                "replace(format=...) is not supported: DataFrames are stored as parquet and "
+                "AnnData as h5ad; pass a file to store another format"
+            )
+        run = current_run(run)
+        new = self._read(data)
+        try:
+            stored = self._plan_replacement(new, data)
+        except BaseException:
+            new._discard_staged()
+            raise
+        if stored is not None:  # the same content is stored: nothing to replace
+            new._discard_staged()
+            return stored
+        if self._replacement is not None:  # an earlier replace() not saved: this one wins
+            self._replacement._discard_staged()
+        object.__setattr__(self, "_replacement", new)
+        self._to_one["run"] = run
+        self._dirty.add("run")
+        return None
+
+    @classmethod
+    def _read(cls, data: Any) -> Artifact:
+        """An unsaved artifact that holds only what `data` is: its file fields and its source
+        (staged, in place or to copy); what `replace()` reads."""
+        new = cls.__new__(cls)
+        Model.__init__(new)
+        for name, value in (("_source", None), ("_owns_source", False), ("_in_place", None)):
+            object.__setattr__(new, name, value)
+        new._read_data(data)
+        return new
+
+    def _plan_replacement(self, new: Artifact, data: Any) -> Artifact | None:
+        """Check `new` (from `_read`) as this artifact's new content and put the key and path
+        it changes to in `new._values`; if that content is stored already, return that record."""
+        if is_folder(new) or is_folder(self):
+            raise NotSupported(
+                "replace() takes a file, a DataFrame or an AnnData and replaces a file artifact; "
+                "for a folder, save a new version: ln.Artifact(folder, revises=artifact)"
+            )
+        if new._in_place is not None:
+            raise InvalidArgument(
+                f"replace(): {data} lies in the registered storage {new._in_place[1]}, where it "
+                "is registered in place; pass a file outside every storage root, a DataFrame or "
+                "an AnnData (or register that file as an artifact of its own)"
+            )
+        if new.size != 0:  # empty files are never looked up (lamindb)
+            existing, _ = self._stored_for(new.hash, None)
+            if existing is not None:
+                if existing.uid == self.uid:
+                    logger.info("replace(): the content is unchanged")
+                else:
+                    logger.warning(
+                        "replace(): artifact %s (key=%r) has this content already; nothing "
+                        "replaced, returning it",
+                        existing.uid,
+                        existing.key,
+                    )
+                return existing
+        old_suffix, suffix = self.suffix or "", new.suffix or ""
+        key, path = self.key, self.storage_path
+        if suffix != old_suffix:
+            key = key if key is None else check_key(_with_suffix(key, old_suffix, suffix))
+            if _is_managed(path, self.storage.root):
+                path = loaders.join(self.storage.root, MANAGED_DIR, self.uid + suffix)
+            else:  # registered in place: lamindb renames the file too
+                path = _with_suffix(path, old_suffix, suffix)
+                if loaders.exists(path, settings.storage_options):
+                    raise InvalidArgument(
+                        f"replace(): the new suffix {suffix!r} would store the file at {path}, "
+                        "which exists already; move that file away first"
+                    )
+        new._values.update(key=key, storage_path=path)
+        return None
+
+    def _save_replacement(self) -> None:
+        """Write the new bytes (see `replace()`) where the artifact's file will be, keeping
+        the old ones, inside the transaction that updates the node; then drop the old bytes,
+        or put them back if the transaction failed."""
+        new = self._replacement
+        assert new is not None, "save() calls this only with a replacement pending"
+        old_path = self.storage_path
+        before = (dict(self._values), set(self._dirty))
+        changed = ("key", "suffix", "size", "hash", "hash_type", "otype", "n_observations")
+        for name in (*changed, "storage_path"):
+            self._values[name] = new._values.get(name)
+            self._dirty.add(name)
+        dest = self._values["storage_path"]
+        swapped: list[str | None] = []
+
+        def write_file() -> None:  # once, whatever the driver retries
+            if not swapped:
+                swapped.append(loaders.swap_in(new._source, dest, settings.storage_options))
+
+        try:
+            self._write_changes(before_update=write_file)
+        except BaseException as exc:
+            self._values.clear()
+            self._values.update(before[0])
+            self._dirty.clear()
+            self._dirty.update(before[1])
+            if swapped and isinstance(exc, CommitUnknown):
+                logger.warning(
+                    "kept both the new file %s and the old bytes (%s): the commit is unknown; "
+                    "check the artifact once Neo4j is back",
+                    dest,
+                    swapped[0] or old_path,
+                )
+            elif swapped and swapped[0] is not None:
+                loaders.restore_file(swapped[0], dest, settings.storage_options)
+            elif swapped:
+                loaders.delete_file(dest, settings.storage_options)
+            raise
+        if swapped and swapped[0] is not None:
+            loaders.delete_file(swapped[0], settings.storage_options)
+        if old_path != dest:
+            loaders.delete_file(old_path, settings.storage_options)
+        new._discard_staged()
+        object.__setattr__(self, "_replacement", None)
 
     def _delete_permanently(self) -> None:
         for relation, role in (
@@ -623,10 +830,12 @@ def remove_copies(written: list[str], exc: BaseException, last_attempt: int = 1)
 def save_artifacts(artifacts: list[Artifact]) -> None:
     """Save new artifacts that start new families: per `graph.records.BATCH_SIZE` artifacts,
     the copies first, then one `UNWIND` transaction; if a batch fails, its copies go."""
-    unique, twins = split_twins(artifacts)
+    unique, twins, later = split_twins(artifacts)
     for start in range(0, len(unique), gr.BATCH_SIZE):
         _again_if_storage_vanished(partial(_save_batch, unique[start : start + gr.BATCH_SIZE]))
     become_twins(twins, Artifact._discard_staged)
+    for artifact in later:  # each becomes a new version of the family named by its key
+        save_artifacts([artifact])
 
 
 def _again_if_storage_vanished(save: Callable[[], None]) -> None:
@@ -754,21 +963,30 @@ def _key_in_storage(folder: str) -> str:
     return "" if relative == "." else relative
 
 
-def _check_same_kind(artifact: Artifact, revises: Artifact | None) -> None:
+def _check_same_kind(artifact: Artifact, revises: Artifact | None, by_key: bool = False) -> None:
     """A version family holds files or folders, not both (lamindb refuses to replace one by
-    the other)."""
+    the other). `by_key`: `revises` is the family the new artifact's key names."""
     if revises is None or is_folder(artifact) == is_folder(revises):
         return
     kinds = ("folder", "file") if is_folder(revises) else ("file", "folder")
+    how = f"key {revises.key!r} names" if by_key else f"revises={revises.uid} is"
+    fix = "use another key" if by_key else "leave out revises="
     raise InvalidArgument(
-        f"Artifact(revises={revises.uid}): that artifact is a {kinds[0]}, the new data a "
-        f"{kinds[1]}; a version family holds one kind: leave out revises= to start a new one"
+        f"Artifact(): {how} a version family of a {kinds[0]}, the new data is a {kinds[1]}; "
+        f"a version family holds one kind: {fix} to start a new one"
     )
 
 
 def _is_managed(path: str, root: str) -> bool:
     """Copies lineage made itself (`<root>/.lineage/...`); in-place files belong to the user."""
     return loaders.is_under(path, loaders.join(root, MANAGED_DIR))
+
+
+def _with_suffix(name: str, old: str, new: str) -> str:
+    """A key or path with its suffix `old` (if it ends so) replaced by `new`."""
+    if old and loaders.suffix_of(name) == old:
+        name = name[: -len(old)]
+    return name + new
 
 
 def _check_key_suffix(key: str | None, suffix: str) -> None:

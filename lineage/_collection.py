@@ -30,7 +30,6 @@ from lineage._model import register, require_saved
 from lineage._queryset import QuerySet
 from lineage._run import Run, Transform, current_run, mark_input, run_inputs
 from lineage.errors import (
-    DuplicateContent,
     InvalidArgument,
     InvalidType,
     NotSupported,
@@ -120,7 +119,8 @@ class Collection(DataRecord):
         object.__setattr__(self, "_reused", False)  # became a stored collection: nothing written
         self._set_run(run)
         hash_ = loaders.hash_set(a.hash for a in members)
-        existing = self._stored_with_hash(hash_, revises)
+        # Without `revises=`, a collection stored under this key names the family to continue.
+        existing, head = self._stored_for(hash_, revises, {"key": key} if revises is None else None)
         if existing is not None:
             logger.warning(
                 "returning existing collection with same hash: %s (key=%r)",
@@ -130,6 +130,17 @@ class Collection(DataRecord):
             self._load(existing._values)
             object.__setattr__(self, "_reused", True)
             return
+        if head is not None:
+            if version is not None and version == head.version:
+                raise VersionTagExists(
+                    f"Collection(version={version!r}): the latest version under key {key!r} "
+                    f"({head.uid}), which this one would revise, is already tagged so; give "
+                    "the new version a new tag"
+                )
+            self._infer_revises(head)
+            revises = head
+        if revises is not None and description is None:
+            description = revises.description  # as lamindb: a new version keeps it
         self._values["hash"] = hash_
         self.key = key
         self.description = description
@@ -138,9 +149,11 @@ class Collection(DataRecord):
         self.version = version
         if meta is not None:
             self._to_one["meta_artifact"] = meta
-        self._set_revises(revises)
+        if not self._revises_inferred:
+            self._set_revises(revises)
         if revises is None:
             self._start_family()
+            object.__setattr__(self, "_by_key", True)
 
     # -- saving ----------------------------------------------------------------------------------
     def _edges(self) -> list[gr.EdgeSpec]:
@@ -163,8 +176,8 @@ class Collection(DataRecord):
             return None
         return run_inputs(run, [r for r in self._used if r.uid != self.uid])
 
-    def _become_stored(self, dup: DuplicateContent) -> None:
-        super()._become_stored(dup)
+    def _become_stored(self, row: dict[str, Any]) -> None:
+        super()._become_stored(row)
         object.__setattr__(self, "_reused", True)
 
     def _stored(self) -> None:
@@ -341,11 +354,13 @@ def save_collections(collections: list[Collection]) -> None:
         for artifact in collection._members or []:
             require_saved(artifact, "ln.save() of a collection")
         collection._default_edges()
-    unique, twins = split_twins(collections)
+    unique, twins, later = split_twins(collections)
     write_new_families(unique, done=Collection._stored)
     for twin, _ in twins:  # the same content as another of the batch: stored once, by that one
         object.__setattr__(twin, "_reused", True)
     become_twins(twins, Collection._stored)
+    for collection in later:  # each becomes a new version of the family named by its key
+        collection.save()
 
 
 def _check_artifacts(artifacts: Any) -> list[Artifact]:

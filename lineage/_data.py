@@ -1,8 +1,9 @@
 """What artifacts and collections share: the data-record base and reading their files.
 
 `DataRecord` is the base of `Artifact` and `Collection`: both are made by a run (the tracked
-one unless `run=` says otherwise), have a checked key, join a version family through `revises=`,
-and can be fetched as a run's input with `get(..., is_run_input=True)`.
+one unless `run=` says otherwise), have a checked key, join a version family through `revises=`
+or their key (`lineage._versioned`), and can be fetched as a run's input with
+`get(..., is_run_input=True)`.
 
 The functions below turn artifacts back into data for `Artifact`, `Collection` and artifact
 QuerySets alike: `cache_artifacts` (local paths), `load_artifacts` (one DataFrame or AnnData),
@@ -27,7 +28,14 @@ from lineage._run import context, current_run, mark_input
 from lineage._settings import settings
 from lineage._versioned import VersionedRecord
 from lineage._view import HasLineage
-from lineage.errors import DataError, DuplicateContent, InvalidArgument, LineageError, MissingFile
+from lineage.errors import (
+    DataError,
+    DuplicateContent,
+    FamilyExists,
+    InvalidArgument,
+    LineageError,
+    MissingFile,
+)
 
 logger = logging.getLogger("lineage")
 
@@ -76,6 +84,15 @@ class DataRecord(VersionedRecord, HasLineage):
         mark_input([record], is_run_input)
         return record
 
+    def _twin_key(self) -> Any:
+        """Two unsaved records with the same twin key are stored once: the same content."""
+        return self._values.get("hash")
+
+    def _family_key(self) -> Any:
+        """Two unsaved records that start families under the same family key make one family
+        (None: the record names no family by key)."""
+        return self._values.get("key") if self._family_names() else None
+
 
 R = TypeVar("R", bound=DataRecord)
 
@@ -85,16 +102,27 @@ def starts_a_family(record: Model) -> bool:
     return not record._saved and record._to_one.get("revises") is None
 
 
-def split_twins(records: Sequence[R]) -> tuple[list[R], list[tuple[R, R]]]:
-    """New records with distinct content, and (twin, first) pairs for the others: two unsaved
-    records with the same bytes are stored once."""
-    first_of: dict[str, R] = {}
+def split_twins(records: Sequence[R]) -> tuple[list[R], list[tuple[R, R]], list[R]]:
+    """Split new records that start families for a batch write: those to write, (twin, first)
+    pairs (two unsaved records with the same content are stored once), and the later ones of
+    records that share a family key, which must be written one by one after the batch: each
+    then becomes a new version of the family the first one started."""
+    first_of: dict[Any, R] = {}
+    families: set[Any] = set()
     twins: list[tuple[R, R]] = []
+    later: list[R] = []
     for record in records:
-        first = first_of.setdefault(record.hash, record)
-        if first is not record:
+        first = first_of.get(record._twin_key())
+        if first is not None:
             twins.append((record, first))
-    return list(first_of.values()), twins
+            continue
+        family = record._family_key()
+        if family is not None and family in families:
+            later.append(record)
+            continue
+        first_of[record._twin_key()] = record
+        families.add(family)
+    return list(first_of.values()), twins, later
 
 
 def write_new_families(
@@ -104,9 +132,10 @@ def write_new_families(
 ) -> None:
     """Write new data records that start families (uids known): one `UNWIND` transaction per
     `graph.records.BATCH_SIZE`, edges included. A record whose content another process stored
-    after this one looked it up becomes that stored record (`duplicate(record)` first drops what
-    was made for it); the rest are written again, a rare race, so a second transaction is cheap.
-    `done(record)` runs for every record once it is stored."""
+    after this one looked it up becomes that stored record, and one whose key another process
+    gave a family meanwhile is saved as that family's new version (`duplicate(record)` first
+    drops what was made for it under its own uid); the rest are written again, a rare race, so
+    a second transaction is cheap. `done(record)` runs for every record once it is stored."""
     pending = list(records)
     while pending:
         label = pending[0]._label
@@ -115,12 +144,23 @@ def write_new_families(
             rows = gr.create_many(pending[0]._inst().connection, label, new, unique_hash=True)
         except DuplicateContent as dup:
             for record in pending:
-                if record.hash in dup.existing:
+                if record.uid in dup.existing:
                     duplicate(record)
-                    record._become_stored(dup)
+                    record._become_stored(dup.existing[record.uid])
                     done(record)
             pending = [r for r in pending if not r._saved]
             continue
+        except FamilyExists as exists:
+            joining = [r for r in pending if r.uid in exists.existing]
+            for record in joining:
+                duplicate(record)
+                record._join_family(exists.existing[record.uid])
+            pending = [r for r in pending if r.uid is not None]  # joining ones lost theirs
+            write_new_families(pending, done, duplicate)
+            for record in joining:
+                record.save()
+                done(record)
+            return
         by_uid = {row["uid"]: row for row in rows}
         for record in pending:
             record._load(by_uid[record.uid])

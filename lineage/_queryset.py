@@ -587,9 +587,13 @@ def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, An
                 f" matching {expressions}" if expressions else ""
             )
         qs = qs.filter(**expressions)
+        # lamindb adds `is_latest=True` unless the lookups name it (then it is a plain get).
+        if versioned and "is_latest" not in expressions:
+            return _latest_or_newest(qs, what)
+        return _one(qs, what)
     if not versioned:
         return _one(qs, what)
-    # Several versions of one family: the latest; several families: ambiguous.
+    # A uid prefix: several versions of one family give the latest; several families: ambiguous.
     latest_first = dataclasses.replace(qs._select, order_by=("-is_latest", "-uid"))
     rows = gq.fetch(qs._inst().connection, latest_first)
     if not rows:
@@ -598,9 +602,26 @@ def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, An
     stems = {r["uid"][:stem_len] for r in rows}
     if len(stems) > 1:
         raise MultipleResultsFound(
-            f"{len(stems)} version families match: {what}; pass a longer uid or more fields"
+            f"{len(stems)} version families match: {what}; pass a longer uid"
         )
     return qs._record(rows[0])
+
+
+def _latest_or_newest(qs: QuerySet[R], what: str) -> R:
+    """lamindb's `get(**fields)` on a versioned registry: the one latest version that matches
+    (`MultipleResultsFound` if several families' latest versions do), else the newest match."""
+    latest = gq.fetch(qs._inst().connection, replace(qs.filter(is_latest=True)._select, limit=2))
+    if len(latest) > 1:
+        raise MultipleResultsFound(
+            f"more than one {what} (the latest versions of several version families); "
+            "pass more fields"
+        )
+    if latest:
+        return qs._record(latest[0])
+    newest = qs.order_by("-created_at", "-id").first()
+    if newest is None:
+        raise DoesNotExist(f"no {what}")
+    return newest
 
 
 def _one(qs: QuerySet[R], what: str) -> R:

@@ -8,6 +8,7 @@ QuerySets anchored at the record, so they always show what is in the graph now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Self
 
 import pandas as pd
@@ -81,10 +82,21 @@ class Record(DjangoCompat):
             self._load(row)
             return self
         if self._dirty:
-            props, replace = self._changes()
-            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
-            self._load(row)
+            self._write_changes()
         return self
+
+    def _write_changes(self, before_update: Callable[[], None] | None = None) -> None:
+        """Write a saved record's changed fields and to-one edges in one transaction;
+        `before_update()` runs inside it, with the node locked (see `gr.update_with_file`)."""
+        props, replace = self._changes()
+        conn = self._inst().connection
+        if before_update is None:
+            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
+        else:
+            row = gr.update_with_file(
+                conn, self._label, self.uid, props, before_update, replace=replace
+            )
+        self._load(row)
 
     def _stem(self) -> str:
         return gids.base62(gm.uid_length(self._label))

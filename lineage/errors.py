@@ -13,7 +13,7 @@ error is also one: `DoesNotExist` is a `LookupError`, `ValidationError` and `Inv
     ├── InvalidArgument (ValueError)           an argument not valid for the call
     │   └── NotSaved                           a record that must be saved first
     ├── InvalidType (TypeError)                an argument of the wrong type
-    ├── VersionTagExists (ValueError), MissingTarget (ValueError), DuplicateContent
+    ├── VersionTagExists (ValueError), MissingTarget (ValueError), DuplicateContent, FamilyExists
     ├── DoesNotExist (LookupError), MultipleResultsFound (LookupError)
     ├── DataError (ValueError)                 a file that cannot be read as asked
     ├── MissingFile (FileNotFoundError)        a file that is not there
@@ -34,6 +34,7 @@ from graph.errors import (
     CommitUnknown,
     ConnectionFailed,
     DuplicateContent,
+    FamilyExists,
     FieldValidationError,
     InvalidURI,
     LineageError,
@@ -88,6 +89,7 @@ __all__ = [
     "DataError",
     "DoesNotExist",
     "DuplicateContent",
+    "FamilyExists",
     "FieldValidationError",
     "InvalidArgument",
     "InvalidType",

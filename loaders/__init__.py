@@ -41,7 +41,9 @@ from loaders.storage import (
     join,
     put_file,
     put_files,
+    restore_file,
     suffix_of,
+    swap_in,
 )
 
 __all__ = [
@@ -80,7 +82,9 @@ __all__ = [
     "put_dirs",
     "put_file",
     "put_files",
+    "restore_file",
     "suffix_of",
+    "swap_in",
     "sync",
     "sync_dir",
     "to_b64_str",

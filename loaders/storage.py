@@ -40,7 +40,9 @@ __all__ = [
     "join",
     "put_file",
     "put_files",
+    "restore_file",
     "suffix_of",
+    "swap_in",
 ]
 
 ENDPOINT_ENV = "LINEAGE_S3_ENDPOINT_URL"
@@ -221,6 +223,63 @@ def _copy_local(source: str | os.PathLike[str], target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def swap_in(
+    local_path: str | os.PathLike[str],
+    dest_uri: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+) -> str | None:
+    """Put a local file at `dest_uri` (local or s3://), keeping the bytes that were there at a
+    backup beside it: returns the backup's URI, or None if nothing was there. Then either
+    `restore_file(backup, dest_uri)` (the old bytes back) or `delete_file(backup)`.
+
+    The destination always holds a whole file, old or new: locally the backup is a hard link
+    (a copy where the filesystem has none) and the new bytes are renamed into place.
+
+    >>> backup = swap_in("sample.h5ad", "current.h5ad")   # nothing there yet
+    >>> backup is None
+    True
+    >>> backup = swap_in("counts.csv", "current.h5ad")
+    >>> restore_file(backup, "current.h5ad")               # the .h5ad bytes are back
+    >>> file_info("current.h5ad").hash == file_info("sample.h5ad").hash, exists(backup)
+    (True, False)
+    """
+    dest = str(dest_uri)
+    backup = None
+    if exists(dest, storage_options):
+        slash = dest.rfind("/")
+        backup = f"{dest[: slash + 1]}.{dest[slash + 1 :]}.{secrets.token_hex(6)}.old"
+        if is_remote(dest):
+            fs, path = filesystem(dest, storage_options)
+            fs.copy(path, filesystem(backup, storage_options)[1])
+        else:
+            try:
+                os.link(dest, backup)
+            except OSError:  # no hard links on this filesystem
+                shutil.copy2(dest, backup)
+    try:
+        put_file(local_path, dest, storage_options)
+    except BaseException:
+        if backup is not None:  # the destination still holds the old bytes
+            delete_file(backup, storage_options)
+        raise
+    return backup
+
+
+def restore_file(
+    backup_uri: str, dest_uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> None:
+    """Put the bytes `swap_in` kept at `backup_uri` back at `dest_uri`; the backup goes."""
+    dest = str(dest_uri)
+    if not is_remote(dest):
+        os.replace(_local_path(backup_uri), _local_path(dest))
+        return
+    fs, path = filesystem(dest, storage_options)
+    backup_path = filesystem(backup_uri, storage_options)[1]
+    fs.copy(backup_path, path)
+    fs.rm_file(backup_path)
+    fs.invalidate_cache()
 
 
 def put_files(

@@ -30,6 +30,11 @@ def etag_b64(etag: str) -> str:
     return base64.urlsafe_b64encode(bytes.fromhex(hex_digest)).decode().rstrip("=")[:22]
 
 
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def keys_under(bucket: S3Bucket, prefix: str) -> list[str]:
     listing = bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=prefix)
     return sorted(item["Key"] for item in listing.get("Contents", []))
@@ -268,3 +273,29 @@ def test_get_by_path_finds_s3_artifacts(s3_storage: S3Bucket, tmp_path: Path) ->
     assert ln.Artifact.get(path=f"{bucket.uri}/external/data.csv") == in_place
     with pytest.raises(ln.errors.DoesNotExist, match=r"other\.csv"):
         ln.Artifact.get(path=f"{bucket.uri}/external/other.csv")
+
+
+def test_replace_swaps_the_object_and_restores_it_on_failure(
+    s3_storage: S3Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_storage
+    artifact = ln.Artifact(write(tmp_path / "a.txt", b"first"), key="a.txt").save()
+    key = f"{PREFIX}/.lineage/{artifact.uid}.txt"
+
+    def body() -> bytes:
+        return bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+
+    def fail(*args: object, **kwargs: object) -> None:  # inside the transaction, object swapped
+        assert body() == b"second"
+        raise RuntimeError("injected failure in update")
+
+    real = graph.records._delete_edges
+    monkeypatch.setattr(graph.records, "_delete_edges", fail)
+    artifact.replace(write(tmp_path / "b.txt", b"second"))
+    with pytest.raises(RuntimeError, match="injected"):
+        artifact.save()
+    assert body() == b"first" and keys_under(bucket, "") == [key]  # the backup went back
+    monkeypatch.setattr(graph.records, "_delete_edges", real)
+    artifact.save()
+    assert body() == b"second" and keys_under(bucket, "") == [key]
+    assert artifact.hash == md5_b64(b"second") == etag_b64(head(bucket, key)["ETag"])

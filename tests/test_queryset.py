@@ -448,7 +448,8 @@ def test_get_by_id_uid_prefix_and_fields(storage: Path) -> None:
     assert ln.Artifact.get(key="ver/data.txt").uid == v2.uid
     with pytest.raises(DoesNotExist):
         ln.Artifact.get(v1.uid + "X")
-    # two version families with the same key: get(key=...) is ambiguous
+    # the same key in another storage is another family: get(key=...) is ambiguous
+    ln.settings.storage = storage.parent / "other-storage"
     make_artifact(storage, "ver/data.txt", "another family")
     with pytest.raises(MultipleResultsFound):
         ln.Artifact.get(key="ver/data.txt")
