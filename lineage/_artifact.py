@@ -588,17 +588,30 @@ class Artifact(DataRecord):
         new._discard_staged()
         object.__setattr__(self, "_replacement", None)
 
-    def _delete_permanently(self) -> None:
-        for relation, role in (
-            ("collections", "a member"),
-            ("meta_of_collection", "the meta artifact"),
-        ):
-            collections = self._related(relation, branch=None).to_list()
-            if collections:
-                names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections[:5])
-                raise InvalidArgument(
-                    f"artifact {self.uid} is {role} of collection(s) {names}; delete those first"
-                )
+    def _guards(self, permanent: bool) -> list[gr.Guard]:
+        """A member or the meta artifact of a collection is not deleted for good: removing its
+        edge would silently change a saved collection (lamindb protects both). Counted inside
+        the deleting transaction, so a collection saved meanwhile cannot lose it."""
+        if not permanent:
+            return []
+        return [
+            gr.Guard(relation, self._refuse_while_in(relation, role))
+            for relation, role in (
+                ("collections", "a member"),
+                ("meta_of_collection", "the meta artifact"),
+            )
+        ]
+
+    def _refuse_while_in(self, relation: str, role: str) -> Callable[[int], None]:
+        def refuse(count: int) -> None:
+            # The names are read for the message only; the count decided.
+            collections = self._related(relation, branch=None).to_list()[:5]
+            names = ", ".join(f"{c.key!r} ({c.uid})" for c in collections) or str(count)
+            raise InvalidArgument(
+                f"artifact {self.uid} is {role} of collection(s) {names}; delete those first"
+            )
+
+        return refuse
 
     def delete(self, permanent: bool | None = None) -> None:
         """Move to the trash; `permanent=True` (or a second delete) removes the record and the

@@ -115,7 +115,6 @@ class Record(DjangoCompat):
         require_saved(self, "delete()")
         conn = self._inst().connection
         if permanent or self.branch == -1:
-            self._delete_permanently()
             gr.delete_record(
                 conn,
                 self._label,
@@ -135,9 +134,6 @@ class Record(DjangoCompat):
         """What refuses a trash (`permanent=False`) or a permanent delete while other records
         depend on this one, checked in the deleting transaction; none by default."""
         return []
-
-    def _delete_permanently(self) -> None:
-        """Hook for what goes with the node (an artifact's stored file)."""
 
     def restore(self) -> None:
         """Bring the record back from the trash.

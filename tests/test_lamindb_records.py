@@ -590,3 +590,45 @@ def test_get_by_path_errors(storage: Path) -> None:
         ln.Artifact.get(artifact.uid, path=artifact.path)
     with pytest.raises(InvalidArgument, match="s3://"):
         ln.Artifact.get(path="gs://bucket/x.txt")
+
+
+def test_artifact_delete_checks_its_collections_in_its_own_transaction(
+    storage: Path, neo4j
+) -> None:
+    # A concurrent save of a collection holds the artifact node (creating its CONTAINS edge
+    # locks it) while the permanent delete waits: the delete must count the collections after
+    # it got the lock and refuse, rather than deleting a member from under a saved collection.
+    artifact = make_artifact(storage, "m/a.txt")
+    conn = Connection.open(neo4j.settings)
+    errors: list[BaseException] = []
+    try:
+        with conn.driver.session(database=neo4j.settings.database) as session:
+            tx = session.begin_transaction()
+            tx.run(
+                "MATCH (a:Artifact {uid: $uid}) "
+                "CREATE (:Collection {uid: 'concurrentcollect0000', id: 999, branch: 1, "
+                "key: 'held'})-[:CONTAINS {position: 0}]->(a)",
+                uid=artifact.uid,
+            ).consume()
+
+            def delete() -> None:
+                try:
+                    artifact.delete(permanent=True)
+                except BaseException as exc:  # asserted below
+                    errors.append(exc)
+
+            deleter = threading.Thread(target=delete)
+            deleter.start()
+            time.sleep(1.0)  # the delete is now waiting for the artifact node's lock
+            assert deleter.is_alive()
+            tx.commit()
+            deleter.join(timeout=30)
+    finally:
+        conn.close()
+    assert len(errors) == 1 and isinstance(errors[0], InvalidArgument), errors
+    assert "is a member of collection(s) 'held'" in str(errors[0])
+    assert ln.Artifact.get(artifact.uid).path.exists()
+    members = ln.cypher(
+        "MATCH (:Collection {key: 'held'})-[:CONTAINS]->(a:Artifact) RETURN a.uid AS uid"
+    )
+    assert list(members["uid"]) == [artifact.uid]
