@@ -158,6 +158,10 @@ def _limited(lines: list[str], indent: str) -> list[str]:
     return [indent + line for line in lines[:_SHOWN]] + [f"{indent}... and {more} more"]
 
 
+def _count(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
 def _list_lines(name: str, changes: ListChanges, indent: str = "  ") -> list[str]:
     if not changes:
         return []
@@ -665,7 +669,7 @@ class Impact:
     def __repr__(self) -> str:
         sources = ", ".join(str(s) for s in self.sources)
         depth = "all" if self.depth is None else str(self.depth)
-        head = f"Impact({sources}; depth {depth}): {len(self.records)} records downstream"
+        head = f"Impact({sources}; depth {depth}): {_count(len(self.records))} downstream"
         lines = [head]
         for level, records in self.by_depth.items():
             lines.append(f"  depth {level}:")
@@ -814,7 +818,7 @@ class Stale:
 
     def __repr__(self) -> str:
         where = f" with key prefix {self.key!r}" if self.key else ""
-        lines = [f"Stale({len(self.records)} records built on outdated inputs{where})"]
+        lines = [f"Stale({_count(len(self.records))} built on outdated inputs{where})"]
         for record in self.records[:_SHOWN]:
             lines.append(f"  {record}")
             lines += [f"    {used}" for used in record.inputs]
