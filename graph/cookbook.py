@@ -19,8 +19,13 @@ parameters in Cypher, hence the literal 20.
 
 from __future__ import annotations
 
-# What `ln.lineage.diff`, `impact` and `stale` run, shown in the cookbook as they are.
-from graph.questions import ARTIFACT_DIFF, COLLECTION_DIFF, IMPACT, RUN_DIFF, STALE
+# What `ln.lineage.diff`, `impact` and `stale` run, shown in the cookbook as they are (the
+# `X as X` form says they are re-exported).
+from graph.questions import ARTIFACT_DIFF as ARTIFACT_DIFF
+from graph.questions import COLLECTION_DIFF as COLLECTION_DIFF
+from graph.questions import IMPACT as IMPACT
+from graph.questions import RUN_DIFF as RUN_DIFF
+from graph.questions import STALE as STALE
 
 # Every version of the collections with a key, oldest first, with their members in order.
 VERSION_FAMILY = """

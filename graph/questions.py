@@ -282,9 +282,30 @@ def previous(conn: Connection, label: str, uid: str) -> str | None:
     return rows[0]["uid"] if rows else None
 
 
+def _one_row(query: str, columns: tuple[str, ...]) -> str:
+    """`query` (whose rows hold only strings, numbers, booleans and nulls) as one row holding a
+    list of its rows, in order: the driver decodes one row of lists several times faster than
+    as many rows (about 10 µs of Python per row), and the query text stays the cookbook's."""
+    return f"CALL () {{{query}}}\nRETURN collect([{', '.join(columns)}]) AS rows"
+
+
+_IMPACT_COLUMNS = (
+    "depth", "label", "uid", "key", "version", "run", "transform", "transform_uid", "created_by",
+)  # fmt: skip
+_STALE_COLUMNS = (
+    "label", "uid", "key", "version", "run", "transform", "input_label", "used", "used_key",
+    "used_version", "used_trashed", "latest", "latest_version",
+)  # fmt: skip
+
+
+def _rows(conn: Connection, query: str, columns: tuple[str, ...], params: dict[str, Any]) -> list:
+    values = conn.read_values(_one_row(query, columns), params)
+    return [dict(zip(columns, row, strict=True)) for row in (values[0] if values else [])]
+
+
 def impact(conn: Connection, uids: list[str], depth: int | None) -> list[dict[str, Any]]:
     """The rows of `IMPACT`: one per record downstream of the records with `uids`."""
-    return conn.read(IMPACT, {"uids": list(uids), "depth": _depth(depth)})
+    return _rows(conn, IMPACT, _IMPACT_COLUMNS, {"uids": list(uids), "depth": _depth(depth)})
 
 
 def _depth(depth: int | None) -> int | None:
@@ -294,4 +315,4 @@ def _depth(depth: int | None) -> int | None:
 
 def stale(conn: Connection, key: str | None = None) -> list[dict[str, Any]]:
     """The rows of `STALE`: one per stale record and outdated input, ordered by key."""
-    return conn.read(STALE, {"key": key})
+    return _rows(conn, STALE, _STALE_COLUMNS, {"key": key})
