@@ -845,7 +845,7 @@ def stale(key: str | None = None) -> Stale:
 
     >>> run.input_artifacts.add(artifact)                                    # the run read it
     >>> table = ln.Artifact(df2, key="tables/counts.parquet", run=run).save()  # and wrote this
-    >>> df.to_csv("counts.csv", index=False)
+    >>> df2.to_csv("counts.csv", index=False)                               # a new version
     >>> newer = ln.Artifact("counts.csv", revises=artifact).save()          # the input moved on
     >>> found = ln.lineage.stale(key="tables/")
     >>> [r.key for r in found], found.records[0].inputs[0].latest == newer.uid

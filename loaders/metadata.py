@@ -13,7 +13,7 @@ matrix). Other suffixes have no summary. `lineage.diff` compares two summaries.
 {'otype': 'DataFrame', 'rows': 2, 'columns': {'a': 'int64', 'b': 'string'}}
 >>> summary = summarize("sample.h5ad")
 >>> summary["shape"], summary["obs"], summary["layers"], summary["obsm"]
-([6, 3], {'cell_type': 'category', 'batch': 'category'}, [], [])
+([6, 4], {'cell_type': 'category', 'batch': 'category'}, [], [])
 """
 
 from __future__ import annotations
