@@ -569,7 +569,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help="main runs per lane (>= 50)")
     parser.add_argument("--stale", type=int, default=None, help="default 1,000 (--quick 100)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per question")
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=50, help="untimed calls first (a fresh JVM)")
     parser.add_argument("--lamindb-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-lamindb", action="store_true")

@@ -175,17 +175,24 @@ ORDER BY depth, label, key, uid
 # Records (latest of their family, not trashed) made by a run that read a version which is no
 # longer the latest of its family: a newer one is in the main branch, or it is in the trash.
 # $key: only records whose key starts with it (null: all). One row per record and outdated input.
+# One branch per label: with a label disjunction the planner scanned every run instead of
+# seeking the `is_latest` index (152 ms against 29 ms at 100k records, 1,000 stale).
 STALE = """
-MATCH (input:Artifact|Collection) WHERE input.is_latest = false
-MATCH (input)<-[:USED]-(run:Run)<-[:GENERATED_BY]-(output:Artifact|Collection)
-WHERE output.is_latest AND coalesce(output.branch, 1) <> -1 AND coalesce(run.branch, 1) <> -1
+CALL () {
+  MATCH (input:Artifact) WHERE input.is_latest = false RETURN input
+  UNION ALL
+  MATCH (input:Collection) WHERE input.is_latest = false RETURN input
+}
+MATCH (input)<-[:USED]-(run:Run)<-[:GENERATED_BY]-(output)
+WHERE (output:Artifact OR output:Collection) AND output.is_latest
+  AND coalesce(output.branch, 1) <> -1 AND coalesce(run.branch, 1) <> -1
   AND ($key IS NULL OR output.key STARTS WITH $key)
-WITH input, run, output, COLLECT {
-  MATCH (latest:Artifact|Collection)
-  WHERE latest.uid STARTS WITH left(input.uid, 16) AND latest.is_latest AND latest.branch = 1
-    AND labels(latest) = labels(input)
-  RETURN latest
-}[0] AS latest
+WITH input, run, output, CASE WHEN input:Artifact
+  THEN COLLECT { MATCH (latest:Artifact) WHERE latest.uid STARTS WITH left(input.uid, 16)
+                 AND latest.is_latest AND latest.branch = 1 RETURN latest }[0]
+  ELSE COLLECT { MATCH (latest:Collection) WHERE latest.uid STARTS WITH left(input.uid, 16)
+                 AND latest.is_latest AND latest.branch = 1 RETURN latest }[0]
+  END AS latest
 WHERE input.branch = -1 OR latest IS NOT NULL
 OPTIONAL MATCH (run)-[:EXECUTES]->(t:Transform)
 RETURN labels(output)[0] AS label, output.uid AS uid, output.key AS key,
