@@ -26,6 +26,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -478,6 +479,8 @@ def _moves(old: list[str], new: list[str]) -> list[tuple[int, int]]:
     O(n log n)); sorted by new position."""
     where = {uid: j for j, uid in enumerate(new)}
     kept = [(i, where[uid]) for i, uid in enumerate(old) if uid in where]  # in old order
+    if all(a[1] < b[1] for a, b in pairwise(kept)):
+        return []  # the kept members are in the same order: nothing moved (the common case)
     tails: list[int] = []  # tails[k]: the smallest new position ending an ordered run of k+1
     ends: list[int] = []  # ends[k]: the index in `kept` of that member
     before = [-1] * len(kept)  # the previous member of the run each member ends
