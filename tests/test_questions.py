@@ -244,6 +244,21 @@ def test_artifact_diff_never_reads_a_matrix_or_column_data(storage: Path) -> Non
     assert t2.diff().content.columns.added == {"b": "int64"}
 
 
+def test_artifact_diff_reads_the_metadata_of_files_on_s3(storage: Path, s3_bucket: Any) -> None:
+    ln.settings.storage = f"{s3_bucket.uri}/questions"
+    ln.settings.storage_options = s3_bucket.storage_options
+    t1 = ln.Artifact.from_dataframe(pd.DataFrame({"a": [1, 2]}), key="s3/t.parquet").save()
+    t2 = ln.Artifact.from_dataframe(
+        pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), key="s3/t.parquet", revises=t1
+    ).save()
+    assert t2.storage_path.startswith("s3://")
+    assert t2.diff().content.columns.added == {"b": "string"}
+    a1 = ln.Artifact.from_anndata(_adata(["c1", "c2"], ["g1"]), key="s3/a.h5ad").save()
+    a2 = ln.Artifact.from_anndata(_adata(["c1", "c3"], ["g1"]), key="s3/a.h5ad", revises=a1)
+    content = a2.save().diff().content
+    assert (content.obs_names.added, content.obs_names.removed) == (["c3"], ["c2"])
+
+
 def test_artifact_diff_of_other_formats_compares_the_records(storage: Path) -> None:
     v1 = make_artifact(storage, "notes.txt", "one\n")
     path = storage.parent / "src" / "notes2.txt"
