@@ -3,7 +3,7 @@
 (`stale`). Public as `ln.lineage.diff`, `ln.lineage.impact` and `ln.lineage.stale`, and as
 `record.diff()` (the previous version against this one).
 
-A collection grows a version; what changed, and what was built on the old one?
+A collection grows a version: what changed?
 
 >>> import lineage as ln
 >>> v2 = collection.append(artifact3).save()
@@ -451,7 +451,7 @@ def _diff(record: Model, old: str, new: str, key: str | None, *, content: bool) 
     if label == "Collection":
         return _collection_diff(conn, row, base)
     if label == "Artifact":
-        return ArtifactDiff(**base, content=_content_diff(row, content) if content else None)
+        return ArtifactDiff(**base, content=_content_diff(row) if content else None)
     if label == "Run":
         return _run_diff(row, base)
     return Diff(**base)
@@ -501,12 +501,12 @@ def _moves(old: list[str], new: list[str]) -> list[tuple[int, int]]:
     return sorted((kept[n] for n in range(len(kept)) if n not in in_order), key=lambda p: p[1])
 
 
-def _content_diff(row: dict[str, Any], content: bool) -> TableDiff | AnnDataDiff | None:
+def _content_diff(row: dict[str, Any]) -> TableDiff | AnnDataDiff | None:
     (old_path, old_suffix, old_hash), (new_path, new_suffix, new_hash) = (
         row["old_file"],
         row["new_file"],
     )
-    if not content or (old_hash is not None and old_hash == new_hash):
+    if old_hash is not None and old_hash == new_hash:
         return None  # the same bytes: nothing in them changed
     if old_suffix not in SUMMARIZED_SUFFIXES or new_suffix not in SUMMARIZED_SUFFIXES:
         return None
@@ -858,6 +858,7 @@ def stale(key: str | None = None) -> Stale:
         raise InvalidType(
             f"stale(key=...) takes a key prefix (str) or None, not {type(key).__name__}"
         )
+    key = key or None  # "" is every key
     rows = gqs.stale(current().connection, key)
     records: dict[str, StaleRecord] = {}
     for row in rows:
