@@ -19,6 +19,14 @@ parameters in Cypher, hence the literal 20.
 
 from __future__ import annotations
 
+# What `ln.lineage.diff`, `impact` and `stale` run, shown in the cookbook as they are (the
+# `X as X` form says they are re-exported).
+from graph.questions import ARTIFACT_DIFF as ARTIFACT_DIFF
+from graph.questions import COLLECTION_DIFF as COLLECTION_DIFF
+from graph.questions import IMPACT as IMPACT
+from graph.questions import RUN_DIFF as RUN_DIFF
+from graph.questions import STALE as STALE
+
 # Every version of the collections with a key, oldest first, with their members in order.
 VERSION_FAMILY = """
 MATCH (c:Collection {key: $key})
@@ -76,21 +84,6 @@ OPTIONAL MATCH (r)-[:EXECUTES]->(t:Transform)
 RETURN m.position AS position, a.key AS artifact, a.uid AS artifact_uid,
        t.key AS transform, t.uid AS transform_uid, r.uid AS run
 ORDER BY position
-"""
-
-# Members added and removed between two collections (usually two versions of one).
-COLLECTION_DIFF = """
-CALL {
-  MATCH (:Collection {uid: $new})-[:CONTAINS]->(a:Artifact)
-  WHERE NOT EXISTS { MATCH (:Collection {uid: $old})-[:CONTAINS]->(a) }
-  RETURN 'added' AS change, a
-  UNION ALL
-  MATCH (:Collection {uid: $old})-[:CONTAINS]->(a:Artifact)
-  WHERE NOT EXISTS { MATCH (:Collection {uid: $new})-[:CONTAINS]->(a) }
-  RETURN 'removed' AS change, a
-}
-RETURN change, a.key AS artifact, a.uid AS uid
-ORDER BY change, artifact, uid
 """
 
 # Artifacts of a branch that no collection holds, as a member or as its metadata.
@@ -154,17 +147,6 @@ RETURN labels(input)[0] AS label, input.uid AS uid, coalesce(input.key, input.na
 ORDER BY label, name, uid
 """
 
-# Outputs of runs that read a version which has since been superseded: candidates to recompute.
-STALE_OUTPUTS = """
-MATCH (output)-[:GENERATED_BY]->(r:Run)-[:USED]->(input)
-WHERE input.is_latest = false AND output.branch = 1
-MATCH (newer)-[:REVISES*1..]->(input)
-WHERE newer.is_latest = true AND newer.branch = 1
-RETURN coalesce(output.key, output.uid) AS output, output.uid AS output_uid, r.uid AS run,
-       input.uid AS used, newer.uid AS latest
-ORDER BY output, run, used
-"""
-
 # The recipes of docs/cypher-cookbook.md, in the page's order.
 RECIPES: tuple[str, ...] = (
     "UPSTREAM",
@@ -181,7 +163,10 @@ RECIPES: tuple[str, ...] = (
     "RUN_INPUTS_AND_OUTPUTS",
     "COLLECTIONS_WITH_TRASHED_ARTIFACTS",
     "SHARED_INPUTS",
-    "STALE_OUTPUTS",
+    "STALE",
+    "IMPACT",
+    "RUN_DIFF",
+    "ARTIFACT_DIFF",
 )
 
 __all__ = ["RECIPES", *RECIPES]

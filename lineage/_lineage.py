@@ -24,6 +24,11 @@ reached without passing a run (a collection's members and meta artifact, earlier
 run's inputs or outputs), `depth=1` adds one run and its inputs (upstream) or outputs
 (downstream), and `None` (the default) follows the whole history. Trashed records are left out.
 A collection's upstream includes its member artifacts and the runs that made them.
+
+The questions that come next are here too (`lineage._questions`): `diff(a, b)` (what changed
+between two records; `record.diff()` against the previous version), `impact(records)`
+(everything downstream, by run depth, with the transforms that made it and the people who
+created it) and `stale()` (what was built from an input that has a newer version since).
 """
 
 from __future__ import annotations
@@ -39,9 +44,41 @@ from graph import lineage as gl
 from graph import query as gq
 from lineage._model import Model, registry_of, require_saved
 from lineage._queryset import QuerySet
+
+# The questions asked next (what changed, what is built on it, what is stale) live in their own
+# module; `ln.lineage` is their public face too.
+from lineage._questions import (
+    AnnDataDiff,
+    ArtifactDiff,
+    CollectionDiff,
+    Diff,
+    Impact,
+    RunDiff,
+    Stale,
+    TableDiff,
+    diff,
+    impact,
+    stale,
+)
 from lineage.errors import DoesNotExist, InvalidArgument
 
-__all__ = ["Lineage", "downstream", "graph", "upstream"]
+__all__ = [
+    "AnnDataDiff",
+    "ArtifactDiff",
+    "CollectionDiff",
+    "Diff",
+    "Impact",
+    "Lineage",
+    "RunDiff",
+    "Stale",
+    "TableDiff",
+    "diff",
+    "downstream",
+    "graph",
+    "impact",
+    "stale",
+    "upstream",
+]
 
 
 def _check_record(record: Any, what: str) -> Model:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.lineage import LineageGraph
-from lineage import _lineage
+from lineage import _lineage, _questions
 from lineage._model import Model
 from lineage._settings import settings
 from lineage.errors import InvalidArgument
@@ -348,8 +348,24 @@ def view_lineage(
 
 
 class HasLineage:
-    """`view_lineage()` for the records that have provenance: Artifact, Collection, Run and
-    Transform."""
+    """`view_lineage()` and `diff()` for the records that have provenance: Artifact, Collection,
+    Run and Transform."""
+
+    def diff(self, content: bool = True) -> _questions.Diff:
+        """What changed since the previous version of this record (for a run: since the run of
+        the same transform, any version, started just before it). `DoesNotExist` when there is
+        none; `ln.lineage.diff(a, b)` compares any two records of one registry.
+
+        Args:
+            content: for artifacts, also compare what two parquet or h5ad files hold (read from
+                their metadata, never their matrices).
+
+        >>> v2 = collection.append(artifact3).save()
+        >>> change = v2.diff()                      # against the version it revises
+        >>> [m.key for m in change.added], change.size
+        (['scrna/sample3.h5ad'], Change(old=2, new=3))
+        """
+        return _questions.diff_previous(self, content=content)  # type: ignore[arg-type]
 
     def view_lineage(
         self,

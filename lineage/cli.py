@@ -1,5 +1,6 @@
 """The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
-`lineage cypher`, `lineage describe`, `lineage view` and `lineage doctor`.
+`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
+questions `lineage diff`, `lineage impact` and `lineage stale` (`--json` for scripts).
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -109,6 +110,31 @@ def _view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer(result: Any, as_json: bool) -> int:
+    """Print a question's result: readable, or its `to_dict()` as one JSON document."""
+    print(json.dumps(result.to_dict(), indent=2) if as_json else result)
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    new = _record(args.new if args.new is not None else args.old)
+    if args.new is None:  # one uid: against the version (or run) before it
+        return _answer(new.diff(content=not args.no_content), args.json)
+    old = record_by_uid(args.old)
+    return _answer(ln.lineage.diff(old, new, content=not args.no_content), args.json)
+
+
+def _impact(args: argparse.Namespace) -> int:
+    ln.connect()
+    records = [record_by_uid(uid) for uid in args.uids]
+    return _answer(ln.lineage.impact(records, depth=args.depth), args.json)
+
+
+def _stale(args: argparse.Namespace) -> int:
+    ln.connect()
+    return _answer(ln.lineage.stale(key=args.key), args.json)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
@@ -121,6 +147,10 @@ _EXAMPLES = """examples:
   lineage describe GZe020FxtT9l          (a uid or a uid prefix)
   lineage view GZe020FxtT9l -o scrna.html --depth 3
   lineage doctor --fix                   (remove copies a killed save left behind)
+  lineage diff GZe020FxtT9l              (a version against the one before it)
+  lineage diff OLD_UID NEW_UID --json
+  lineage impact UID [UID ...] --depth 2 (everything built on them, and who to tell)
+  lineage stale --key results/           (built from inputs that have a newer version)
 """
 
 
@@ -181,6 +211,35 @@ def build_parser() -> argparse.ArgumentParser:
         "file before its record commits (default 600)",
     )  # fmt: skip
     doctor.set_defaults(func=_doctor)
+
+    diff = sub.add_parser(
+        "diff", help="what changed between two records of one registry (or since the previous)"
+    )
+    diff.add_argument("old", help="a uid (or prefix); alone: compared with the version before it")
+    diff.add_argument("new", nargs="?", default=None, help="the uid (or prefix) to compare with")
+    diff.add_argument(
+        "--no-content", action="store_true",
+        help="artifacts: compare the records only, not what their files hold",
+    )  # fmt: skip
+    diff.add_argument("--json", action="store_true", help="print the result as JSON")
+    diff.set_defaults(func=_diff)
+
+    impact = sub.add_parser(
+        "impact", help="everything built on records, by run depth, with transforms and creators"
+    )
+    impact.add_argument("uids", nargs="+", help="artifact, collection, run or transform uids")
+    impact.add_argument(
+        "--depth", type=int, default=None, help="how many runs forward to go (default: all)"
+    )
+    impact.add_argument("--json", action="store_true", help="print the result as JSON")
+    impact.set_defaults(func=_impact)
+
+    stale = sub.add_parser(
+        "stale", help="records built from an input that is no longer its family's latest version"
+    )
+    stale.add_argument("--key", default=None, metavar="PREFIX", help="only keys starting with it")
+    stale.add_argument("--json", action="store_true", help="print the result as JSON")
+    stale.set_defaults(func=_stale)
     return parser
 
 

@@ -169,14 +169,25 @@ def _check_member_producers(df: pd.DataFrame, ns: dict[str, Any]) -> None:
 
 
 def _check_collection_diff(df: pd.DataFrame, ns: dict[str, Any]) -> None:
-    batch2 = ln.Artifact.get(key="demo/batch2.h5ad")
-    assert list(zip(df["change"], df["artifact"], df["uid"])) == [
-        ("added", "demo/batch2.h5ad", batch2.uid)
-    ]
-    back = ln.cypher(cookbook.COLLECTION_DIFF, old=ns["latest"].uid, new=ns["first"].uid)
-    assert list(zip(back["change"], back["artifact"])) == [("removed", "demo/batch2.h5ad")]
+    batch1, batch2 = ns["batch1"], ln.Artifact.get(key="demo/batch2.h5ad")
+    row = df.iloc[0]
+    assert len(df) == 1
+    assert [list(x) for x in row["added"]] == [[1, batch2.uid, "demo/batch2.h5ad"]]
+    assert list(row["removed"]) == []
+    assert list(row["old_members"]) == [batch1.uid]
+    assert list(row["new_members"]) == [batch1.uid, batch2.uid]
+    assert list(row["old_meta"]) == list(row["new_meta"]) == [ns["first"].meta_artifact.uid]
+    changed = {name: (old, new) for name, old, new in row["fields"]}
+    assert changed["uid"] == (ns["first"].uid, ns["latest"].uid)
+    assert changed["hash"] == (ns["first"].hash, ns["latest"].hash)
+    assert "key" not in changed and "description" not in changed
+    back = ln.cypher(cookbook.COLLECTION_DIFF, old=ns["latest"].uid, new=ns["first"].uid).iloc[0]
+    assert [list(x) for x in back["removed"]] == [[1, batch2.uid, "demo/batch2.h5ad"]]
     same = ln.cypher(cookbook.COLLECTION_DIFF, old=ns["latest"].uid, new=ns["latest"].uid)
-    assert same.empty
+    assert list(same.iloc[0]["fields"]) == [] and list(same.iloc[0]["added"]) == []
+    assert ln.cypher(cookbook.COLLECTION_DIFF, old="no-such-uid", new=ns["latest"].uid).empty
+    # What ln.lineage.diff makes of it.
+    assert [m.uid for m in ln.lineage.diff(ns["first"], ns["latest"]).added] == [batch2.uid]
 
 
 def _check_artifacts_in_no_collection(df: pd.DataFrame, ns: dict[str, Any]) -> None:
@@ -272,12 +283,64 @@ def _check_shared_inputs(df: pd.DataFrame, ns: dict[str, Any]) -> None:
     assert list(flipped["uid"]) == list(df["uid"])
 
 
-def _check_stale_outputs(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+def _check_stale(df: pd.DataFrame, ns: dict[str, Any]) -> None:
     rerun, first, latest = ns["rerun"].uid, ns["first"].uid, ns["latest"].uid
-    assert list(zip(df["output"], df["run"], df["used"], df["latest"])) == [
-        ("demo/qc.parquet", rerun, first, latest),
-        ("demo/report.parquet", rerun, first, latest),
+    assert list(zip(df["key"], df["run"], df["used"], df["latest"], df["used_trashed"])) == [
+        ("demo/qc.parquet", rerun, first, latest, False),
+        ("demo/report.parquet", rerun, first, latest, False),
     ]
+    assert set(df["transform"]) == {"demo-pipeline"}
+    assert ln.cypher(cookbook.STALE, key="demo/qc")["key"].tolist() == ["demo/qc.parquet"]
+    assert len(ln.cypher(cookbook.STALE, key=None)) >= 2
+    # What ln.lineage.stale makes of it.
+    assert [r.key for r in ln.lineage.stale(key="demo/")] == list(df["key"])
+
+
+def _check_impact(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    rows = {(depth, uid) for depth, uid in zip(df["depth"], df["uid"])}
+    assert rows == {
+        (0, ns["first"].uid), (0, ns["latest"].uid),
+        (1, ns["run"].uid), (1, ns["rerun"].uid), (1, ns["summary"].uid),
+        (1, ns["report"].uid), (1, ns["qc"].uid), (1, ns["results"].uid),
+    }  # fmt: skip
+    assert list(df["depth"]) == sorted(df["depth"])
+    made = dict(zip(df["uid"], df["transform"]))
+    assert made[ns["report"].uid] == made[ns["run"].uid] == "demo-pipeline"
+    assert made[ns["results"].uid] is None  # made outside a run
+    assert set(df["created_by"]) == {ln.settings.user}
+    one_level = ln.cypher(cookbook.IMPACT, uids=[ns["batch1"].uid], depth=0)
+    assert set(one_level["uid"]) == {ns["first"].uid, ns["latest"].uid}
+    impact = ln.lineage.impact(ns["batch1"])
+    assert {(r.depth, r.uid) for r in impact} == rows
+
+
+def _check_run_diff(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    row = df.iloc[0]
+    changed = {name: (old, new) for name, old, new in row["fields"]}
+    assert changed["params"] == ('{"min_cells": 10}', '{"compare_versions": true}')
+    assert {"started_at", "uid", "id"} <= set(changed)
+    assert list(row["old_transform"]) == list(row["new_transform"])
+    assert [x[1] for x in row["old_inputs"]] == [ns["latest"].uid]
+    assert {x[1] for x in row["new_inputs"]} == {
+        ns["first"].uid, ns["latest"].uid, ns["summary"].uid,
+    }  # fmt: skip
+    assert [x[2] for x in row["old_outputs"]] == ["demo/cell_counts.parquet"]
+    assert sorted(x[2] for x in row["new_outputs"]) == ["demo/qc.parquet", "demo/report.parquet"]
+    change = ns["rerun"].diff()
+    assert change.old == ns["run"].uid and change.transform is None
+    assert change.params.added == {"compare_versions": True}
+
+
+def _check_artifact_diff(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    batch2 = ln.Artifact.get(key="demo/batch2.h5ad")
+    row = df.iloc[0]
+    changed = {name: (old, new) for name, old, new in row["fields"]}
+    assert changed["key"] == ("demo/batch1.h5ad", "demo/batch2.h5ad")
+    assert changed["hash"] == (ns["batch1"].hash, batch2.hash)
+    assert "n_observations" not in changed and "suffix" not in changed  # 60 cells each
+    assert list(row["old_file"]) == [ns["batch1"].storage_path, ".h5ad", ns["batch1"].hash]
+    content = ln.lineage.diff(ns["batch1"], batch2).content
+    assert content.shape is None and len(content.obs_names.added) == 60
 
 
 CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
@@ -295,7 +358,10 @@ CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
     "RUN_INPUTS_AND_OUTPUTS": _check_run_inputs_and_outputs,
     "COLLECTIONS_WITH_TRASHED_ARTIFACTS": _check_collections_with_trashed_artifacts,
     "SHARED_INPUTS": _check_shared_inputs,
-    "STALE_OUTPUTS": _check_stale_outputs,
+    "STALE": _check_stale,
+    "IMPACT": _check_impact,
+    "RUN_DIFF": _check_run_diff,
+    "ARTIFACT_DIFF": _check_artifact_diff,
 }
 
 
