@@ -20,6 +20,11 @@ them and return plain values; `lineage/_questions.py` turns those into typed res
   with a newer one in the main branch, and for a trashed one), so it reads only the inputs that
   can make something stale, never the whole graph. `USED` edges point at the exact version a
   run read, so the version used is the edge's end.
+- Samples: the rows of each artifact version a run saw are properties of its `USED` edge to that
+  version (`rows`, a compressed bitmap, `n_rows`, `n_used`: `graph.records.finish_run` writes
+  them). `RUN_ROWS` reads a run's row sets; `ROWS_USED` the row sets of every run that read given
+  artifact versions, with each run's transform and outputs. Which rows a bitmap holds is decided
+  in Python (`loaders.rowsets`): Cypher cannot decompress it.
 """
 
 from __future__ import annotations
@@ -42,7 +47,10 @@ __all__ = [
     "previous",
     "record_diff",
     "record_states",
+    "rows_used",
+    "run_rows",
     "stale",
+    "versions_of",
 ]
 
 # The properties of two nodes `old` and `new` that differ, as [name, old value, new value].
@@ -323,3 +331,57 @@ def _depth(depth: int | None) -> int | None:
 def stale(conn: Connection, key: str | None = None) -> list[dict[str, Any]]:
     """The rows of `STALE`: one per stale record and outdated input, ordered by key."""
     return _rows(conn, STALE, _STALE_COLUMNS, {"key": key})
+
+
+# -- samples --------------------------------------------------------------------------------------
+# The artifact versions a run saw rows of, with the row sets (by key, then uid).
+RUN_ROWS = """
+MATCH (r:Run {uid: $run})-[e:USED]->(a:Artifact)
+WHERE e.rows IS NOT NULL
+RETURN a.uid AS uid, a.key AS key, a.version AS version, a.storage_path AS path,
+       a.hash AS hash, e.rows AS rows, e.n_rows AS n_rows, e.n_used AS n_used
+ORDER BY a.key, a.uid
+"""
+
+# The runs (not in the trash) that saw rows of the artifact versions `$uids`: each run's row set
+# of each version, its transform, and its outputs (not in the trash).
+ROWS_USED = """
+MATCH (a:Artifact) WHERE a.uid IN $uids
+MATCH (r:Run)-[e:USED]->(a)
+WHERE e.rows IS NOT NULL AND coalesce(r.branch, 1) <> -1
+RETURN r.uid AS run, r.name AS name, r.status AS status, a.uid AS artifact, e.rows AS rows,
+       e.n_rows AS n_rows,
+       COLLECT { MATCH (r)-[:EXECUTES]->(t:Transform) RETURN t.key }[0] AS transform,
+       COLLECT { MATCH (o:Artifact|Collection)-[:GENERATED_BY]->(r)
+                 WHERE coalesce(o.branch, 1) <> -1
+                 WITH o ORDER BY o.key, o.uid
+                 RETURN [labels(o)[0], o.uid, o.key, o.version] } AS outputs
+ORDER BY r.started_at, r.uid, a.uid
+"""
+
+# The artifact versions a `used_by` question names: the artifact itself, or the members of a
+# collection in their order.
+_VERSIONS = """
+MATCH (s:Artifact|Collection {uid: $uid})
+OPTIONAL MATCH (s)-[m:CONTAINS]->(member:Artifact)
+WITH s, m, CASE WHEN s:Collection THEN member ELSE s END AS a
+WHERE a IS NOT NULL
+RETURN a.uid AS uid, a.key AS key, a.version AS version, a.storage_path AS path,
+       a.hash AS hash, a.suffix AS suffix
+ORDER BY m.position
+"""
+
+
+def run_rows(conn: Connection, run: str) -> list[dict[str, Any]]:
+    """The rows of `RUN_ROWS` for the run with uid `run`."""
+    return conn.read(RUN_ROWS, {"run": run})
+
+
+def rows_used(conn: Connection, uids: list[str]) -> list[dict[str, Any]]:
+    """The rows of `ROWS_USED`: one per run and artifact version of `uids` it saw rows of."""
+    return conn.read(ROWS_USED, {"uids": list(uids)})
+
+
+def versions_of(conn: Connection, uid: str) -> list[dict[str, Any]]:
+    """The artifact with `uid`, or the members of the collection with `uid`, in order."""
+    return conn.read(_VERSIONS, {"uid": uid})
