@@ -80,7 +80,7 @@ def test_row_sets_round_trip_and_answer_membership() -> None:
             probe = rng.integers(0, n, 50)
             assert rows_in(data, n, probe).tolist() == np.isin(probe, rows).tolist()
     assert decode_rows(encode_rows(np.array([5, 1, 5]), 10), 10).tolist() == [1, 5]
-    with pytest.raises(ValueError, match="0..9"):
+    with pytest.raises(ValueError, match=r"0\.\.9"):
         encode_rows(np.array([10]), 10)
     with pytest.raises(ValueError, match="bytes"):
         decode_rows(encode_rows(np.array([1]), 10), 100)  # another file's row count
