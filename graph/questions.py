@@ -21,10 +21,12 @@ them and return plain values; `lineage/_questions.py` turns those into typed res
   can make something stale, never the whole graph. `USED` edges point at the exact version a
   run read, so the version used is the edge's end.
 - Samples: the rows of each artifact version a run saw are properties of its `USED` edge to that
-  version (`rows`, a compressed bitmap, `n_rows`, `n_used`: `graph.records.finish_run` writes
-  them). `RUN_ROWS` reads a run's row sets; `ROWS_USED` the row sets of every run that read given
-  artifact versions, with each run's transform and outputs. Which rows a bitmap holds is decided
-  in Python (`loaders.rowsets`): Cypher cannot decompress it.
+  version (`rows`, a bitmap or row ranges, `n_rows`, `n_used`: `graph.records.finish_run` writes
+  them). `RUN_ROWS` reads a run's row sets; `ROWS_USED` finds the runs that saw given rows of
+  given artifact versions, with each run's transform and outputs: a bitmap row set is tested in
+  the query by reading the asked rows' bytes (so a megabyte of bitmaps never leaves the server),
+  a row set stored as ranges (small by construction) comes back for Python to test
+  (`loaders.rowsets`).
 """
 
 from __future__ import annotations
@@ -343,14 +345,23 @@ RETURN a.uid AS uid, a.key AS key, a.version AS version, a.storage_path AS path,
 ORDER BY a.key, a.uid
 """
 
-# The runs (not in the trash) that saw rows of the artifact versions `$uids`: each run's row set
-# of each version, its transform, and its outputs (not in the trash).
+# The runs (not in the trash) that saw any of the asked rows of the artifact versions in
+# `$wanted` (`{uid, at, bit}`: per version, the byte offset and bit mask of each asked row in a
+# bitmap row set), each with its transform and outputs (not in the trash). A bitmap row set
+# (first byte `$bitmap`) is tested here, byte by byte (Cypher's bytes are signed: +256 % 256),
+# and only the positions of the rows it holds (`hits`, into `at`) come back; another encoding
+# comes back whole (`rows`) for Python to test.
 ROWS_USED = """
-MATCH (a:Artifact) WHERE a.uid IN $uids
-MATCH (r:Run)-[e:USED]->(a)
+UNWIND $wanted AS w
+MATCH (a:Artifact {uid: w.uid})<-[e:USED]-(r:Run)
 WHERE e.rows IS NOT NULL AND coalesce(r.branch, 1) <> -1
-RETURN r.uid AS run, r.name AS name, r.status AS status, a.uid AS artifact, e.rows AS rows,
-       e.n_rows AS n_rows,
+WITH r, a, e, w, e.rows[0] = $bitmap AS bitmap
+WITH r, a, e, bitmap,
+     CASE WHEN bitmap THEN [i IN range(0, size(w.at) - 1)
+       WHERE ((e.rows[w.at[i]] + 256) % 256) / w.bit[i] % 2 = 1] END AS hits
+WHERE NOT bitmap OR size(hits) > 0
+RETURN r.uid AS run, r.name AS name, r.status AS status, a.uid AS artifact, hits,
+       CASE WHEN bitmap THEN null ELSE e.rows END AS rows, e.n_rows AS n_rows,
        COLLECT { MATCH (r)-[:EXECUTES]->(t:Transform) RETURN t.key }[0] AS transform,
        COLLECT { MATCH (o:Artifact|Collection)-[:GENERATED_BY]->(r)
                  WHERE coalesce(o.branch, 1) <> -1
@@ -377,9 +388,10 @@ def run_rows(conn: Connection, run: str) -> list[dict[str, Any]]:
     return conn.read(RUN_ROWS, {"run": run})
 
 
-def rows_used(conn: Connection, uids: list[str]) -> list[dict[str, Any]]:
-    """The rows of `ROWS_USED`: one per run and artifact version of `uids` it saw rows of."""
-    return conn.read(ROWS_USED, {"uids": list(uids)})
+def rows_used(conn: Connection, wanted: list[dict[str, Any]], bitmap: int) -> list[dict[str, Any]]:
+    """The rows of `ROWS_USED`: one per run and asked artifact version it saw rows of (or
+    whose row set is not a bitmap, `bitmap` being a bitmap's first byte)."""
+    return conn.read(ROWS_USED, {"wanted": wanted, "bitmap": bitmap})
 
 
 def versions_of(conn: Connection, uid: str) -> list[dict[str, Any]]:

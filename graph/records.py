@@ -70,7 +70,7 @@ class RunInputs:
 @dataclass(frozen=True)
 class RowsUsed:
     """Which rows of one artifact version a run saw, for its `USED` edge: `rows` is the row set
-    (`loaders.rowsets`: a compressed bitmap), `n_rows` the rows the file has, `n_used` how many
+    (`loaders.rowsets`: a bitmap or row ranges), `n_rows` the rows the file has, `n_used` how many
     of them the run saw."""
 
     artifact: str  # the artifact's uid

@@ -6,7 +6,7 @@ When a tracked run reads `.h5ad` artifacts through `mapped()` (after `obs_filter
 (every row), the rows are noted in memory: a mapped dataset knows its rows per file once it is
 built, so nothing is added to reading batches. `ln.finish()` writes them, in the transaction
 that completes the run, as properties of the run's `USED` edge to each artifact version: `rows`
-(a compressed bitmap, `loaders.rowsets`), `n_rows` (the file's rows) and `n_used` (how many the
+(a bitmap or row ranges, whichever is smaller: `loaders.rowsets`), `n_rows` (the file's rows) and `n_used` (how many the
 run saw). A collection read this way also gets `USED` edges to the member versions it saw rows
 of. Without a tracked run nothing is noted or written.
 
@@ -43,7 +43,7 @@ from lineage._questions import Ref, _check_record, _check_stored, _jsonable, _li
 from lineage._settings import settings
 from lineage.errors import DataError, DoesNotExist, InvalidArgument, InvalidType, MissingFile
 from loaders.metadata import obs_names as read_obs_names
-from loaders.rowsets import decode_rows, encode_rows, rows_in
+from loaders.rowsets import BITMAP, decode_rows, encode_rows, probe, rows_in
 
 __all__ = [
     "ArtifactRows",
@@ -375,14 +375,21 @@ def used_by(record: Model, obs: str | Iterable[str]) -> UsedBy:
             f"used_by(): {type(record).__name__} {record.uid} has no obs named {shown}; "
             "obs names are the files' obs index (adata.obs_names)"
         )
+    asks = []
+    for uid, (rows, _) in wanted.items():
+        at, bit = probe(rows)
+        asks.append({"uid": uid, "at": at.tolist(), "bit": bit.tolist()})
     runs: dict[str, dict[str, Any]] = {}
-    for row in gqs.rows_used(conn, list(wanted)):
+    for row in gqs.rows_used(conn, asks, BITMAP):
         rows, which = wanted[row["artifact"]]
-        seen = rows_in(bytes(row["rows"]), row["n_rows"], rows)
-        if not seen.any():
-            continue
+        if row["hits"] is not None:  # a bitmap, tested in the query
+            hit = which[np.asarray(row["hits"], dtype=np.int64)]
+        else:
+            hit = which[rows_in(bytes(row["rows"]), row["n_rows"], rows)]
+            if not hit.size:
+                continue
         entry = runs.setdefault(row["run"], {"row": row, "which": set(), "artifacts": []})
-        entry["which"].update(which[seen].tolist())
+        entry["which"].update(hit.tolist())
         entry["artifacts"].append(row["artifact"])
     return UsedBy(
         source=Ref(

@@ -16,7 +16,7 @@ import pytest
 import lineage as ln
 from lineage.cli import main
 from lineage.errors import DoesNotExist, InvalidArgument, InvalidType, NotSaved
-from loaders.rowsets import decode_rows, encode_rows, rows_in
+from loaders.rowsets import BITMAP, RANGES, decode_rows, encode_rows, rows_in
 from tests.conftest import Neo4jUnderTest, make_artifact
 
 CELL_TYPES = np.array(["T", "B", "NK"])
@@ -82,9 +82,19 @@ def test_row_sets_round_trip_and_answer_membership() -> None:
     assert decode_rows(encode_rows(np.array([5, 1, 5]), 10), 10).tolist() == [1, 5]
     with pytest.raises(ValueError, match=r"0\.\.9"):
         encode_rows(np.array([10]), 10)
+    scattered = np.arange(0, 1000, 2)
+    assert encode_rows(scattered, 1000)[0] == BITMAP  # 500 runs: the bitmap is smaller
     with pytest.raises(ValueError, match="bytes"):
-        decode_rows(encode_rows(np.array([1]), 10), 100)  # another file's row count
-    assert len(encode_rows(np.arange(1_000_000), 1_000_000)) < 1000  # a whole file: tiny
+        decode_rows(encode_rows(scattered, 1000), 2000)  # another file's row count
+    one = encode_rows(np.array([999]), 100_000)
+    assert one[0] == RANGES
+    with pytest.raises(ValueError, match="holds row 999"):
+        decode_rows(one, 500)
+    whole = encode_rows(np.arange(1_000_000), 1_000_000)
+    assert whole[0] == RANGES and len(whole) < 50  # a whole file: one range
+    # Never more than one bit per row (and the encoding byte), whatever the selection.
+    for rows in (scattered, np.flatnonzero(rng.random(1000) < 0.5), np.arange(1000)):
+        assert len(encode_rows(rows, 1000)) <= 126
 
 
 # -- recording --------------------------------------------------------------------------------------
