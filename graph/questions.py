@@ -350,24 +350,27 @@ ORDER BY a.key, a.uid
 # bitmap row set), each with its transform and outputs (not in the trash). A bitmap row set
 # (first byte `$bitmap`) is tested here, byte by byte (Cypher's bytes are signed: +256 % 256),
 # and only the positions of the rows it holds (`hits`, into `at`) come back; another encoding
-# comes back whole (`rows`) for Python to test.
+# comes back whole (`rows`) for Python to test. One row per run: `seen` lists, per version,
+# `[uid, hits, rows, n_rows]`.
 ROWS_USED = """
 UNWIND $wanted AS w
 MATCH (a:Artifact {uid: w.uid})<-[e:USED]-(r:Run)
 WHERE e.rows IS NOT NULL AND coalesce(r.branch, 1) <> -1
-WITH r, a, e, w, e.rows[0] = $bitmap AS bitmap
-WITH r, a, e, bitmap,
+WITH r, a, w, e.rows AS b, e.n_rows AS n_rows
+WITH r, a, w, b, n_rows, b[0] = $bitmap AS bitmap
+WITH r, a, b, n_rows, bitmap,
      CASE WHEN bitmap THEN [i IN range(0, size(w.at) - 1)
-       WHERE ((e.rows[w.at[i]] + 256) % 256) / w.bit[i] % 2 = 1] END AS hits
+       WHERE ((b[w.at[i]] + 256) % 256) / w.bit[i] % 2 = 1] END AS hits
 WHERE NOT bitmap OR size(hits) > 0
-RETURN r.uid AS run, r.name AS name, r.status AS status, a.uid AS artifact, hits,
-       CASE WHEN bitmap THEN null ELSE e.rows END AS rows, e.n_rows AS n_rows,
+WITH r, a, hits, CASE WHEN bitmap THEN null ELSE b END AS rows, n_rows ORDER BY a.uid
+WITH r, collect([a.uid, hits, rows, n_rows]) AS seen
+RETURN r.uid AS run, r.name AS name, r.status AS status, seen,
        COLLECT { MATCH (r)-[:EXECUTES]->(t:Transform) RETURN t.key }[0] AS transform,
        COLLECT { MATCH (o:Artifact|Collection)-[:GENERATED_BY]->(r)
                  WHERE coalesce(o.branch, 1) <> -1
                  WITH o ORDER BY o.key, o.uid
                  RETURN [labels(o)[0], o.uid, o.key, o.version] } AS outputs
-ORDER BY r.started_at, r.uid, a.uid
+ORDER BY r.started_at, r.uid
 """
 
 # The artifact versions a `used_by` question names: the artifact itself, or the members of a
@@ -383,15 +386,19 @@ ORDER BY m.position
 """
 
 
+_ROWS_USED_COLUMNS = ("run", "name", "status", "seen", "transform", "outputs")
+
+
 def run_rows(conn: Connection, run: str) -> list[dict[str, Any]]:
     """The rows of `RUN_ROWS` for the run with uid `run`."""
     return conn.read(RUN_ROWS, {"run": run})
 
 
 def rows_used(conn: Connection, wanted: list[dict[str, Any]], bitmap: int) -> list[dict[str, Any]]:
-    """The rows of `ROWS_USED`: one per run and asked artifact version it saw rows of (or
-    whose row set is not a bitmap, `bitmap` being a bitmap's first byte)."""
-    return conn.read(ROWS_USED, {"wanted": wanted, "bitmap": bitmap})
+    """The rows of `ROWS_USED`: one per run that saw asked rows (or read an asked version whose
+    row set is not a bitmap, `bitmap` being a bitmap's first byte), `seen` holding
+    `[artifact uid, hits, rows, n_rows]` per version. One row of lists, read undecoded."""
+    return _rows(conn, ROWS_USED, _ROWS_USED_COLUMNS, {"wanted": wanted, "bitmap": bitmap})
 
 
 def versions_of(conn: Connection, uid: str) -> list[dict[str, Any]]:

@@ -381,16 +381,19 @@ def used_by(record: Model, obs: str | Iterable[str]) -> UsedBy:
         asks.append({"uid": uid, "at": at.tolist(), "bit": bit.tolist()})
     runs: dict[str, dict[str, Any]] = {}
     for row in gqs.rows_used(conn, asks, BITMAP):
-        rows, which = wanted[row["artifact"]]
-        if row["hits"] is not None:  # a bitmap, tested in the query
-            hit = which[np.asarray(row["hits"], dtype=np.int64)]
-        else:
-            hit = which[rows_in(bytes(row["rows"]), row["n_rows"], rows)]
-            if not hit.size:
-                continue
-        entry = runs.setdefault(row["run"], {"row": row, "which": set(), "artifacts": []})
-        entry["which"].update(hit.tolist())
-        entry["artifacts"].append(row["artifact"])
+        which_seen: set[int] = set()
+        artifacts = []
+        for uid, hits, packed, n_rows in row["seen"]:
+            rows, which = wanted[uid]
+            if hits is not None:  # a bitmap, tested in the query
+                hit = which[np.asarray(hits, dtype=np.int64)]
+            else:
+                hit = which[rows_in(bytes(packed), n_rows, rows)]
+            if hit.size:
+                which_seen.update(hit.tolist())
+                artifacts.append(uid)
+        if artifacts:
+            runs[row["run"]] = {"row": row, "which": which_seen, "artifacts": artifacts}
     return UsedBy(
         source=Ref(
             record._label, record.uid, record._values.get("key"), record._values.get("version")

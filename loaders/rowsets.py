@@ -7,8 +7,8 @@ its first byte:
   most `n / 8 + 1` bytes whatever the selection, and a row's bit is one byte at a known offset,
   which a query can read without decoding the rest (`probe`);
 - `RANGES` (1): the sorted runs of consecutive rows as (start, stop) int64 pairs,
-  zlib-compressed: a few bytes for a whole file or a contiguous block, and smaller than the
-  bitmap whenever the rows form fewer than about `n / 64` runs.
+  zlib-compressed: a few bytes for a whole file or a contiguous block; chosen when the rows form
+  at most `n / 128` runs (16 bytes a run before compression: never more than the bitmap).
 
 So a row set never takes more than `n / 8 + 1` bytes, and whole files and contiguous blocks take
 tens of bytes. `docs/architecture.md` ("Which samples") has the measurement.
@@ -50,9 +50,12 @@ def encode_rows(rows: np.ndarray, n: int) -> bytes:
         raise ValueError(f"row indices must lie in 0..{n - 1}")
     mask = np.zeros(n, dtype=bool)
     mask[rows] = True
-    ranges = bytes([RANGES]) + zlib.compress(_ranges(np.flatnonzero(mask)).tobytes(), _LEVEL)
-    if len(ranges) <= (n + 7) // 8 + 1:
-        return ranges
+    # Runs of consecutive rows: where a row is in and the one before is not. Ranges are chosen
+    # when their 16 bytes a run take no more than the bitmap (then zlib makes them smaller
+    # still); counting first keeps a scattered selection from building megabytes of ranges.
+    n_runs = int(np.count_nonzero(mask[1:] & ~mask[:-1])) + int(n > 0 and mask[0])
+    if 16 * n_runs <= (n + 7) // 8:
+        return bytes([RANGES]) + zlib.compress(_ranges(np.flatnonzero(mask)).tobytes(), _LEVEL)
     return bytes([BITMAP]) + np.packbits(mask).tobytes()
 
 
