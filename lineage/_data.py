@@ -227,11 +227,13 @@ def track_rows(
 
 
 def loaded_rows(artifacts: Sequence[Model], data: Any) -> list[tuple[Any, int]] | None:
-    """Per artifact, every row (as `track_rows` takes them) of loaded AnnData: a whole file,
-    or several concatenated with the source uid in `obs["artifact_uid"]`; None for other
+    """Per artifact, every row (as `track_rows` takes them) of loaded `.h5ad` data: a whole
+    file, or several concatenated with the source uid in `obs["artifact_uid"]`; None for other
     data."""
     if not (hasattr(data, "obs") and hasattr(data, "n_obs")):
         return None
+    if any((a.suffix or "").lower() != ".h5ad" for a in artifacts):
+        return None  # an AnnData .zarr folder: its obs names are not read from an h5ad index
     if len(artifacts) == 1:
         return [(slice(None), int(data.n_obs))]
     if "artifact_uid" not in data.obs:
