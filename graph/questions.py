@@ -20,6 +20,13 @@ them and return plain values; `lineage/_questions.py` turns those into typed res
   with a newer one in the main branch, and for a trashed one), so it reads only the inputs that
   can make something stale, never the whole graph. `USED` edges point at the exact version a
   run read, so the version used is the edge's end.
+- Samples: the rows of each artifact version a run saw are properties of its `USED` edge to that
+  version (`rows`, a bitmap or row ranges, `n_rows`, `n_used`: `graph.records.finish_run` writes
+  them). `RUN_ROWS` reads a run's row sets; `ROWS_USED` finds the runs that saw given rows of
+  given artifact versions, with each run's transform and outputs: a bitmap row set is tested in
+  the query by reading the asked rows' bytes (so a megabyte of bitmaps never leaves the server),
+  a row set stored as ranges (small by construction) comes back for Python to test
+  (`loaders.rowsets`).
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ __all__ = [
     "previous",
     "record_diff",
     "record_states",
+    "rows_used",
+    "run_rows",
     "stale",
+    "versions_of",
 ]
 
 # The properties of two nodes `old` and `new` that differ, as [name, old value, new value].
@@ -323,3 +333,74 @@ def _depth(depth: int | None) -> int | None:
 def stale(conn: Connection, key: str | None = None) -> list[dict[str, Any]]:
     """The rows of `STALE`: one per stale record and outdated input, ordered by key."""
     return _rows(conn, STALE, _STALE_COLUMNS, {"key": key})
+
+
+# -- samples --------------------------------------------------------------------------------------
+# The artifact versions a run saw rows of, with the row sets (by key, then uid).
+RUN_ROWS = """
+MATCH (r:Run {uid: $run})-[e:USED]->(a:Artifact)
+WHERE e.rows IS NOT NULL
+RETURN a.uid AS uid, a.key AS key, a.version AS version, a.storage_path AS path,
+       a.hash AS hash, e.rows AS rows, e.n_rows AS n_rows, e.n_used AS n_used
+ORDER BY a.key, a.uid
+"""
+
+# The runs (not in the trash) that saw any of the asked rows of the artifact versions in
+# `$wanted` (`{uid, at, bit}`: per version, the byte offset and bit mask of each asked row in a
+# bitmap row set), each with its transform and outputs (not in the trash). A bitmap row set
+# (first byte `$bitmap`) is tested here, byte by byte (Cypher's bytes are signed: +256 % 256),
+# and only the positions of the rows it holds (`hits`, into `at`) come back; another encoding
+# comes back whole (`rows`) for Python to test. One row per run: `seen` lists, per version,
+# `[uid, hits, rows, n_rows]`.
+ROWS_USED = """
+UNWIND $wanted AS w
+MATCH (a:Artifact {uid: w.uid})<-[e:USED]-(r:Run)
+WHERE e.rows IS NOT NULL AND coalesce(r.branch, 1) <> -1
+WITH r, a, w, e.rows AS b, e.n_rows AS n_rows
+WITH r, a, w, b, n_rows, b[0] = $bitmap AS bitmap
+WITH r, a, b, n_rows, bitmap,
+     CASE WHEN bitmap THEN [i IN range(0, size(w.at) - 1)
+       WHERE ((b[w.at[i]] + 256) % 256) / w.bit[i] % 2 = 1] END AS hits
+WHERE NOT bitmap OR size(hits) > 0
+WITH r, a, hits, CASE WHEN bitmap THEN null ELSE b END AS rows, n_rows ORDER BY a.uid
+WITH r, collect([a.uid, hits, rows, n_rows]) AS seen
+RETURN r.uid AS run, r.name AS name, r.status AS status, seen,
+       COLLECT { MATCH (r)-[:EXECUTES]->(t:Transform) RETURN t.key }[0] AS transform,
+       COLLECT { MATCH (o:Artifact|Collection)-[:GENERATED_BY]->(r)
+                 WHERE coalesce(o.branch, 1) <> -1
+                 WITH o ORDER BY o.key, o.uid
+                 RETURN [labels(o)[0], o.uid, o.key, o.version] } AS outputs
+ORDER BY r.started_at, r.uid
+"""
+
+# The artifact versions a `used_by` question names: the artifact itself, or the members of a
+# collection in their order.
+_VERSIONS = """
+MATCH (s:Artifact|Collection {uid: $uid})
+OPTIONAL MATCH (s)-[m:CONTAINS]->(member:Artifact)
+WITH s, m, CASE WHEN s:Collection THEN member ELSE s END AS a
+WHERE a IS NOT NULL
+RETURN a.uid AS uid, a.key AS key, a.version AS version, a.storage_path AS path,
+       a.hash AS hash, a.suffix AS suffix
+ORDER BY m.position
+"""
+
+
+_ROWS_USED_COLUMNS = ("run", "name", "status", "seen", "transform", "outputs")
+
+
+def run_rows(conn: Connection, run: str) -> list[dict[str, Any]]:
+    """The rows of `RUN_ROWS` for the run with uid `run`."""
+    return conn.read(RUN_ROWS, {"run": run})
+
+
+def rows_used(conn: Connection, wanted: list[dict[str, Any]], bitmap: int) -> list[dict[str, Any]]:
+    """The rows of `ROWS_USED`: one per run that saw asked rows (or read an asked version whose
+    row set is not a bitmap, `bitmap` being a bitmap's first byte), `seen` holding
+    `[artifact uid, hits, rows, n_rows]` per version. One row of lists, read undecoded."""
+    return _rows(conn, ROWS_USED, _ROWS_USED_COLUMNS, {"wanted": wanted, "bitmap": bitmap})
+
+
+def versions_of(conn: Connection, uid: str) -> list[dict[str, Any]]:
+    """The artifact with `uid`, or the members of the collection with `uid`, in order."""
+    return conn.read(_VERSIONS, {"uid": uid})

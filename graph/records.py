@@ -67,6 +67,18 @@ class RunInputs:
     edges: Sequence[EdgeSpec]
 
 
+@dataclass(frozen=True)
+class RowsUsed:
+    """Which rows of one artifact version a run saw, for its `USED` edge: `rows` is the row set
+    (`loaders.rowsets`: a bitmap or row ranges), `n_rows` the rows the file has, `n_used` how many
+    of them the run saw."""
+
+    artifact: str  # the artifact's uid
+    rows: bytes
+    n_rows: int
+    n_used: int
+
+
 @dataclass
 class NewRecord:
     """One node to create: its stored properties, its outgoing/incoming edges, and the inputs
@@ -542,6 +554,47 @@ def add_run_inputs(conn: Connection, inputs: RunInputs) -> None:
     for edge in inputs.edges:
         _relation("Run", edge.relation)
     conn.write(lambda tx: _merge_run_inputs(tx, [inputs]))
+
+
+# The rows a run saw, on its `USED` edges (merged, never to one of its own outputs, as run
+# inputs are): set when the run finishes, replacing any row set the edge held.
+_ROWS_USED = """
+UNWIND $rows AS p
+MATCH (n:Run {uid: $run})
+MATCH (m:Artifact {uid: p.artifact})
+WITH n, m, p WHERE NOT EXISTS { (m)-[:GENERATED_BY]->(n) }
+MERGE (n)-[e:USED]->(m)
+SET e.rows = p.rows, e.n_rows = p.n_rows, e.n_used = p.n_used
+RETURN count(*) AS written
+"""
+
+
+def finish_run(
+    conn: Connection, uid: str, props: dict[str, Any], rows_used: Sequence[RowsUsed] = ()
+) -> dict[str, Any]:
+    """Set a run's properties (its status and `finished_at`) and record the rows it saw
+    (`RowsUsed`, on its `USED` edges) in one transaction; returns the run's properties.
+    `MissingTarget` if the run does not exist; an artifact deleted meanwhile gets no edge."""
+    _check_props("Run", props)
+    rows = [
+        {"artifact": r.artifact, "rows": r.rows, "n_rows": r.n_rows, "n_used": r.n_used}
+        for r in rows_used
+    ]
+
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, Any]:
+        row = tx.run(
+            "MATCH (n:Run {uid: $uid}) SET n += $props, n.updated_at = $now RETURN n",
+            uid=uid,
+            props=props,
+            now=now(),
+        ).single()
+        if row is None:
+            raise MissingTarget(f"no Run with uid {uid!r}")
+        if rows:
+            tx.run(_ROWS_USED, run=uid, rows=rows).consume()
+        return plain(row["n"])
+
+    return conn.write(work)
 
 
 def merge_record(

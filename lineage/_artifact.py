@@ -29,12 +29,14 @@ from lineage._data import (
     check_loadable,
     is_folder,
     load_artifacts,
+    loaded_rows,
     loader_errors,
     mapped_artifacts,
     split_twins,
     starts_a_family,
     storage_options,
     track_input,
+    track_rows,
     uri_of,
     write_new_families,
 )
@@ -722,6 +724,9 @@ class Artifact(DataRecord):
         with loader_errors():
             data = loaders.load_file(path, self.suffix or "", **kwargs)
         track_input([self], is_run_input)
+        rows = loaded_rows([self], data)
+        if rows is not None:
+            track_rows([self], rows, is_run_input)
         return data
 
     def open(
@@ -785,9 +790,13 @@ class Artifact(DataRecord):
         is_run_input = kwargs.pop("is_run_input", None)
         if what == "load()":
             data = load_artifacts(artifacts, **kwargs)
+            rows = loaded_rows(artifacts, data)
         else:
             data = mapped_artifacts(artifacts, **kwargs)
+            rows = data.file_rows()
         track_input(artifacts, is_run_input)
+        if rows is not None:
+            track_rows(artifacts, rows, is_run_input)
         return data
 
 

@@ -20,9 +20,11 @@ from lineage._data import (
     become_twins,
     cache_artifacts,
     load_artifacts,
+    loaded_rows,
     mapped_artifacts,
     split_twins,
     track_input,
+    track_rows,
     write_new_families,
 )
 from lineage._keys import check_key
@@ -305,8 +307,12 @@ class Collection(DataRecord):
         True
         """
         require_saved(self, "load()")
-        data = load_artifacts(self.ordered_artifacts.to_list(), join, **kwargs)
+        members = self.ordered_artifacts.to_list()
+        data = load_artifacts(members, join, **kwargs)
         track_input([self], is_run_input)
+        rows = loaded_rows(members, data)
+        if rows is not None:
+            track_rows(members, rows, is_run_input)
         return data
 
     def mapped(
@@ -341,8 +347,10 @@ class Collection(DataRecord):
         # signature (lamindb's) is written once, here; QuerySet.mapped forwards its keywords.
         options = {k: v for k, v in locals().items() if k not in ("self", "is_run_input")}
         require_saved(self, "mapped()")
-        dataset = mapped_artifacts(self.ordered_artifacts.to_list(), **options)
+        members = self.ordered_artifacts.to_list()
+        dataset = mapped_artifacts(members, **options)
         track_input([self], is_run_input)
+        track_rows(members, dataset.file_rows(), is_run_input)  # the rows, known since built
         return dataset
 
 

@@ -24,7 +24,8 @@ import loaders
 from graph import records as gr
 from lineage._keys import check_key
 from lineage._model import Model
-from lineage._run import context, current_run, mark_input
+from lineage._run import Run, context, current_run, mark_input
+from lineage._samples import note_rows
 from lineage._settings import settings
 from lineage._versioned import VersionedRecord
 from lineage._view import HasLineage
@@ -202,6 +203,43 @@ def track_input(records: Sequence[Model], is_run_input: bool | Any | None) -> No
         is_run_input = context.run is not None
     if records:
         mark_input(records, is_run_input)
+
+
+def track_rows(
+    artifacts: Sequence[Model],
+    file_rows: Sequence[tuple[Any, int]],
+    is_run_input: bool | Any | None,
+) -> None:
+    """Note which rows of each artifact the tracked run saw (`file_rows`: per artifact, the
+    file rows and how many rows the file has), for `ln.finish()` to write on its `USED` edges.
+    Only for the tracked run, and only where the read is recorded as its input."""
+    run = context.run
+    if run is None:
+        return
+    if isinstance(is_run_input, Run):  # another run's input: finished elsewhere, if at all
+        if is_run_input.uid != run.uid:
+            return
+    elif is_run_input is not None and not is_run_input:
+        return
+    saved = [(a.uid, rows) for a, rows in zip(artifacts, file_rows, strict=True) if a._saved]
+    if saved:
+        note_rows(run.uid, [uid for uid, _ in saved], [rows for _, rows in saved])
+
+
+def loaded_rows(artifacts: Sequence[Model], data: Any) -> list[tuple[Any, int]] | None:
+    """Per artifact, every row (as `track_rows` takes them) of loaded `.h5ad` data: a whole
+    file, or several concatenated with the source uid in `obs["artifact_uid"]`; None for other
+    data."""
+    if not (hasattr(data, "obs") and hasattr(data, "n_obs")):
+        return None
+    if any((a.suffix or "").lower() != ".h5ad" for a in artifacts):
+        return None  # an AnnData .zarr folder: its obs names are not read from an h5ad index
+    if len(artifacts) == 1:
+        return [(slice(None), int(data.n_obs))]
+    if "artifact_uid" not in data.obs:
+        return None
+    counts = data.obs["artifact_uid"].astype(str).value_counts()
+    return [(slice(None), int(counts.get(a.uid, 0))) for a in artifacts]
 
 
 def storage_options() -> dict[str, Any]:

@@ -28,7 +28,9 @@ A collection's upstream includes its member artifacts and the runs that made the
 The questions that come next are here too (`lineage._questions`): `diff(a, b)` (what changed
 between two records; `record.diff()` against the previous version), `impact(records)`
 (everything downstream, by run depth, with the transforms that made it and the people who
-created it) and `stale()` (what was built from an input that has a newer version since).
+created it) and `stale()` (what was built from an input that has a newer version since); and
+which samples (`lineage._samples`): `samples(run)` (the rows of each artifact version a run
+saw) and `used_by(artifact, obs=[...])` (the runs, and what they made, that saw given rows).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from lineage._questions import (
     impact,
     stale,
 )
+from lineage._samples import Samples, UsedBy, samples, used_by
 from lineage.errors import DoesNotExist, InvalidArgument
 
 __all__ = [
@@ -70,14 +73,18 @@ __all__ = [
     "Impact",
     "Lineage",
     "RunDiff",
+    "Samples",
     "Stale",
     "TableDiff",
+    "UsedBy",
     "diff",
     "downstream",
     "graph",
     "impact",
+    "samples",
     "stale",
     "upstream",
+    "used_by",
 ]
 
 

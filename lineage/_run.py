@@ -19,6 +19,7 @@ from graph import records as gr
 from graph.models import TRANSFORM_KINDS
 from lineage._model import Model, register, require_saved
 from lineage._record import Record
+from lineage._samples import drop_rows, pending_rows
 from lineage._versioned import VersionedRecord
 from lineage._view import HasLineage
 from lineage.errors import InvalidArgument, InvalidType, ValidationError
@@ -234,6 +235,7 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
             f"ln.track() takes a Transform, a key or None, not {type(transform).__name__}"
         )
     run = Run(transform, params=params).save()
+    drop_rows()  # rows noted for a run that was never finished are not written
     context.transform, context.run = transform, run
     logger.info("tracking run %s of %s", run.uid, transform.key)
     return run
@@ -255,7 +257,9 @@ def _script_transform(script: Path) -> Transform:
 
 
 def finish() -> Run:
-    """Mark the tracked run completed (`finished_at`, status) and stop tracking.
+    """Mark the tracked run completed (`finished_at`, status) and stop tracking. The rows the
+    run saw through `mapped()` and `load()` (`ln.lineage.samples`) are written in the same
+    transaction.
 
     >>> run = ln.track("preprocess.py")
     >>> ln.finish()
@@ -266,12 +270,13 @@ def finish() -> Run:
     run = context.run
     if run is None:
         raise InvalidArgument("ln.finish(): no run is being tracked; call ln.track() first")
-    gr.update_record(
+    gr.finish_run(
         run._inst().connection,
-        "Run",
         run.uid,
         {"finished_at": datetime.now(UTC), "status": "completed"},
+        pending_rows(run.uid),
     )
+    drop_rows(run.uid)
     run._refresh()
     context.run = None
     context.transform = None

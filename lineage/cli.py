@@ -1,6 +1,7 @@
 """The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
 `lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
-questions `lineage diff`, `lineage impact` and `lineage stale` (`--json` for scripts).
+questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
+scripts).
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -135,6 +136,10 @@ def _stale(args: argparse.Namespace) -> int:
     return _answer(ln.lineage.stale(key=args.key), args.json)
 
 
+def _samples(args: argparse.Namespace) -> int:
+    return _answer(ln.lineage.samples(_record(args.uid)), args.json)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
@@ -151,6 +156,7 @@ _EXAMPLES = """examples:
   lineage diff OLD_UID NEW_UID --json
   lineage impact UID [UID ...] --depth 2 (everything built on them, and who to tell)
   lineage stale --key results/           (built from inputs that have a newer version)
+  lineage samples RUN_UID --json         (the rows of each file the run trained on)
 """
 
 
@@ -240,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     stale.add_argument("--key", default=None, metavar="PREFIX", help="only keys starting with it")
     stale.add_argument("--json", action="store_true", help="print the result as JSON")
     stale.set_defaults(func=_stale)
+
+    samples = sub.add_parser(
+        "samples", help="the rows (indices and obs names) of each artifact version a run saw"
+    )
+    samples.add_argument("uid", help="a run uid, or the uid of an artifact or collection it made")
+    samples.add_argument("--json", action="store_true", help="print the result as JSON")
+    samples.set_defaults(func=_samples)
     return parser
 
 

@@ -149,6 +149,7 @@ class _FileState:
     batch_lookups: dict[str, np.ndarray | None] = field(default_factory=dict)
     var_names: pd.Index | None = None
     col_map: np.ndarray | None = None
+    n_file_rows: int = 0  # the file's rows, shown or not
 
     @property
     def uri(self) -> str:
@@ -213,7 +214,7 @@ class _FileState:
             rows = np.flatnonzero(_filter_mask(file, uri, n_rows, obs_filter))
         else:
             rows = np.arange(n_rows)
-        return cls(store, width, rows.astype(np.int64), arrays, labels)
+        return cls(store, width, rows.astype(np.int64), arrays, labels, n_file_rows=n_rows)
 
     def read_var_names(self) -> pd.Index:
         """The file's var index (read now, held in `var_names`)."""

@@ -311,6 +311,17 @@ class MappedCollection:
                         "the same variables"
                     )
 
+    def file_rows(self) -> list[tuple[np.ndarray, int]]:
+        """Per file, in `path_list` order: the file rows the dataset shows (sorted indices,
+        after `obs_filter`) and how many rows the file has. Known since construction: nothing
+        is read.
+
+        >>> with MappedCollection(["sample.h5ad"], obs_filter={"cell_type": "T"}) as ds:
+        ...     [(rows.tolist(), n) for rows, n in ds.file_rows()]
+        [([0, 2, 5], 6)]
+        """
+        return [(file.rows, file.n_file_rows) for file in self._files]
+
     def _read_vars(self) -> list[pd.Index]:
         return [file.read_var_names() for file in self._files]
 

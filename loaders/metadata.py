@@ -23,12 +23,13 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loaders.storage import filesystem, is_remote, suffix_of
 
-__all__ = ["SUMMARIZED_SUFFIXES", "summarize"]
+__all__ = ["SUMMARIZED_SUFFIXES", "obs_names", "summarize"]
 
 SUMMARIZED_SUFFIXES = (".parquet", ".h5ad")
 
@@ -70,6 +71,44 @@ def summarize(
     except Exception as exc:
         name = "Parquet" if kind == ".parquet" else "h5ad"
         raise ValueError(f"{uri} is not a readable {name} file: {exc}") from exc
+
+
+def obs_names(
+    uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> pd.Index:
+    """The obs index (cell names) of an `.h5ad` file, local or `s3://`, read from that one
+    dataset (h5py opens `obs` alone, never `X`). FileNotFoundError if the file is not there;
+    ValueError if it is not a readable h5ad file.
+
+    >>> obs_names("sample.h5ad")[:2].tolist()
+    ['cell0', 'cell1']
+    """
+    fs, path = filesystem(uri, storage_options)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"No such file: {uri}")
+    try:
+        if not is_remote(str(uri)):
+            return _obs_index(path)
+        with fs.open(path, "rb") as handle:
+            return _obs_index(handle)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as exc:
+        raise ValueError(f"{uri} is not a readable h5ad file: {exc}") from exc
+
+
+def _obs_index(source: Any) -> pd.Index:
+    with h5py.File(source, "r") as f:
+        group = f["obs"]
+        if isinstance(group, h5py.Dataset):  # anndata < 0.7: a compound dataset
+            return pd.Index(_dataframe(group)[0])
+        index = _text(group.attrs.get("_index", "_index"))
+        if index not in group:
+            raise ValueError("it has no obs index")
+        dset = group[index]
+        if h5py.check_string_dtype(dset.dtype) is not None:
+            return pd.Index(dset.asstr()[()], dtype=object)
+        return pd.Index([_text(v) for v in dset[()]], dtype=object)
 
 
 # -- parquet -----------------------------------------------------------------------------------
