@@ -25,6 +25,7 @@ from graph.questions import ARTIFACT_DIFF as ARTIFACT_DIFF
 from graph.questions import COLLECTION_DIFF as COLLECTION_DIFF
 from graph.questions import IMPACT as IMPACT
 from graph.questions import RUN_DIFF as RUN_DIFF
+from graph.questions import RUN_ROWS as RUN_ROWS
 from graph.questions import STALE as STALE
 
 # Every version of the collections with a key, oldest first, with their members in order.
@@ -167,6 +168,7 @@ RECIPES: tuple[str, ...] = (
     "IMPACT",
     "RUN_DIFF",
     "ARTIFACT_DIFF",
+    "RUN_ROWS",
 )
 
 __all__ = ["RECIPES", *RECIPES]

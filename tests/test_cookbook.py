@@ -320,7 +320,10 @@ def _check_run_diff(df: pd.DataFrame, ns: dict[str, Any]) -> None:
     assert changed["params"] == ('{"min_cells": 10}', '{"compare_versions": true}')
     assert {"started_at", "uid", "id"} <= set(changed)
     assert list(row["old_transform"]) == list(row["new_transform"])
-    assert [x[1] for x in row["old_inputs"]] == [ns["latest"].uid]
+    # The demo's run loaded the latest collection: the collection and, for the rows it read,
+    # the member versions are its inputs (`USED`).
+    batch2 = ln.Artifact.get(key="demo/batch2.h5ad")
+    assert {x[1] for x in row["old_inputs"]} == {ns["latest"].uid, ns["batch1"].uid, batch2.uid}
     assert {x[1] for x in row["new_inputs"]} == {
         ns["first"].uid, ns["latest"].uid, ns["summary"].uid,
     }  # fmt: skip
@@ -343,6 +346,13 @@ def _check_artifact_diff(df: pd.DataFrame, ns: dict[str, Any]) -> None:
     assert content.shape is None and len(content.obs_names.added) == 60
 
 
+def _check_run_rows(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    assert list(df["key"]) == ["demo/batch1.h5ad", "demo/batch2.h5ad"]
+    assert list(df["n_rows"]) == list(df["n_used"]) == [60, 60]  # load() read every row
+    seen = ln.lineage.samples(ns["run"])
+    assert [(a.key, a.rows.tolist()) for a in seen] == [(key, list(range(60))) for key in df["key"]]
+
+
 CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
     "UPSTREAM": _check_upstream,
     "DOWNSTREAM": _check_downstream,
@@ -362,6 +372,7 @@ CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
     "IMPACT": _check_impact,
     "RUN_DIFF": _check_run_diff,
     "ARTIFACT_DIFF": _check_artifact_diff,
+    "RUN_ROWS": _check_run_rows,
 }
 
 
