@@ -1,0 +1,263 @@
+"""Feature values in the graph: dtypes, writing, reading and removing them.
+
+Two shapes (docs/architecture.md, "Features"):
+- a scalar value (int, float, str, bool, date, datetime, dict as JSON text) is a
+  `(:FeatureValue {feature: <feature uid>, value})` node, one per distinct pair, shared by every
+  record that holds it: `(record)-[:HAS_VALUE]->(value)`. The composite uniqueness constraint on
+  `(feature, value)` (graph/schema.py) is the index `filter(temperature__gt=20)` seeks;
+- a categorical value is an edge `(record)-[:LABELED_WITH {feature: <feature uid>}]->(:ULabel)`,
+  the edge `record.ulabels` already follows (lamindb's label links carry their feature too).
+
+A `list[...]` feature holds one value node or label edge per element. Records are `Artifact`,
+`Collection` and `Run` nodes. Every name in the text below comes from this module or the
+models; feature uids, values and record uids are parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import neo4j
+
+from graph.connection import Connection, plain
+from graph.errors import FieldValidationError, MissingTarget
+
+HOST_LABELS = ("Artifact", "Collection", "Run")
+VALUE_LABEL = "FeatureValue"
+HAS_VALUE = "HAS_VALUE"
+LABEL_EDGE = "LABELED_WITH"
+SCALAR_DTYPES = ("int", "float", "num", "str", "bool", "date", "datetime", "dict")
+
+_DTYPE = re.compile(
+    r"(?P<list>list\[)?(?:(?P<scalar>int|float|num|str|bool|date|datetime|dict)"
+    r"|cat(?:\[ULabel(?:\[(?P<type>[^\[\]]+)\])?\])?)(?(list)\])"
+)
+
+
+@dataclass(frozen=True)
+class Dtype:
+    """A parsed feature dtype: `base` is a scalar dtype (`num` read as `float`) or "cat"."""
+
+    base: str
+    many: bool  # list[...]
+    label_type: str | None = None  # cat[ULabel[<type>]]: the ULabel type's name
+
+    @property
+    def categorical(self) -> bool:
+        return self.base == "cat"
+
+
+@cache
+def parse_dtype(text: str) -> Dtype | None:
+    """`Dtype` of lamindb's dtype spelling, or None if `text` is not one."""
+    match = _DTYPE.fullmatch(text)
+    if match is None:
+        return None
+    scalar = match["scalar"]
+    base = "float" if scalar == "num" else (scalar or "cat")
+    return Dtype(base, match["list"] is not None, match["type"])
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """A stored feature as queries and writes need it."""
+
+    name: str
+    uid: str
+    dtype: str
+
+    @property
+    def parsed(self) -> Dtype | None:
+        return parse_dtype(self.dtype) if self.dtype else None
+
+
+def feature_refs(conn: Connection, names: Iterable[str] | None = None) -> dict[str, FeatureRef]:
+    """Features in the main branch by name (all of them if `names` is None), types excluded."""
+    where = "" if names is None else "AND f.name IN $names "
+    rows = conn.read(
+        "MATCH (f:Feature) WHERE f.branch = 1 AND NOT coalesce(f.is_type, false) "
+        f"{where}RETURN f.name AS name, f.uid AS uid, f.dtype AS dtype",
+        {"names": None if names is None else sorted(set(names))},
+    )
+    return {r["name"]: FeatureRef(r["name"], r["uid"], r["dtype"]) for r in rows}
+
+
+def features_by_uid(conn: Connection) -> dict[str, FeatureRef]:
+    """Every feature by uid, every branch (values of a trashed feature still show its name)."""
+    rows = conn.read("MATCH (f:Feature) RETURN f.uid AS uid, f.name AS name, f.dtype AS dtype")
+    return {r["uid"]: FeatureRef(r["name"], r["uid"], r["dtype"]) for r in rows}
+
+
+def as_dict(pairs: Sequence[Sequence[Any]], features: dict[str, FeatureRef]) -> dict[str, Any]:
+    """(feature uid, value) pairs as `{feature name: value}`, sorted by name: a list where the
+    dtype is a list or there are several values; dict values decoded from their JSON."""
+    grouped: dict[str, list[Any]] = {}
+    for uid, value in pairs:
+        grouped.setdefault(uid, []).append(plain(value))
+    out: dict[str, Any] = {}
+    for uid, values in grouped.items():
+        ref = features.get(uid)
+        dtype = ref.parsed if ref is not None else None
+        if dtype is not None and dtype.base == "dict":
+            values = [json.loads(v) for v in values]
+        many = dtype is not None and dtype.many
+        out[ref.name if ref is not None else uid] = values if many or len(values) > 1 else values[0]
+    return dict(sorted(out.items()))
+
+
+def value_columns(
+    conn: Connection, pairs_per_row: Sequence[Sequence[Any]], wanted: Sequence[str] | None
+) -> dict[str, list[Any]]:
+    """One column per feature (those that occur, by name, or `wanted` in its order) from the
+    (feature uid, value) pairs of each row; an unknown wanted name raises."""
+    features = features_by_uid(conn)
+    shown = [as_dict(pairs, features) if pairs else {} for pairs in pairs_per_row]
+    if wanted is None:
+        columns = sorted({name for values in shown for name in values})
+    else:
+        known = {ref.name for ref in features.values()}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise FieldValidationError(
+                f"df(features=...): no feature named {', '.join(map(repr, unknown))}; "
+                f"features: {', '.join(sorted(known)) or '(none)'}"
+            )
+        columns = list(wanted)
+    return {c: [values.get(c) for values in shown] for c in columns}
+
+
+def find_labels(
+    conn: Connection, names: Sequence[str], label_type: str | None
+) -> dict[str, list[str]]:
+    """ULabel uids in the main branch by name (within the type `label_type` if given)."""
+    type_cond = (
+        "" if label_type is None else "AND EXISTS { MATCH (u)-[:OF_TYPE]->(:ULabel {name: $type}) }"
+    )
+    rows = conn.read(
+        "UNWIND $names AS name MATCH (u:ULabel {name: name}) "
+        f"WHERE u.branch = 1 AND NOT coalesce(u.is_type, false) {type_cond} "
+        "RETURN name, collect(u.uid) AS uids",
+        {"names": sorted(set(names)), "type": label_type},
+    )
+    return {r["name"]: r["uids"] for r in rows}
+
+
+@dataclass
+class Annotation:
+    """What to add to (or keep on) one record: `values` are (feature uid, value) pairs, `labels`
+    (feature uid, ULabel uid) pairs."""
+
+    uid: str
+    values: list[tuple[str, Any]]
+    labels: list[tuple[str, str]]
+
+
+def add_values(conn: Connection, label: str, annotations: Sequence[Annotation]) -> None:
+    """Add feature values to records of `label`, all in one transaction (one UNWIND statement
+    per shape for the whole batch); values and edges already there are kept, not doubled.
+    A record or ULabel that no longer exists raises `MissingTarget` and nothing is written."""
+    _check_host(label)
+    rows = [
+        {
+            "uid": a.uid,
+            "values": [{"f": f, "v": v} for f, v in a.values],
+            "labels": [{"f": f, "u": u} for f, u in a.labels],
+        }
+        for a in annotations
+    ]
+    label_uids = sorted({u for a in annotations for _, u in a.labels})
+
+    def work(tx: neo4j.ManagedTransaction) -> None:
+        found = tx.run(
+            f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) RETURN count(n) AS c",
+            uids=sorted({r["uid"] for r in rows}),
+        ).single()
+        if found is None or found["c"] != len({r["uid"] for r in rows}):
+            raise MissingTarget(f"some {label} records to annotate no longer exist", label)
+        if label_uids:
+            seen = tx.run(
+                "UNWIND $uids AS uid MATCH (u:ULabel {uid: uid}) RETURN count(u) AS c",
+                uids=label_uids,
+            ).single()
+            if seen is None or seen["c"] != len(label_uids):
+                raise MissingTarget("some ULabels to annotate with no longer exist", "ULabel")
+        tx.run(
+            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+            "UNWIND row.values AS fv "
+            f"MERGE (v:`{VALUE_LABEL}` {{feature: fv.f, value: fv.v}}) "
+            f"MERGE (n)-[:`{HAS_VALUE}`]->(v)",
+            rows=[r for r in rows if r["values"]],
+        ).consume()
+        tx.run(
+            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+            "UNWIND row.labels AS fl MATCH (u:ULabel {uid: fl.u}) "
+            f"MERGE (n)-[:`{LABEL_EDGE}` {{feature: fl.f}}]->(u)",
+            rows=[r for r in rows if r["labels"]],
+        ).consume()
+
+    conn.write(work)
+
+
+def remove_values(
+    conn: Connection,
+    label: str,
+    uid: str,
+    features: Sequence[str],
+    values: Sequence[Any] | None = None,
+    labels: Sequence[str] | None = None,
+) -> int:
+    """Remove the values of features (uids) from one record, in one transaction: all of them,
+    or only `values` (scalars) and `labels` (ULabel uids). Returns how many were removed."""
+    _check_host(label)
+
+    def work(tx: neo4j.ManagedTransaction) -> int:
+        removed = tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}})-[r:`{HAS_VALUE}`]->(v:`{VALUE_LABEL}`) "
+            "WHERE v.feature IN $features AND ($values IS NULL OR v.value IN $values) "
+            "DELETE r RETURN count(r) AS c",
+            uid=uid,
+            features=list(features),
+            values=None if values is None else list(values),
+        ).single()
+        unlinked = tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}})-[r:`{LABEL_EDGE}`]->(u:ULabel) "
+            "WHERE r.feature IN $features AND ($labels IS NULL OR u.uid IN $labels) "
+            "DELETE r RETURN count(r) AS c",
+            uid=uid,
+            features=list(features),
+            labels=None if labels is None else list(labels),
+        ).single()
+        return (removed["c"] if removed else 0) + (unlinked["c"] if unlinked else 0)
+
+    return conn.write(work)
+
+
+# The (feature uid, value) pairs of record `n`: scalar values, then label names. Shared by
+# `get_values` and `graph.query`'s `df(features=...)`, so both read the same thing.
+VALUES_EXPR = (
+    f"COLLECT {{ MATCH (n)-[:`{HAS_VALUE}`]->(v:`{VALUE_LABEL}`) RETURN [v.feature, v.value] AS p "
+    "ORDER BY p } + "
+    f"COLLECT {{ MATCH (n)-[r:`{LABEL_EDGE}`]->(u:ULabel) WHERE r.feature IS NOT NULL "
+    "RETURN [r.feature, u.name] AS p ORDER BY p }"
+)
+
+
+def get_values(conn: Connection, label: str, uid: str) -> list[tuple[str, Any]]:
+    """(feature uid, value) pairs of one record; label values by the ULabel's name."""
+    _check_host(label)
+    rows = conn.read(
+        f"MATCH (n:`{label}` {{uid: $uid}}) RETURN {VALUES_EXPR} AS pairs", {"uid": uid}
+    )
+    if not rows:
+        return []
+    return [(f, v) for f, v in rows[0]["pairs"]]
+
+
+def _check_host(label: str) -> None:
+    if label not in HOST_LABELS:
+        raise ValueError(f"feature values live on {', '.join(HOST_LABELS)}, not {label!r}")
