@@ -76,14 +76,22 @@ class FeatureRef:
         return parse_dtype(self.dtype) if self.dtype else None
 
 
+# The one statement that resolves names to features (a filter naming a feature sends it first):
+# the names are a parameter, whatever text they hold.
+FEATURES_BY_NAME = (
+    "MATCH (f:Feature) WHERE f.branch = 1 AND NOT coalesce(f.is_type, false) "
+    "AND ($names IS NULL OR f.name IN $names) "
+    "RETURN f.name AS name, f.uid AS uid, f.dtype AS dtype"
+)
+
+
 def feature_refs(conn: Connection, names: Iterable[str] | None = None) -> dict[str, FeatureRef]:
-    """Features in the main branch by name (all of them if `names` is None), types excluded."""
-    where = "" if names is None else "AND f.name IN $names "
-    rows = conn.read(
-        "MATCH (f:Feature) WHERE f.branch = 1 AND NOT coalesce(f.is_type, false) "
-        f"{where}RETURN f.name AS name, f.uid AS uid, f.dtype AS dtype",
-        {"names": None if names is None else sorted(set(names))},
-    )
+    """Features in the main branch by name (all of them if `names` is None), types excluded.
+    Names that are not valid Unicode (no feature can have one) are not sent."""
+    wanted = None if names is None else sorted(n for n in set(names) if _encodable(n))
+    if wanted == []:
+        return {}
+    rows = conn.read(FEATURES_BY_NAME, {"names": wanted})
     return {r["name"]: FeatureRef(r["name"], r["uid"], r["dtype"]) for r in rows}
 
 
@@ -256,6 +264,14 @@ def get_values(conn: Connection, label: str, uid: str) -> list[tuple[str, Any]]:
     if not rows:
         return []
     return [(f, v) for f, v in rows[0]["pairs"]]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_host(label: str) -> None:

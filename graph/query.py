@@ -274,14 +274,15 @@ def _unknown_name(
     label: str, name: str, *, relations: bool = True, features: bool = False
 ) -> FieldValidationError:
     what = "field or relation" if relations else "field"
-    if features:
-        what = "field, relation or feature"
     valid = ", ".join(_valid_field_names(label))
     message = f"{label} has no {what} {name!r}; valid fields: {valid}"
     if relations:
         message += f"; valid relations: {', '.join(sorted(relations_of(label)))}"
     if features:
-        message += "; a feature must be saved first (ln.Feature(name=..., dtype=...).save())"
+        message += (
+            f"; nor a feature named {name!r} (create it first: "
+            "ln.Feature(name=..., dtype=...).save())"
+        )
     return FieldValidationError(message)
 
 
