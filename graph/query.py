@@ -670,21 +670,34 @@ class _Compiler:
         return pattern, cond
 
     def feature_leaf(self, lk: _Lookup, value: Any) -> str:
-        feature = lk.feature
-        assert feature is not None
+        """A feature condition that is not a top-level pattern (under OR or NOT, `isnull`): a
+        list of the record's own values for the feature, tested with `any()`/`size()`. Not an
+        `EXISTS {}`: for that, the planner seeks the (feature, value) index once per record
+        (10k artifacts: 22 s); a pattern comprehension always expands from the record, whose
+        values are few."""
+        feature, dtype = lk.feature, lk.feature.parsed if lk.feature else None
+        assert feature is not None and dtype is not None
+        f = self.param(feature.uid)
+        self._n_features += 1
+        k = self._n_features
+        values = f"[(n)-[:`{HAS_VALUE}`]->(fv{k}:`{VALUE_LABEL}`) WHERE fv{k}.feature = {f} | fv{k}.value]"
+        labels = f"[(n)-[fr{k}:`{LABEL_EDGE}`]->(fl{k}:ULabel) WHERE fr{k}.feature = {f} | fl{k}"
         if lk.op == "isnull" or value is None:
             is_null = True if value is None else value
-            f = self.param(feature.uid)
-            self._n_features += 1
-            k = self._n_features
-            has = (
-                f"EXISTS {{ MATCH (n)-[:`{HAS_VALUE}`]->(fv{k}:`{VALUE_LABEL}`) "
-                f"WHERE fv{k}.feature = {f} }} OR EXISTS {{ MATCH (n)-[fr{k}:`{LABEL_EDGE}`]->"
-                f"(:ULabel) WHERE fr{k}.feature = {f} }}"
-            )
-            return f"NOT ({has})" if is_null else f"({has})"
-        pattern, cond = self.feature_parts(lk, value)
-        return f"EXISTS {{ MATCH {pattern} WHERE {cond} }}"
+            has = f"(size({values}) + size({labels}.uid]) > 0)"
+            return f"NOT {has}" if is_null else has
+        if dtype.categorical:
+            items = value if lk.op == "in" else [value]
+            uids = [isinstance(v, Uid) for v in items]
+            if any(uids) and not all(uids):
+                raise FieldValidationError(
+                    f"{lk.text!r} needs ULabel records or names, not a mix: {value!r}"
+                )
+            prop = "uid" if uids and all(uids) else "name"
+            cond = self._compare(f"_x{k}", lk.op, value, nullable_guard=False)
+            return f"any(_x{k} IN {labels}.{prop}] WHERE {cond})"
+        cond = self._compare(f"_x{k}", lk.op, value, nullable_guard=False)
+        return f"any(_x{k} IN {values} WHERE {cond})"
 
     def seed(self, child: tuple[str, Any]) -> tuple[str, str] | None:
         """A top-level feature condition as a pattern to MATCH (see `_compile`), or None."""
@@ -770,7 +783,7 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
             # to the few records, instead of testing every record's values (an EXISTS per row).
             # Several values of one feature can match: `WITH DISTINCT n` after the WHERE.
             rest = []
-            for child in where.children:
+            for child in _conjuncts(where):
                 seeded = comp.seed(child) if isinstance(child, tuple) else None
                 if seeded is None:
                     rest.append(child)
@@ -798,6 +811,18 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
         return f"{match}\nWHERE {conditions[0]}{distinct}", comp.params, comp
     where_text = " AND ".join(f"({c})" for c in conditions)
     return f"{match}\nWHERE {where_text}{distinct}", comp.params, comp
+
+
+def _conjuncts(q: Q) -> list[Q | tuple[str, Any]]:
+    """The children of an AND, with nested non-negated ANDs flattened (`filter().filter()`
+    nests the second call's conditions)."""
+    out: list[Q | tuple[str, Any]] = []
+    for child in q.children:
+        if isinstance(child, Q) and child.connector == Q.AND and not child.negated:
+            out += _conjuncts(child)
+        else:
+            out.append(child)
+    return out
 
 
 def _anchor_match(anchor: Anchor, label: str, comp: _Compiler) -> str:
