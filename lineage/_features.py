@@ -369,8 +369,8 @@ class FeatureManager:
         """`{feature name: value}`; a list where the dtype is a list or there are several."""
         require_saved(self._host, "features.get_values()")
         conn = self._host._inst().connection
-        pairs = gf.get_values(conn, self._host._label, self._host.uid)
-        return gf.as_dict(pairs, gf.features_by_uid(conn)) if pairs else {}
+        flat = gf.get_values(conn, self._host._label, self._host.uid)
+        return gf.as_dict(flat, gf.features_by_uid(conn)) if flat else {}
 
     def remove_values(
         self,

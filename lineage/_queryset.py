@@ -347,10 +347,10 @@ class QuerySet(Generic[R]):
             )
         # One query reads the records and their values (`fetch(..., features=True)`).
         rows = gq.fetch(conn, sel, include=includes, features=True)
-        pairs = [row.pop(gq.FEATURES_KEY) for row in rows]
+        flat = [row.pop(gq.FEATURES_KEY) for row in rows]
         wanted = None if features is True else [str(f) for f in features]
         frame = self.model._frame(rows, includes)
-        for name, column in gf.value_columns(conn, pairs, wanted).items():
+        for name, column in gf.value_columns(conn, flat, wanted).items():
             frame[name] = column
         return frame
 
