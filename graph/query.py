@@ -609,6 +609,10 @@ def _chain(hops: Sequence[Relation], prefix: str) -> tuple[str, str]:
     return " ".join(clauses), src
 
 
+# Feature lookups the (feature, value) index answers with a seek (an index hint for these).
+_SEEKABLE = frozenset({"exact", "in", *COMPARISON_OPS})
+
+
 class _Compiler:
     def __init__(self, label: str, features: Sequence[FeatureRef] = ()) -> None:
         self.label = label
@@ -664,6 +668,11 @@ class _Compiler:
             )
             return pattern, cond
         pattern = f"(n)-[:`{HAS_VALUE}`]->(fv{k}:`{VALUE_LABEL}`)"
+        if lk.op in _SEEKABLE:
+            # Seek the (feature, value) index: left alone (or told only `USING INDEX`), the
+            # planner scans the whole index and filters once the pattern expands to records
+            # (10k artifacts: 18,928 entries read to find 984).
+            pattern += f" USING INDEX SEEK fv{k}:`{VALUE_LABEL}`(feature, value)"
         cond = f"fv{k}.feature = {self.param(feature.uid)} AND " + self._compare(
             f"fv{k}.value", lk.op, value, nullable_guard=False
         )
@@ -790,10 +799,11 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
                 else:
                     seeds.append(seeded)
             if seeds:
-                # One MATCH each: within one MATCH Cypher never binds a relationship twice, so
-                # `temperature__gt=20, temperature__lt=30` could not both use one value's edge.
-                match += "".join(f"\nMATCH {p}" for p, _ in seeds)
-                conditions.extend(c for _, c in seeds)
+                # One MATCH each, with its own WHERE: within one MATCH Cypher never binds a
+                # relationship twice, so `temperature__gt=20, temperature__lt=30` could not both
+                # use one value's edge. The rest is tested after `WITH DISTINCT n`.
+                match += "".join(f"\nMATCH {p}\nWHERE {c}" for p, c in seeds)
+                match += "\nWITH DISTINCT n"
                 where = Q._make(Q.AND, False, rest)
 
     where_expr = comp.q(where, False) if where is not None else None
@@ -804,13 +814,12 @@ def _compile(sel: Select, extra: Sequence[str] = ()) -> tuple[str, dict[str, Any
     if where_expr is not None:
         conditions.append(where_expr)
     conditions.extend(extra)
-    distinct = "\nWITH DISTINCT n" if seeds else ""
     if not conditions:
         return match, comp.params, comp
     if len(conditions) == 1:
-        return f"{match}\nWHERE {conditions[0]}{distinct}", comp.params, comp
+        return f"{match}\nWHERE {conditions[0]}", comp.params, comp
     where_text = " AND ".join(f"({c})" for c in conditions)
-    return f"{match}\nWHERE {where_text}{distinct}", comp.params, comp
+    return f"{match}\nWHERE {where_text}", comp.params, comp
 
 
 def _conjuncts(q: Q) -> list[Q | tuple[str, Any]]:

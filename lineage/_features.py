@@ -123,7 +123,14 @@ class Feature(Record):
         """Save; a feature of the same name is the stored one if its dtype agrees (lamindb
         returns it too), else a `ValidationError` naming both dtypes."""
         if not self._saved:
-            stored = Feature.filter(name=self.name).first()
+            # Every branch: the name is unique in the graph, trashed features included.
+            stored = Feature.filter(name=self.name, branch__in=[1, 0, -1]).first()
+            if stored is not None and stored.branch != 1:
+                raise ValidationError(
+                    f"feature {self.name!r} is in the trash or archive (uid {stored.uid}): "
+                    f"restore it (ln.Feature.get({stored.uid!r}).restore()) or delete it "
+                    "permanently first"
+                )
             if stored is not None:
                 if stored.dtype != self.dtype or bool(stored.is_type) != bool(self.is_type):
                     raise ValidationError(

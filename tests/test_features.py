@@ -82,6 +82,8 @@ def test_type_hierarchy_trash_and_restore(db: ln.Instance) -> None:
         ln.Feature(name="x", dtype=int, type=depth)
     depth.delete()
     assert ln.Feature.filter(name="read_depth").count() == 0
+    with pytest.raises(ValidationError, match="in the trash"):
+        ln.Feature(name="read_depth", dtype=int).save()
     depth.restore()
     assert ln.Feature.get(name="read_depth").dtype == "int"
 
@@ -231,8 +233,9 @@ def test_feature_filter_is_one_statement_seeking_the_value_index(
     assert "20" not in query and "T cell" not in query and "temperature" not in query
     result = db.connection.driver.execute_query("EXPLAIN " + query + " RETURN n", params)
     plan = repr(result.summary.plan)
-    # The plan starts from an index (the value constraint's, or ULabel.name), not a label scan.
-    assert "IndexSeek" in plan and "NodeByLabelScan" not in plan, plan
+    # The values are sought in the (feature, value) index, never scanned.
+    assert "NodeUniqueIndexSeek" in plan, plan
+    assert "NodeIndexScan" not in plan and "NodeByLabelScan" not in plan, plan
 
 
 def _plan(db: ln.Instance, qs: ln.QuerySet) -> str:
@@ -252,7 +255,8 @@ def test_chained_filters_also_start_from_the_value_index(
     qs = ln.Artifact.filter(suffix=".txt").filter(temperature__gt=20, cell_type="T cell")
     assert [a.key for a in qs] == ["a2.txt"]
     plan = _plan(db, qs)
-    assert "IndexSeek" in plan and "NodeByLabelScan" not in plan, plan
+    assert "NodeUniqueIndexSeek" in plan and "NodeIndexScan" not in plan, plan
+    assert "NodeByLabelScan" not in plan, plan
 
 
 def test_feature_conditions_under_or_and_not_expand_from_each_record(
