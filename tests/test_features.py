@@ -373,3 +373,19 @@ def test_a_v2_database_upgrades_to_features(db: ln.Instance) -> None:
     conn.run("CREATE (:FeatureValue {feature: 'f', value: 1.0})")
     with pytest.raises(ln.errors.QueryError):
         conn.run("CREATE (:FeatureValue {feature: 'f', value: 1.0})")
+
+
+def test_concurrent_writers_share_one_value_node(storage: Path, db: ln.Instance) -> None:
+    """Eight threads add the same new values to eight artifacts at once: the (feature, value)
+    constraint makes each value one node, every artifact holds it."""
+    from tests.test_versioning import run_threads
+
+    ln.Feature(name="temperature", dtype=float).save()
+    ln.Feature(name="organism", dtype=str).save()
+    artifacts = [make_artifact(storage, f"c{i}.txt") for i in range(8)]
+    _, errors = run_threads(
+        8, lambda i: artifacts[i].features.add_values({"temperature": 37.0, "organism": "human"})
+    )
+    assert errors == []
+    assert _value_nodes(db) == 2
+    assert ln.Artifact.filter(temperature=37.0, organism="human").count() == 8
