@@ -132,10 +132,7 @@ def value_columns(
     """One column per feature (those that occur, by name, or `wanted` in its order) from each
     row's flat `[feature uid, value, ...]` list; an unknown wanted name raises."""
     features = features_by_uid(conn)
-    shown = [as_dict(flat, features) if flat else {} for flat in flat_per_row]
-    if wanted is None:
-        columns = sorted({name for values in shown for name in values})
-    else:
+    if wanted is not None:
         known = {ref.name for ref in features.values()}
         unknown = [w for w in wanted if w not in known]
         if unknown:
@@ -143,8 +140,30 @@ def value_columns(
                 f"df(features=...): no feature named {', '.join(map(repr, unknown))}; "
                 f"features: {', '.join(sorted(known)) or '(none)'}"
             )
-        columns = list(wanted)
-    return {c: [values.get(c) for values in shown] for c in columns}
+    # One value of a one-value dtype goes straight into its column; a row with anything else
+    # (several values of a feature, a list or dict dtype) goes through `as_dict`. Building a
+    # dict per row first cost a fifth of a 1,000-row `df(features=True)`.
+    simple = {
+        uid: ref.name
+        for uid, ref in features.items()
+        if ref.parsed is not None and not ref.parsed.many and ref.parsed.base != "dict"
+    }
+    n = len(flat_per_row)
+    columns: dict[str, list[Any]] = {}
+    for row, flat in enumerate(flat_per_row):
+        uids = flat[0::2]
+        if len(set(uids)) == len(uids) and all(u in simple for u in uids):
+            for i in range(0, len(flat), 2):
+                value = flat[i + 1]
+                column = columns.get(simple[flat[i]])
+                if column is None:
+                    column = columns[simple[flat[i]]] = [None] * n
+                column[row] = value if type(value) in _PLAIN else plain(value)
+        elif flat:
+            for name, value in as_dict(flat, features).items():
+                columns.setdefault(name, [None] * n)[row] = value
+    names = sorted(columns) if wanted is None else list(wanted)
+    return {name: columns.get(name, [None] * n) for name in names}
 
 
 def find_labels(

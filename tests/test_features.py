@@ -157,6 +157,11 @@ def test_all_scalar_dtypes_round_trip(storage: Path) -> None:
         "sizes": [1, 2, 3], "t": when,
     }  # fmt: skip
     assert ln.Artifact.filter(sizes=2).count() == 1  # any element of a list feature
+    frame = ln.Artifact.df(features=True)
+    assert frame["sizes"].tolist() == [[1, 2, 3]] and frame["meta"].tolist() == [
+        {"a": "x", "b": [1, 2]}
+    ]
+    assert frame["d"].tolist() == [date(2024, 5, 1)] and frame["t"].tolist() == [when]
     assert ln.Artifact.filter(d__gte="2024-01-01", t__lt=datetime(2025, 1, 1)).count() == 1
 
 
