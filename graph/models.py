@@ -163,7 +163,34 @@ class _Annotation(NamedNode):
 
 
 class ULabel(_Annotation):
+    # lamindb's type hierarchy: a label with `is_type=True` groups labels (`type`), which a
+    # feature of dtype `cat[ULabel[<type name>]]` accepts exclusively.
+    is_type = BooleanProperty(index=True, default=False)
+
+    type = RelationshipTo("ULabel", "OF_TYPE", cardinality=ZeroOrOne)
+    members = RelationshipFrom("ULabel", "OF_TYPE")
+
     __uid_length__ = 8
+
+
+class Feature(NamedNode):
+    """A named, typed dimension records are annotated with (`artifact.features.add_values`).
+
+    Scalar values are `(:Artifact|Collection|Run)-[:HAS_VALUE]->(:FeatureValue {feature,
+    value})` nodes, one per distinct (feature uid, value) and shared by the records holding it;
+    categorical values are `[:LABELED_WITH {feature}]` edges to `ULabel`s (graph/features.py).
+    """
+
+    name = StringProperty(unique_index=True, required=True)
+    dtype = StringProperty()  # lamindb's spelling: int, float, num, str, cat[ULabel], list[...]
+    description = StringProperty()
+    unit = StringProperty()
+    is_type = BooleanProperty(index=True, default=False)
+
+    type = RelationshipTo("Feature", "OF_TYPE", cardinality=ZeroOrOne)
+    members = RelationshipFrom("Feature", "OF_TYPE")
+
+    __uid_length__ = 12
 
 
 class Project(_Annotation):
@@ -195,6 +222,20 @@ class IdCounter(StructuredNode):
     value = IntegerProperty(required=True)
 
 
+class FeatureValue(StructuredNode):
+    """One distinct scalar value of one feature, shared by every record holding it.
+
+    Not a record (no uid, id or branch): `(feature, value)` is unique (a composite constraint
+    `graph.schema` installs), and its index is what `filter(temperature__gt=20)` seeks.
+    `feature` is the Feature's uid, so renaming a feature moves no values; `value` is an int,
+    float, str, bool, date or datetime (a `dict` value as its JSON text).
+    """
+
+    __label__ = "FeatureValue"
+
+    feature = StringProperty(required=True)
+
+
 class SchemaVersion(StructuredNode):
     """The one node recording which schema migrations ran on this database."""
 
@@ -215,6 +256,7 @@ RECORD_MODELS: tuple[type[RecordNode], ...] = (
     Project,
     Reference,
     Storage,
+    Feature,
 )
 RECORD_LABELS: tuple[str, ...] = tuple(m.__label__ for m in RECORD_MODELS)
 

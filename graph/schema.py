@@ -18,7 +18,7 @@ from neomodel import StructuredNode
 
 from graph.connection import Connection
 from graph.errors import SchemaError
-from graph.models import RECORD_MODELS, IdCounter, SchemaVersion
+from graph.models import RECORD_MODELS, FeatureValue, IdCounter, SchemaVersion
 
 SCHEMA_NAME = "lineage"
 
@@ -46,11 +46,19 @@ MIGRATIONS: list[Migration] = [
         "created_at, name", None),
     (2, "id counters (:LineageCounter {label}) seeded from stored ids; User.handle unique",
      _seed_id_counters),
+    (3, "features: Feature.name unique, ULabel/Feature is_type indexed, FeatureValue "
+        "(feature, value) unique", None),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Annotated: neomodel is untyped, so mypy would join these classes to a bare `type`.
 _MODELS: tuple[type[StructuredNode], ...] = (*RECORD_MODELS, SchemaVersion, IdCounter)
+# Constraints over several properties, which neomodel cannot declare: (label, properties).
+# A feature value is found by its feature and value together (`graph.features`): the
+# constraint's index serves `feature = $f AND value > $x` as one seek.
+_COMPOSITE_UNIQUE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (FeatureValue.__label__, ("feature", "value")),
+)
 
 
 class SchemaItem(NamedTuple):
@@ -58,23 +66,25 @@ class SchemaItem(NamedTuple):
 
     kind: str  # "constraint" (uniqueness) or "index" (range)
     label: str
-    prop: str
+    prop: str  # one property, or several joined by "," (a composite constraint)
 
     @property
     def name(self) -> str:
+        props = self.prop.replace(",", "_")
         if self.kind == "constraint":
-            return f"constraint_unique_{self.label}_{self.prop}"
-        return f"index_{self.label}_{self.prop}"
+            return f"constraint_unique_{self.label}_{props}"
+        return f"index_{self.label}_{props}"
 
     def statement(self) -> str:
         # Labels and property names come from the models, never from users; backticks anyway.
         target = f"(n:`{self.label}`)"
+        props = ", ".join(f"n.`{p}`" for p in self.prop.split(","))
         if self.kind == "constraint":
             return (
                 f"CREATE CONSTRAINT `{self.name}` IF NOT EXISTS "
-                f"FOR {target} REQUIRE n.`{self.prop}` IS UNIQUE"
+                f"FOR {target} REQUIRE ({props}) IS UNIQUE"
             )
-        return f"CREATE INDEX `{self.name}` IF NOT EXISTS FOR {target} ON (n.`{self.prop}`)"
+        return f"CREATE INDEX `{self.name}` IF NOT EXISTS FOR {target} ON ({props})"
 
 
 @dataclass
@@ -100,6 +110,8 @@ def expected_schema() -> list[SchemaItem]:
                 items.append(SchemaItem("constraint", model.__label__, db_name))
             elif prop.index:
                 items.append(SchemaItem("index", model.__label__, db_name))
+    for label, props in _COMPOSITE_UNIQUE:
+        items.append(SchemaItem("constraint", label, ",".join(props)))
     return items
 
 
@@ -108,8 +120,9 @@ def _present(conn: Connection) -> set[tuple[str, str, str]]:
     # name satisfies the model (and `IF NOT EXISTS` would not create a second one anyway).
     constraints = conn.run(
         "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties "
-        "WHERE type IN ['UNIQUENESS', 'NODE_PROPERTY_UNIQUENESS'] AND size(properties) = 1 "
-        "RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+        "WHERE type IN ['UNIQUENESS', 'NODE_PROPERTY_UNIQUENESS'] "
+        "RETURN labelsOrTypes[0] AS label, reduce(s = head(properties), p IN tail(properties) "
+        "| s + ',' + p) AS prop"
     )
     indexes = conn.run(
         "SHOW INDEXES YIELD type, entityType, labelsOrTypes, properties, owningConstraint "

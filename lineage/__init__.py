@@ -17,6 +17,7 @@ from lineage._artifact import Artifact
 from lineage._collection import Collection
 from lineage._cypher import cypher
 from lineage._doctor import doctor
+from lineage._features import Feature
 from lineage._instance import Instance, connect, disconnect
 from lineage._queryset import Q, QuerySet
 from lineage._record import Record
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Artifact",
     "Collection",
+    "Feature",
     "Instance",
     "Project",
     "Q",

@@ -22,6 +22,7 @@ from typing import Any, Self, TypeVar
 
 import loaders
 from graph import records as gr
+from lineage._features import Features
 from lineage._keys import check_key
 from lineage._model import Model
 from lineage._run import Run, context, current_run, mark_input
@@ -45,6 +46,7 @@ class DataRecord(VersionedRecord, HasLineage):
     """The base of `Artifact` and `Collection`: records that hold data and are made by runs."""
 
     _unique_content = True  # the same content again is the stored record, not a new one
+    features = Features()  # `artifact.features.add_values(...)`, `ln.Artifact.features`
 
     def _set_run(self, run: Any) -> None:
         """`run=` as given (checked now), else the tracked run at save time."""

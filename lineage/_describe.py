@@ -58,6 +58,12 @@ def build_tree(record: Model, print_types: bool = False) -> Tree:
             node.add(f"{i}: {_record_label(artifact)}")
         if len(members) > _MAX_MEMBERS:
             node.add(f"... {len(members) - _MAX_MEMBERS} more")
+    features = getattr(record, "features", None)
+    lines = features._lines() if features is not None and hasattr(features, "_lines") else []
+    if lines:
+        node = tree.add("[bold]Features[/bold]")
+        for line in lines:
+            node.add(line)
     labels = [n for n in ("ulabels", "projects", "references", "input_of_runs", "collections",
                           "input_artifacts", "input_collections", "output_artifacts",
                           "output_collections", "runs") if n in relations]  # fmt: skip

@@ -10,12 +10,13 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
+from graph import features as gf
 from graph import ids as gids
 from graph import models as gm
 from graph import query as gq
@@ -43,7 +44,7 @@ def _plain_value(value: Any) -> Any:
     if isinstance(value, Model):
         if value.uid is None or not value._saved:
             raise InvalidArgument(f"{value!r} is not saved; save it before using it in a query")
-        return value.uid
+        return gq.Uid(value.uid)
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain_value(v) for v in value]
     return value
@@ -57,6 +58,38 @@ def plain_q(q: Q) -> Q:
         plain_q(c) if isinstance(c, Q) else (c[0], _plain_value(c[1])) for c in q.children
     ]
     return out
+
+
+def _lookup_heads(q: Q) -> set[str]:
+    """The first part of every lookup in `q` (`temperature` of `temperature__gt`)."""
+    heads: set[str] = set()
+    for child in q.children:
+        if isinstance(child, Q):
+            heads |= _lookup_heads(child)
+        elif isinstance(child[0], str):
+            heads.add(child[0].split("__")[0])
+    return heads
+
+
+def with_features(instance: Callable[[], Instance], select: gq.Select) -> gq.Select:
+    """`select` with the stored features its lookups name (a name that is no field or relation
+    of the label); the query then filters by their values. Names no feature has stay unknown,
+    and compiling the query says so."""
+    label = select.label
+    if select.where is None or label not in gf.HOST_LABELS:
+        return select
+    fields, relations = gm.fields_of(label), gm.relations_of(label)
+    aliases = gm.aliases_of(label)
+    names = {
+        h
+        for h in _lookup_heads(select.where)
+        if h not in fields and h not in relations and h not in aliases
+    }
+    known = {f.name for f in select.features}
+    if not names - known:
+        return select
+    refs = gf.feature_refs(instance().connection, names | known)
+    return replace(select, features=tuple(refs[n] for n in sorted(refs)))
 
 
 def combine(where: Q | None, queries: tuple[Q, ...], expressions: dict[str, Any]) -> Q | None:
@@ -142,6 +175,7 @@ class QuerySet(Generic[R]):
             new = new & Q(branch=self._default_branch)
         where = earlier if new is None else (new if earlier is None else earlier & new)
         qs = self._clone(where=where, branch=branch)
+        qs._select = with_features(self._inst, qs._select)
         gq.compile_select(qs._select)  # unknown fields and bad lookups fail here, not later
         return qs
 
@@ -152,6 +186,7 @@ class QuerySet(Generic[R]):
             return self
         where = ~q if self._select.where is None else self._select.where & ~q
         qs = self._clone(where=where)
+        qs._select = with_features(self._inst, qs._select)
         gq.compile_select(qs._select)  # unknown fields fail here, as in filter()
         return qs
 
@@ -282,7 +317,10 @@ class QuerySet(Generic[R]):
         return repr(self._select.where) if self._select.where is not None else "the query"
 
     def df(
-        self, include: str | builtins.list[str] | None = None, limit: int | None = 100
+        self,
+        include: str | builtins.list[str] | None = None,
+        features: bool | builtins.list[str] = False,
+        limit: int | None = 100,
     ) -> pd.DataFrame:
         """The records as a DataFrame indexed by id; `include` adds related fields.
 
@@ -300,8 +338,21 @@ class QuerySet(Generic[R]):
         if limit is not None:
             limit = limit if sel.limit is None else min(limit, sel.limit)
             sel = replace(sel, limit=limit)
-        rows = gq.fetch(self._inst().connection, sel, include=includes)
-        return self.model._frame(rows, includes)
+        conn = self._inst().connection
+        if features is False:
+            return self.model._frame(gq.fetch(conn, sel, include=includes), includes)
+        if not (features is True or isinstance(features, (list, tuple))):
+            raise InvalidArgument(
+                f"df(features=...) takes True or a list of feature names, not {features!r}"
+            )
+        # One query reads the records and their values (`fetch(..., features=True)`).
+        rows = gq.fetch(conn, sel, include=includes, features=True)
+        flat = [row.pop(gq.FEATURES_KEY) for row in rows]
+        wanted = None if features is True else [str(f) for f in features]
+        frame = self.model._frame(rows, includes)
+        for name, column in gf.value_columns(conn, flat, wanted).items():
+            frame[name] = column
+        return frame
 
     def lookup(self, field: str | None = None, return_field: str | None = None) -> Lookup:
         """Auto-complete object: attribute access by normalised field value.

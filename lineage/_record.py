@@ -196,7 +196,10 @@ class Record(DjangoCompat):
 
     @classmethod
     def df(
-        cls, include: str | list[str] | None = None, features: bool = False, limit: int = 100
+        cls,
+        include: str | list[str] | None = None,
+        features: bool | list[str] = False,
+        limit: int = 100,
     ) -> pd.DataFrame:
         """The registry as a DataFrame: direct fields (not updated_at), `include` related ones.
 
@@ -206,9 +209,7 @@ class Record(DjangoCompat):
         1   my-label              ...
         2     tissue              ...
         """
-        if features:
-            raise InvalidArgument("features=True needs a Feature registry, which lineage has not")
-        return cls._queryset().df(include=include, limit=limit)
+        return cls._queryset().df(include=include, features=features, limit=limit)
 
     @classmethod
     def search(

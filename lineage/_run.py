@@ -17,6 +17,7 @@ from typing import Any
 
 from graph import records as gr
 from graph.models import TRANSFORM_KINDS
+from lineage._features import Features, ParamFeatures
 from lineage._model import Model, register, require_saved
 from lineage._record import Record
 from lineage._samples import drop_rows, pending_rows
@@ -111,6 +112,7 @@ class Run(Record, HasLineage):
     """
 
     _label = "Run"
+    features = Features()  # run features: `run.features.add_values(...)`
 
     def __init__(
         self,
@@ -234,7 +236,11 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
         raise InvalidType(
             f"ln.track() takes a Transform, a key or None, not {type(transform).__name__}"
         )
+    # lamindb keeps params as the run's JSON and features apart; here a param whose name is a
+    # stored feature is also that run feature's value (docs/architecture.md, "Features").
+    param_features = ParamFeatures(transform._inst().connection, params)
     run = Run(transform, params=params).save()
+    param_features.record(run)
     drop_rows()  # rows noted for a run that was never finished are not written
     context.transform, context.run = transform, run
     logger.info("tracking run %s of %s", run.uid, transform.key)

@@ -1,0 +1,396 @@
+"""Feature speed against lamindb 2.x, same inputs, same run.
+
+    python benchmarks/features.py --quick           # 10k artifacts (what docs/architecture.md reports)
+    python benchmarks/features.py                   # 100k artifacts
+    python benchmarks/features.py --skip-lamindb    # our figures only, ratios null
+
+Every artifact is annotated with five features: `temperature` (float), `n_cells` (int),
+`organism` (str, 5 values), `batch` (int, 97 values) and `cell_type` (cat[ULabel], one label
+per 1,000 artifacts). Scenarios, run by one function against `lineage` (in this process) and
+`lamindb` (in a subprocess in its venv, see `_lamindb_env.py`):
+
+1. add: `add_values` for `--n-add` artifacts. lineage: one bulk call
+   (`ln.Artifact.features.add_values_many`). lamindb has no bulk API: `artifact.features
+   .add_values(...)` per artifact, timed on the first `--n-lamindb-add` and scaled to `--n-add`
+   (the per-artifact cost is flat); the other artifacts get the same rows lamindb's add_values
+   writes (JsonValue, ArtifactJsonValue, ArtifactULabel with its feature) by bulk_create, untimed.
+2. filter: `ln.Artifact.filter(suffix=".txt").filter(temperature__gt=T, cell_type=L).to_list()`
+   (two calls: lamindb reads every keyword of a call as a feature once one is) with T chosen so that exactly ~100 artifacts match, `--n-filter` different (T, L), each timed alone
+   (p50, p95); counts are checked.
+3. df: `ln.Artifact.filter(cell_type=L).df(features=True)` (lamindb: `to_dataframe(features=
+   True)`), ~1,000 rows, `--n-df` times (p50); rows and columns are checked.
+
+lineage runs on a scratch Neo4j (`_lineage_env.py`), lamindb on a fresh SQLite instance. Last
+line: one JSON object with every figure and which goals are met: filter p50 <= 20 ms and >= 5x
+lamindb, df >= 5x lamindb, bulk add >= 5x lamindb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+# Standard library only above this line: `--worker lamindb` runs this file with the lamindb
+# venv's interpreter, where neither `graph` nor `lineage` can be imported.
+
+ORGANISMS = ["human", "mouse", "rat", "fish", "fly"]
+# Untimed filter queries first, on both sides: a fresh Neo4j's JVM compiles the query path over
+# its first ~10 runs (10k artifacts: 260, 26, 24, 11 ms, ... then 5-10 ms).
+WARMUP = 10
+
+
+def _say(tag: str, message: str) -> None:
+    print(f"[{tag} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _pct(values: list[float], q: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _values(plan: dict, i: int) -> dict:
+    return {
+        "temperature": plan["temperature"][i],
+        "n_cells": plan["n_cells"][i],
+        "organism": ORGANISMS[i % len(ORGANISMS)],
+        "batch": i % 97,
+        "cell_type": f"type{i % plan['n_labels']}",
+    }
+
+
+# -- the scenarios: one function, either registry ---------------------------------------------
+
+
+def run_scenarios(ln, plan: dict, tag: str, annotate_rest) -> dict:
+    """Every scenario against the module `ln` (lineage or lamindb); returns the figures.
+    `annotate_rest(ln, artifacts, plan)` annotates artifacts beyond the timed ones, untimed."""
+    files, n, ns = Path(plan["files_dir"]), plan["n"], plan["namespace"]
+    fig: dict = {}
+    _say(tag, f"setup: {n} artifacts, 5 features, {plan['n_labels']} labels")
+    t0 = time.perf_counter()
+    artifacts = []
+    for start in range(0, n, 10_000):
+        batch = [
+            ln.Artifact(str(files / f"{i}.txt"), key=f"{ns}feat/{i}.txt")
+            for i in range(start, min(n, start + 10_000))
+        ]
+        ln.save(batch)
+        artifacts += batch
+    ln.save(
+        [
+            ln.Feature(name="temperature", dtype=float),
+            ln.Feature(name="n_cells", dtype=int),
+            ln.Feature(name="organism", dtype=str),
+            ln.Feature(name="batch", dtype=int),
+            ln.Feature(name="cell_type", dtype=ln.ULabel),
+        ]
+    )
+    ln.save([ln.ULabel(name=f"type{k}") for k in range(plan["n_labels"])])
+    fig["setup_s"] = time.perf_counter() - t0
+
+    # 1. add values
+    n_add = plan["n_add"]
+    _say(tag, f"add: values for {n_add} artifacts")
+    fig.update(plan["add"](ln, artifacts[:n_add], plan))
+    _say(tag, f"add: the other {n - n_add} artifacts (untimed)")
+    annotate_rest(ln, artifacts, plan)
+
+    # 2. filter by two features and a field
+    def query(case: dict):
+        # Two calls: lamindb reads every keyword of a call as a feature once one is.
+        return (
+            ln.Artifact.filter(suffix=".txt")
+            .filter(temperature__gt=case["threshold"], cell_type=case["label"])
+            .to_list()
+        )
+
+    for case in plan["filter_warmup"]:
+        query(case)
+    times, wrong = [], 0
+    for case in plan["filters"]:
+        t0 = time.perf_counter()
+        hits = query(case)
+        times.append((time.perf_counter() - t0) * 1000)
+        wrong += len(hits) != case["expected"]
+    fig["filter_p50_ms"], fig["filter_p95_ms"] = _pct(times, 50), _pct(times, 95)
+    fig["filter_wrong_counts"] = wrong
+    fig["filter_hits_mean"] = statistics.mean(c["expected"] for c in plan["filters"])
+
+    # 3. df(features=True) of ~1000 artifacts
+    times, bad = [], 0
+    for k in range(plan["n_df"] + 2):
+        qs = ln.Artifact.filter(cell_type=f"type{k % plan['n_labels']}")
+        t0 = time.perf_counter()
+        frame = plan["df"](qs)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if k >= 2:  # the first two are warm-up
+            times.append(elapsed)
+        expected = sum(1 for i in range(n) if i % plan["n_labels"] == k % plan["n_labels"])
+        columns = {"temperature", "n_cells", "organism", "batch", "cell_type"}
+        bad += len(frame) != expected or not columns <= set(frame.columns)
+    fig["df_p50_ms"] = _pct(times, 50)
+    fig["df_rows"] = len(frame)
+    fig["df_wrong"] = bad
+    return fig
+
+
+# -- lamindb ---------------------------------------------------------------------------------
+
+
+def _lamindb_add(ln, artifacts, plan) -> dict:
+    k = min(plan["n_lamindb_add"], len(artifacts))
+    t0 = time.perf_counter()
+    for i, artifact in enumerate(artifacts[:k]):
+        artifact.features.add_values(_values(plan, i))
+    seconds = time.perf_counter() - t0
+    return {
+        "add_measured_n": k,
+        "add_measured_s": seconds,
+        "add_s": seconds / k * len(artifacts),  # scaled to n_add: lamindb has no bulk call
+    }
+
+
+def _lamindb_annotate_rest(ln, artifacts, plan) -> None:
+    """What lamindb's add_values writes, in bulk, for the artifacts not yet annotated."""
+    from lamindb.models import ArtifactJsonValue, ArtifactULabel, JsonValue
+
+    start = min(plan["n_lamindb_add"], plan["n_add"])
+    features = {f.name: f for f in ln.Feature.filter()}
+    labels = {u.name: u for u in ln.ULabel.filter()}
+    rest = artifacts[start:]
+    wanted = {}
+    for i, _ in enumerate(rest, start):
+        for name, value in _values(plan, i).items():
+            if name != "cell_type":
+                wanted[(name, value)] = None
+    existing = {(v.feature.name, v.value): v for v in JsonValue.filter().select_related("feature")}
+    new = [
+        JsonValue(feature=features[name], value=value)
+        for name, value in wanted
+        if (name, value) not in existing
+    ]
+    JsonValue.objects.bulk_create(new, batch_size=5000)
+    existing = {(v.feature.name, v.value): v for v in JsonValue.filter().select_related("feature")}
+    links, label_links = [], []
+    for i, artifact in enumerate(rest, start):
+        for name, value in _values(plan, i).items():
+            if name == "cell_type":
+                label_links.append(
+                    ArtifactULabel(
+                        artifact_id=artifact.id, ulabel=labels[value], feature=features[name]
+                    )
+                )
+            else:
+                links.append(
+                    ArtifactJsonValue(artifact_id=artifact.id, jsonvalue=existing[(name, value)])
+                )
+    ArtifactJsonValue.objects.bulk_create(links, batch_size=5000)
+    ArtifactULabel.objects.bulk_create(label_links, batch_size=5000)
+
+
+def _lamindb_df(qs):
+    return qs.to_dataframe(features=True, limit=None)
+
+
+def _worker_lamindb(plan_file: str) -> None:
+    plan = json.loads(Path(plan_file).read_text())
+    import lamindb as ln
+    import lamindb_setup
+
+    lamindb_setup.settings.instance._is_on_hub = False
+    ln.settings.verbosity = "error"
+    plan.update(add=_lamindb_add, df=_lamindb_df)
+    fig = run_scenarios(ln, plan, "lamindb", _lamindb_annotate_rest)
+    fig["version"] = ln.__version__
+    print(json.dumps(fig))
+
+
+# -- lineage ---------------------------------------------------------------------------------
+
+
+def _lineage_add(ln, artifacts, plan) -> dict:
+    dicts = [_values(plan, i) for i in range(len(artifacts))]
+    t0 = time.perf_counter()
+    ln.Artifact.features.add_values_many(artifacts, dicts)
+    return {"add_s": time.perf_counter() - t0}
+
+
+def _lineage_annotate_rest(ln, artifacts, plan) -> None:
+    start = plan["n_add"]
+    rest = artifacts[start:]
+    if rest:
+        ln.Artifact.features.add_values_many(
+            rest, [_values(plan, i) for i in range(start, len(artifacts))]
+        )
+
+
+def _lineage_df(qs):
+    return qs.df(features=True, limit=None)
+
+
+def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> dict:
+    from _lineage_env import scratch_lineage
+
+    import lineage as ln
+
+    with scratch_lineage(tmp, install_dir, lambda m: _say("lineage", m)):
+        instance = ln.connect()
+        ln.settings.storage = str(tmp / "lineage-storage")
+        plan = {**plan, "add": _lineage_add, "df": _lineage_df}
+        fig = run_scenarios(ln, plan, "lineage", _lineage_annotate_rest)
+        fig["version"] = ln.__version__
+        fig["neo4j"] = f"{instance.server_version} {instance.server_edition}"
+        return fig
+
+
+def run_lamindb(args, plan_file: Path, tmp: Path, venv_dir: Path) -> dict:
+    from _lamindb_env import ensure_lamindb, init_instance, run_worker
+
+    lenv = ensure_lamindb(venv_dir, spec=args.lamindb_spec)
+    root = tmp / "lamindb"
+    root.mkdir()
+    init_s = init_instance(lenv, root, root / "storage")
+    fig = run_worker(
+        lenv, root, [str(Path(__file__).resolve()), "--worker", "lamindb", str(plan_file)]
+    )
+    fig["init_s"] = init_s
+    return fig
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+
+def make_plan(args, files_dir: Path, namespace: str) -> dict:
+    rng = random.Random(args.seed)
+    n = args.n
+    n_labels = max(1, n // 1000)
+    temperature = [round(rng.uniform(0, 40), 3) for _ in range(n)]
+    n_cells = [rng.randrange(100, 10_000) for _ in range(n)]
+    cases = []
+    for k in rng.sample(range(n_labels), min(n_labels, args.n_filter + WARMUP)):
+        temps = sorted((temperature[i] for i in range(k, n, n_labels)), reverse=True)
+        threshold = temps[min(100, len(temps) - 1)]
+        expected = sum(1 for t in temps if t > threshold)
+        cases.append({"label": f"type{k}", "threshold": threshold, "expected": expected})
+    while len(cases) < args.n_filter + WARMUP:  # few labels (10 at 10k): repeat cases
+        cases.append(cases[len(cases) % max(1, n_labels)])
+    return {
+        "namespace": namespace,
+        "files_dir": str(files_dir),
+        "n": n,
+        "n_labels": n_labels,
+        "n_add": min(args.n_add, n),
+        "n_lamindb_add": args.n_lamindb_add,
+        "n_df": args.n_df,
+        "temperature": temperature,
+        "n_cells": n_cells,
+        "filter_warmup": cases[:WARMUP],
+        "filters": cases[WARMUP:],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="artifacts, each with 5 features")
+    parser.add_argument("--quick", action="store_true", help="10k artifacts")
+    parser.add_argument("--n-add", type=int, default=10_000)
+    parser.add_argument("--n-lamindb-add", type=int, default=200)
+    parser.add_argument("--n-filter", type=int, default=20)
+    parser.add_argument("--n-df", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-lamindb", action="store_true")
+    parser.add_argument("--lamindb-spec", default=None)
+    parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "PLAN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker_lamindb(args.worker[1])
+        return 0
+    if args.quick:
+        args.n = 10_000
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    here = Path(__file__).resolve().parent
+    # benchmarks/lineage.py would shadow the package: the repository root goes first.
+    sys.path[:] = [str(here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.append(str(here))
+    from _lamindb_env import DEFAULT_SPEC, default_venv_dir
+    from _lineage_env import run_namespace
+
+    from graph.server import default_install_dir
+
+    args.lamindb_spec = args.lamindb_spec or DEFAULT_SPEC
+    venv_dir, install_dir = default_venv_dir(), default_install_dir()
+    tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-features-"))
+    results: dict = {}
+    errors: dict = {}
+    extra = {"cpus": os.cpu_count(), "loadavg_1m_start": round(os.getloadavg()[0], 2)}
+    try:
+        plan = make_plan(args, tmp / "files", run_namespace())
+        files = tmp / "files"
+        files.mkdir()
+        for i in range(plan["n"]):
+            (files / f"{i}.txt").write_text(f"lineage features benchmark {plan['namespace']}{i}\n")
+        plan_file = tmp / "plan.json"
+        plan_file.write_text(json.dumps(plan))
+        sides = [("lineage", lambda: run_lineage(plan, tmp, install_dir))]
+        if not args.skip_lamindb:
+            sides.append(("lamindb", lambda: run_lamindb(args, plan_file, tmp, venv_dir)))
+        for side, run in sides:
+            t0 = time.perf_counter()
+            try:
+                results[side] = run()
+                results[side]["side_wall_s"] = time.perf_counter() - t0
+            except Exception as exc:
+                traceback.print_exc()
+                errors[side] = f"{type(exc).__name__}: {exc}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ours, theirs = results.get("lineage") or {}, results.get("lamindb") or {}
+
+    def ratio(name: str) -> float | None:
+        a, b = ours.get(name), theirs.get(name)
+        return round(b / a, 2) if a and b else None
+
+    ratios = {k: ratio(k) for k in ("add_s", "filter_p50_ms", "df_p50_ms")}
+    correct = ours.get("filter_wrong_counts") == 0 and ours.get("df_wrong") == 0
+    goals = {
+        "filter_p50_le_20ms": correct and ours.get("filter_p50_ms", 1e9) <= 20,
+        "filter_5x": None if ratios["filter_p50_ms"] is None else ratios["filter_p50_ms"] >= 5,
+        "df_5x": None if ratios["df_p50_ms"] is None else ratios["df_p50_ms"] >= 5,
+        "add_5x": None if ratios["add_s"] is None else ratios["add_s"] >= 5,
+    }
+    for name in ("add_s", "filter_p50_ms", "filter_p95_ms", "df_p50_ms"):
+        print(f"{name:16s} lineage {ours.get(name)!s:>24s}  lamindb {theirs.get(name)!s:>24s}")
+    print(f"goals: {goals}")
+    extra["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    summary = {
+        "n": plan["n"],
+        "n_add": plan["n_add"],
+        "python": platform.python_version(),
+        "lineage": ours,
+        "lamindb": theirs,
+        "ratios": ratios,
+        "goals": goals,
+        "errors": errors or None,
+        **extra,
+    }
+    print(json.dumps(summary, default=str))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Features: the registry, values on artifacts, collections and runs, queries by feature values,
+`df(features=...)`, the schema migration, and bad input (real Neo4j)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lineage as ln
+from graph.schema import SCHEMA_VERSION, install_schema
+from lineage.errors import FieldValidationError, InvalidType, ValidationError
+from tests.conftest import make_artifact
+
+
+def _value_nodes(db: ln.Instance) -> int:
+    return db.connection.run("MATCH (v:FeatureValue) RETURN count(v) AS c")[0]["c"]
+
+
+def _edges(db: ln.Instance) -> int:
+    return db.connection.run("MATCH ()-[r]->() RETURN count(r) AS c")[0]["c"]
+
+
+@pytest.fixture
+def annotated(storage: Path) -> list[ln.Artifact]:
+    ln.Feature(name="temperature", dtype=float, unit="°C").save()
+    ln.Feature(name="n_cells", dtype=int).save()
+    ln.Feature(name="cell_type", dtype=ln.ULabel).save()
+    ln.Feature(name="organism", dtype="str").save()
+    for name in ("T cell", "B cell"):
+        ln.ULabel(name=name).save()
+    artifacts = [make_artifact(storage, f"a{i}.txt") for i in range(4)]
+    values = [
+        {"temperature": 18.5, "n_cells": 100, "cell_type": "T cell", "organism": "human"},
+        {"temperature": 21.0, "n_cells": 200, "cell_type": "B cell", "organism": "mouse"},
+        {"temperature": 25, "n_cells": 300, "cell_type": "T cell", "organism": "human"},
+        {"n_cells": 400},
+    ]
+    for artifact, v in zip(artifacts, values):
+        artifact.features.add_values(v)
+    return artifacts
+
+
+# -- the registry -------------------------------------------------------------------------------
+def test_feature_dtypes_in_lamindb_spellings(db: ln.Instance) -> None:
+    cell_types = ln.ULabel(name="CellType", is_type=True).save()
+    given = {
+        "a": int, "b": float, "c": "num", "d": str, "e": bool, "f": date, "g": datetime,
+        "h": dict, "i": ln.ULabel, "j": cell_types, "k": list[int], "l": "list[cat[ULabel]]",
+    }  # fmt: skip
+    stored = {n: ln.Feature(name=n, dtype=d).save().dtype for n, d in given.items()}
+    assert stored == {
+        "a": "int", "b": "float", "c": "num", "d": "str", "e": "bool", "f": "date",
+        "g": "datetime", "h": "dict", "i": "cat[ULabel]", "j": "cat[ULabel[CellType]]",
+        "k": "list[int]", "l": "list[cat[ULabel]]",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["integer", "cat[Artifact]", "list[list[int]]", object, None])
+def test_bad_dtypes_are_refused(db: ln.Instance, dtype: object) -> None:
+    with pytest.raises(ValidationError, match="dtype"):
+        ln.Feature(name="x", dtype=dtype)
+    assert ln.Feature.filter().count() == 0
+
+
+def test_name_is_unique_same_dtype_returns_stored(db: ln.Instance) -> None:
+    first = ln.Feature(name="temperature", dtype=float, unit="°C").save()
+    again = ln.Feature(name="temperature", dtype="float").save()
+    assert again.uid == first.uid and again.unit == "°C"
+    with pytest.raises(ValidationError, match="exists with dtype 'float'"):
+        ln.Feature(name="temperature", dtype=int).save()
+    assert ln.Feature.filter(name="temperature").count() == 1
+
+
+def test_type_hierarchy_trash_and_restore(db: ln.Instance) -> None:
+    assay = ln.Feature(name="AssayFeatures", is_type=True).save()
+    depth = ln.Feature(name="read_depth", dtype=int, type=assay).save()
+    assert depth.type == assay and [f.name for f in assay.members] == ["read_depth"]
+    with pytest.raises(ValidationError, match="is_type=True"):
+        ln.Feature(name="x", dtype=int, type=depth)
+    depth.delete()
+    assert ln.Feature.filter(name="read_depth").count() == 0
+    with pytest.raises(ValidationError, match="in the trash"):
+        ln.Feature(name="read_depth", dtype=int).save()
+    depth.restore()
+    assert ln.Feature.get(name="read_depth").dtype == "int"
+
+
+def test_from_dataframe_infers_one_feature_per_column(db: ln.Instance) -> None:
+    frame = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(["T cell", "B cell"]),
+            "n_genes": [2000, 3000],
+            "score": [0.5, 0.7],
+            "donor": ["d1", "d2"],
+            "ok": [True, False],
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+        }
+    )
+    features = ln.Feature.from_dataframe(frame)
+    assert [(f.name, f.dtype) for f in features] == [
+        ("cell_type", "cat[ULabel]"), ("n_genes", "int"), ("score", "float"),
+        ("donor", "str"), ("ok", "bool"), ("when", "datetime"),
+    ]  # fmt: skip
+    assert not any(f._saved for f in features)
+    ln.save(features)
+    assert ln.Feature.filter().count() == 6
+
+
+# -- values -------------------------------------------------------------------------------------
+def test_add_get_remove_values(annotated: list[ln.Artifact]) -> None:
+    a = annotated[0]
+    assert a.features.get_values() == {
+        "cell_type": "T cell", "n_cells": 100, "organism": "human", "temperature": 18.5,
+    }  # fmt: skip
+    # int given to a float feature is stored as a float (one value node for 25 and 25.0)
+    assert annotated[2].features.get_values()["temperature"] == 25.0
+    assert [u.name for u in a.ulabels] == ["T cell"]  # the label edge is a ulabels edge too
+    a.features.remove_values("temperature")
+    assert "temperature" not in a.features.get_values()
+    a.features.remove_values("cell_type", value="T cell")
+    assert "cell_type" not in a.features.get_values()
+    a.features.remove_values()
+    assert a.features.get_values() == {}
+    assert annotated[1].features.get_values()["n_cells"] == 200  # others untouched
+
+
+def test_values_are_shared_nodes_per_feature_and_value(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    before = _value_nodes(db)
+    annotated[3].features.add_values({"organism": "human", "temperature": 18.5})
+    assert _value_nodes(db) == before  # both (feature, value) pairs were stored already
+    annotated[3].features.add_values({"organism": "human"})  # again: no second edge
+    assert annotated[3].features.get_values()["organism"] == "human"
+
+
+def test_all_scalar_dtypes_round_trip(storage: Path) -> None:
+    for name, dtype in [("d", date), ("t", datetime), ("meta", dict), ("flag", bool),
+                        ("sizes", list[int])]:  # fmt: skip
+        ln.Feature(name=name, dtype=dtype).save()
+    a = make_artifact(storage, "x.txt")
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    a.features.add_values(
+        {
+            "d": date(2024, 5, 1),
+            "t": when,
+            "meta": {"b": [1, 2], "a": "x"},
+            "flag": False,
+            "sizes": [3, 1, 2],
+        }
+    )
+    assert a.features.get_values() == {
+        "d": date(2024, 5, 1), "flag": False, "meta": {"a": "x", "b": [1, 2]},
+        "sizes": [1, 2, 3], "t": when,
+    }  # fmt: skip
+    assert ln.Artifact.filter(sizes=2).count() == 1  # any element of a list feature
+    frame = ln.Artifact.df(features=True)
+    assert frame["sizes"].tolist() == [[1, 2, 3]] and frame["meta"].tolist() == [
+        {"a": "x", "b": [1, 2]}
+    ]
+    assert frame["d"].tolist() == [date(2024, 5, 1)] and frame["t"].tolist() == [when]
+    assert ln.Artifact.filter(d__gte="2024-01-01", t__lt=datetime(2025, 1, 1)).count() == 1
+
+
+def test_collections_and_runs_hold_values(annotated: list[ln.Artifact]) -> None:
+    collection = ln.Collection(annotated[:2], key="c").save()
+    collection.features.add_values({"organism": "human", "cell_type": ["T cell", "B cell"]})
+    assert collection.features.get_values() == {
+        "cell_type": ["B cell", "T cell"], "organism": "human",
+    }  # fmt: skip
+    assert ln.Collection.filter(cell_type="B cell").one() == collection
+    ln.Feature(name="learning_rate", dtype=float).save()
+    run = ln.track("train.py", params={"learning_rate": 0.01, "epochs": 3})
+    assert run.params == {"learning_rate": 0.01, "epochs": 3}  # readable as before
+    assert run.features.get_values() == {"learning_rate": 0.01}  # the param with a feature
+    assert ln.Run.filter(learning_rate__lt=0.1).one() == run
+    ln.finish()
+
+
+def test_track_refuses_a_param_of_the_wrong_dtype_before_the_run(storage: Path) -> None:
+    ln.Feature(name="learning_rate", dtype=float).save()
+    with pytest.raises(ValidationError, match="'learning_rate' has dtype float"):
+        ln.track("train.py", params={"learning_rate": "fast"})
+    assert ln.Run.filter().count() == 0
+
+
+def test_describe_shows_values(annotated: list[ln.Artifact], capsys: pytest.CaptureFixture) -> None:
+    annotated[0].describe()
+    out = capsys.readouterr().out
+    assert "Features" in out and "temperature: 18.5" in out and "cell_type: 'T cell'" in out
+
+
+def test_bulk_add_values(annotated: list[ln.Artifact], storage: Path) -> None:
+    more = [make_artifact(storage, f"bulk{i}.txt") for i in range(5)]
+    ln.Artifact.features.add_values_many(
+        more, [{"n_cells": i, "cell_type": "B cell"} for i in range(5)]
+    )
+    assert ln.Artifact.filter(n_cells__lt=5, cell_type="B cell").count() == 5
+    ln.Artifact.features.add_values_many(more, {"organism": "fish"})
+    assert ln.Artifact.filter(organism="fish").count() == 5
+    with pytest.raises(ValidationError, match="'n_cells' has dtype int"):
+        ln.Artifact.features.add_values_many(more, [{"n_cells": 1}] * 4 + [{"n_cells": "x"}])
+    assert ln.Artifact.filter(n_cells=1).count() == 1  # the earlier value only
+
+
+# -- queries ------------------------------------------------------------------------------------
+def test_filter_by_feature_values(annotated: list[ln.Artifact]) -> None:
+    def keys(qs: ln.QuerySet) -> list[str]:
+        return sorted(a.key for a in qs)
+
+    assert keys(ln.Artifact.filter(temperature__gt=20)) == ["a1.txt", "a2.txt"]
+    assert keys(ln.Artifact.filter(temperature__gt=20, cell_type="T cell")) == ["a2.txt"]
+    assert keys(ln.Artifact.filter(temperature__gt=20, temperature__lt=22)) == ["a1.txt"]
+    assert keys(ln.Artifact.filter(cell_type__in=["B cell", "x"])) == ["a1.txt"]
+    assert keys(ln.Artifact.filter(temperature__isnull=True)) == ["a3.txt"]
+    assert keys(ln.Artifact.filter(cell_type=None)) == ["a3.txt"]
+    assert keys(ln.Artifact.filter(organism__startswith="hu", key__endswith="2.txt")) == ["a2.txt"]
+    q = ln.Q(temperature__lt=20) | ln.Q(n_cells__gte=400)
+    assert keys(ln.Artifact.filter(q)) == ["a0.txt", "a3.txt"]
+    assert keys(ln.Artifact.filter(n_cells__gt=0).exclude(cell_type="T cell")) == [
+        "a1.txt", "a3.txt",
+    ]  # fmt: skip
+    t_cell = ln.ULabel.get(name="T cell")
+    assert keys(ln.Artifact.filter(cell_type=t_cell)) == ["a0.txt", "a2.txt"]
+    assert ln.Artifact.filter(temperature__gt=20).order_by("-key").first().key == "a2.txt"
+
+
+def test_feature_filter_is_one_statement_seeking_the_value_index(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    from graph import query as gq
+
+    qs = ln.Artifact.filter(temperature__gt=20, cell_type="T cell", suffix=".txt")
+    query, params = gq.compile_select(qs._select)
+    assert "20" not in query and "T cell" not in query and "temperature" not in query
+    result = db.connection.driver.execute_query("EXPLAIN " + query + " RETURN n", params)
+    plan = repr(result.summary.plan)
+    # The values are sought in the (feature, value) index, never scanned.
+    assert "NodeUniqueIndexSeek" in plan, plan
+    assert "NodeIndexScan" not in plan and "NodeByLabelScan" not in plan, plan
+
+
+def _plan(db: ln.Instance, qs: ln.QuerySet) -> str:
+    from graph import query as gq
+
+    query, params = gq.compile_select(qs._select)
+    return repr(
+        db.connection.driver.execute_query("EXPLAIN " + query + " RETURN n", params).summary.plan
+    )
+
+
+def test_chained_filters_also_start_from_the_value_index(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    """`filter(field).filter(feature)` nests the second call's conditions in the Q tree; they
+    are still top-level conjuncts and must seed the MATCH (else: a scan of every record)."""
+    qs = ln.Artifact.filter(suffix=".txt").filter(temperature__gt=20, cell_type="T cell")
+    assert [a.key for a in qs] == ["a2.txt"]
+    plan = _plan(db, qs)
+    assert "NodeUniqueIndexSeek" in plan and "NodeIndexScan" not in plan, plan
+    assert "NodeByLabelScan" not in plan, plan
+
+
+def test_feature_conditions_under_or_and_not_expand_from_each_record(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    """Under OR/NOT a feature condition must not seek the value index once per record (an
+    EXISTS subquery planned that way took 22 s at 10k artifacts): no index seek at all."""
+    qs = ln.Artifact.filter(ln.Q(temperature__gt=20) | ln.Q(cell_type="B cell"))
+    assert sorted(a.key for a in qs) == ["a1.txt", "a2.txt"]
+    assert "IndexSeek" not in _plan(db, qs)
+    qs = ln.Artifact.filter().exclude(temperature__gt=20)
+    assert sorted(a.key for a in qs) == ["a0.txt", "a3.txt"]
+    assert "IndexSeek" not in _plan(db, qs)
+
+
+def test_df_with_features(annotated: list[ln.Artifact]) -> None:
+    frame = ln.Artifact.filter(key__startswith="a").order_by("key").df(features=True)
+    assert list(frame.columns[-4:]) == ["cell_type", "n_cells", "organism", "temperature"]
+    assert frame["temperature"].tolist()[:3] == [18.5, 21.0, 25.0]
+    assert frame["cell_type"].tolist() == ["T cell", "B cell", "T cell", None]
+    some = ln.Artifact.df(features=["n_cells"])
+    assert some["n_cells"].tolist() == [100, 200, 300, 400] and "temperature" not in some
+    with pytest.raises(FieldValidationError, match="no feature named 'nope'"):
+        ln.Artifact.df(features=["nope"])
+
+
+# -- bad input ----------------------------------------------------------------------------------
+def test_wrong_dtype_names_feature_value_dtype_and_writes_nothing(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    a = annotated[3]
+    before = (_value_nodes(db), _edges(db))
+    with pytest.raises(ValidationError) as exc:
+        a.features.add_values({"n_cells": 5, "temperature": "warm"})
+    assert "'temperature'" in str(exc.value) and "'warm'" in str(exc.value)
+    assert "float" in str(exc.value)
+    for bad in ({"n_cells": 1.5}, {"n_cells": True}, {"organism": 3}, {"temperature": [1.0]}):
+        with pytest.raises(ValidationError):
+            a.features.add_values(bad)
+    assert (_value_nodes(db), _edges(db)) == before
+    assert a.features.get_values() == {"n_cells": 400}
+
+
+def test_unknown_feature_and_unknown_labels(annotated: list[ln.Artifact], db: ln.Instance) -> None:
+    a = annotated[3]
+    before = (_value_nodes(db), _edges(db))
+    with pytest.raises(ValidationError, match="no feature named 'nope'"):
+        a.features.add_values({"nope": 1, "n_cells": 2})
+    with pytest.raises(ValidationError, match=r"could not be validated.*'NK cell', 'X cell'"):
+        a.features.add_values({"cell_type": ["NK cell", "T cell", "X cell"], "n_cells": 2})
+    assert (_value_nodes(db), _edges(db)) == before
+    ln.ULabel(name="NK cell").save()
+    a.features.add_values({"cell_type": "NK cell"})
+    assert a.features.get_values()["cell_type"] == "NK cell"
+    with pytest.raises(
+        FieldValidationError, match=r"no field or relation 'nope'.*nor a feature named 'nope'"
+    ):
+        ln.Artifact.filter(nope=1)
+    with pytest.raises(FieldValidationError, match="needs a number"):
+        ln.Artifact.filter(temperature__gt="warm")
+    with pytest.raises(FieldValidationError, match="lookup 'gt' does not apply"):
+        ln.Artifact.filter(cell_type__gt="a")
+
+
+def test_typed_labels_only_accept_their_type(storage: Path) -> None:
+    cell_types = ln.ULabel(name="CellType", is_type=True).save()
+    ln.ULabel(name="T cell", type=cell_types).save()
+    ln.ULabel(name="liver").save()
+    ln.Feature(name="cell_type", dtype=cell_types).save()
+    a = make_artifact(storage, "x.txt")
+    with pytest.raises(ValidationError, match="'liver'"):
+        a.features.add_values({"cell_type": "liver"})
+    a.features.add_values({"cell_type": "T cell"})
+    assert a.features.get_values() == {"cell_type": "T cell"}
+
+
+def test_injected_names_are_data(storage: Path, db: ln.Instance) -> None:
+    evil = "x`}) DETACH DELETE n //"
+    ln.Feature(name=evil, dtype=str).save()
+    a = make_artifact(storage, "x.txt")
+    a.features.add_values({evil: "y') DETACH DELETE n //"})
+    assert a.features.get_values() == {evil: "y') DETACH DELETE n //"}
+    assert ln.Artifact.filter(**{evil: "y') DETACH DELETE n //"}).one() == a
+    assert ln.Artifact.filter().count() == 1 and ln.Feature.filter().count() == 1
+    with pytest.raises(FieldValidationError):
+        ln.Artifact.filter(**{"y`}) DETACH DELETE n //": 1}).count()
+    assert ln.Artifact.df(features=True)[evil].tolist() == ["y') DETACH DELETE n //"]
+
+
+def test_unsaved_records_and_bad_keys(storage: Path) -> None:
+    ln.Feature(name="n", dtype=int).save()
+    path = storage.parent / "unsaved.txt"
+    path.write_text("never saved\n")
+    with pytest.raises(ln.errors.NotSaved):
+        ln.Artifact(path, key="unsaved.txt").features.add_values({"n": 1})
+    a = make_artifact(storage, "c.txt")
+    with pytest.raises(InvalidType):
+        a.features.add_values({1: 1})  # type: ignore[dict-item]
+    with pytest.raises(InvalidType):
+        a.features.add_values(["n", 1])  # type: ignore[arg-type]
+
+
+# -- schema -------------------------------------------------------------------------------------
+def test_a_v2_database_upgrades_to_features(db: ln.Instance) -> None:
+    conn = db.connection
+    for name in ("constraint_unique_Feature_name", "constraint_unique_FeatureValue_feature_value"):
+        conn.run(f"DROP CONSTRAINT {name}")
+    conn.run("DROP INDEX index_ULabel_is_type")
+    conn.run("MATCH (s:LineageSchema) SET s.version = 2")
+    report = install_schema(conn)
+    assert report.migrations_run == [3] and report.version == SCHEMA_VERSION == 3
+    assert "constraint_unique_FeatureValue_feature_value" in report.created
+    ln.Feature(name="t", dtype=float).save()
+    conn.run("CREATE (:FeatureValue {feature: 'f', value: 1.0})")
+    with pytest.raises(ln.errors.QueryError):
+        conn.run("CREATE (:FeatureValue {feature: 'f', value: 1.0})")
+
+
+def test_concurrent_writers_share_one_value_node(storage: Path, db: ln.Instance) -> None:
+    """Eight threads add the same new values to eight artifacts at once: the (feature, value)
+    constraint makes each value one node, every artifact holds it."""
+    from tests.test_versioning import run_threads
+
+    ln.Feature(name="temperature", dtype=float).save()
+    ln.Feature(name="organism", dtype=str).save()
+    artifacts = [make_artifact(storage, f"c{i}.txt") for i in range(8)]
+    _, errors = run_threads(
+        8, lambda i: artifacts[i].features.add_values({"temperature": 37.0, "organism": "human"})
+    )
+    assert errors == []
+    assert _value_nodes(db) == 2
+    assert ln.Artifact.filter(temperature=37.0, organism="human").count() == 8
