@@ -8,8 +8,11 @@ query compiler.
 This module is the bottom of lineage's record modules, which import in one direction:
 
     _model (values, identity) -> _queryset (QuerySet over models) -> _record (Record: queries,
-    save, delete) -> _versioned -> _data (artifacts' and collections' shared base and their
-    data helpers) -> _artifact, _collection, _run, _registries -> __init__
+    save, delete) -> _versioned -> ... -> _registries -> _features -> _run -> _data
+    (artifacts' and collections' shared base and their data helpers) -> _artifact ->
+    _collection -> __init__
+
+(the whole order, with the modules between, is in docs/architecture.md, "Layers").
 
 A QuerySet only knows `Model`; what it cannot do itself (load, mapped) it asks its model for,
 so no lower module needs a registry class.
