@@ -160,3 +160,15 @@ def storage(db: ln.Instance, tmp_path: Path) -> Iterator[Path]:
     finally:
         ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = saved
         ln.context.run = ln.context.transform = None
+
+
+@pytest.fixture
+def cli_env(neo4j: Neo4jUnderTest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The CLI connects with `ln.connect()`: point its environment at the session's Neo4j."""
+    env = neo4j.child_env()
+    for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
+        if name in env:
+            monkeypatch.setenv(name, env[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    return env

@@ -13,21 +13,9 @@ import pytest
 import lineage as ln
 from lineage.cli import main, parse_params
 from lineage._resolve import record_by_uid
-from tests.conftest import Neo4jUnderTest, make_artifact
+from tests.conftest import make_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cli_env(neo4j: Neo4jUnderTest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The CLI connects with `ln.connect()`: point its environment at the session's Neo4j."""
-    env = neo4j.child_env()
-    for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        if name in env:
-            monkeypatch.setenv(name, env[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
-    return env
 
 
 @pytest.fixture

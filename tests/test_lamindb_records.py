@@ -312,32 +312,13 @@ def test_storage_delete_checks_its_artifacts_in_its_own_transaction(storage: Pat
     first = make_artifact(storage, "s/a.txt")
     used = first.storage
     first.delete(permanent=True)
-    conn = Connection.open(neo4j.settings)
-    errors: list[BaseException] = []
-    try:
-        with conn.driver.session(database=neo4j.settings.database) as session:
-            tx = session.begin_transaction()
-            tx.run(
-                "MATCH (s:Storage {uid: $uid}) "
-                "CREATE (:Artifact {uid: 'concurrentwriter0000', id: 999, branch: 1})"
-                "-[:STORED_IN]->(s)",
-                uid=used.uid,
-            ).consume()
-
-            def delete() -> None:
-                try:
-                    used.delete(permanent=True)
-                except BaseException as exc:  # asserted below
-                    errors.append(exc)
-
-            deleter = threading.Thread(target=delete)
-            deleter.start()
-            time.sleep(1.0)  # the delete is now waiting for the storage node's lock
-            assert deleter.is_alive()
-            tx.commit()
-            deleter.join(timeout=30)
-    finally:
-        conn.close()
+    errors = _delete_while_a_write_is_open(
+        neo4j,
+        "MATCH (s:Storage {uid: $uid}) "
+        "CREATE (:Artifact {uid: 'concurrentwriter0000', id: 999, branch: 1})-[:STORED_IN]->(s)",
+        used.uid,
+        used,
+    )
     assert len(errors) == 1 and isinstance(errors[0], InvalidArgument), errors
     assert ln.Storage.get(used.uid).root == used.root
 
@@ -599,32 +580,14 @@ def test_artifact_delete_checks_its_collections_in_its_own_transaction(
     # locks it) while the permanent delete waits: the delete must count the collections after
     # it got the lock and refuse, rather than deleting a member from under a saved collection.
     artifact = make_artifact(storage, "m/a.txt")
-    conn = Connection.open(neo4j.settings)
-    errors: list[BaseException] = []
-    try:
-        with conn.driver.session(database=neo4j.settings.database) as session:
-            tx = session.begin_transaction()
-            tx.run(
-                "MATCH (a:Artifact {uid: $uid}) "
-                "CREATE (:Collection {uid: 'concurrentcollect0000', id: 999, branch: 1, "
-                "key: 'held'})-[:CONTAINS {position: 0}]->(a)",
-                uid=artifact.uid,
-            ).consume()
-
-            def delete() -> None:
-                try:
-                    artifact.delete(permanent=True)
-                except BaseException as exc:  # asserted below
-                    errors.append(exc)
-
-            deleter = threading.Thread(target=delete)
-            deleter.start()
-            time.sleep(1.0)  # the delete is now waiting for the artifact node's lock
-            assert deleter.is_alive()
-            tx.commit()
-            deleter.join(timeout=30)
-    finally:
-        conn.close()
+    errors = _delete_while_a_write_is_open(
+        neo4j,
+        "MATCH (a:Artifact {uid: $uid}) "
+        "CREATE (:Collection {uid: 'concurrentcollect0000', id: 999, branch: 1, key: 'held'})"
+        "-[:CONTAINS {position: 0}]->(a)",
+        artifact.uid,
+        artifact,
+    )
     assert len(errors) == 1 and isinstance(errors[0], InvalidArgument), errors
     assert "is a member of collection(s) 'held'" in str(errors[0])
     assert ln.Artifact.get(artifact.uid).path.exists()
@@ -632,3 +595,30 @@ def test_artifact_delete_checks_its_collections_in_its_own_transaction(
         "MATCH (:Collection {key: 'held'})-[:CONTAINS]->(a:Artifact) RETURN a.uid AS uid"
     )
     assert list(members["uid"]) == [artifact.uid]
+
+
+def _delete_while_a_write_is_open(neo4j, write: str, uid: str, record) -> list[BaseException]:
+    """Run `write` (with `$uid`) in an open transaction, start `record.delete(permanent=True)`
+    in a thread, check that it waits for the write's lock, commit; return what it raised."""
+    conn = Connection.open(neo4j.settings)
+    errors: list[BaseException] = []
+    try:
+        with conn.driver.session(database=neo4j.settings.database) as session:
+            tx = session.begin_transaction()
+            tx.run(write, uid=uid).consume()
+
+            def delete() -> None:
+                try:
+                    record.delete(permanent=True)
+                except BaseException as exc:  # returned to the test
+                    errors.append(exc)
+
+            deleter = threading.Thread(target=delete)
+            deleter.start()
+            time.sleep(1.0)  # the delete is now waiting for the node's lock
+            assert deleter.is_alive()
+            tx.commit()
+            deleter.join(timeout=30)
+    finally:
+        conn.close()
+    return errors

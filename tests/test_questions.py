@@ -27,7 +27,7 @@ from lineage._instance import current
 from lineage._lineage import downstream
 from lineage._questions import Change, Member, Move, _moves
 from lineage.cli import main
-from tests.conftest import Neo4jUnderTest, make_artifact
+from tests.conftest import make_artifact
 
 
 def _graph_state() -> tuple[int, int, Any]:
@@ -602,14 +602,6 @@ def test_stale_of_collections_and_bad_key(storage: Path) -> None:
 
 
 # -- CLI ------------------------------------------------------------------------------------------
-@pytest.fixture
-def cli_env(neo4j: Neo4jUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = neo4j.child_env()
-    for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        if name in env:
-            monkeypatch.setenv(name, env[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
 
 
 def test_cli_diff_impact_and_stale(world: World, cli_env: None, capsys) -> None:

@@ -17,7 +17,7 @@ import lineage as ln
 from lineage.cli import main
 from lineage.errors import DoesNotExist, InvalidArgument, InvalidType, NotSaved
 from loaders.rowsets import BITMAP, RANGES, decode_rows, encode_rows, rows_in
-from tests.conftest import Neo4jUnderTest, make_artifact
+from tests.conftest import make_artifact
 
 CELL_TYPES = np.array(["T", "B", "NK"])
 
@@ -302,14 +302,6 @@ def test_nothing_recorded_without_a_run(data: dict[str, Any]) -> None:
 
 
 # -- CLI --------------------------------------------------------------------------------------------
-@pytest.fixture
-def cli_env(neo4j: Neo4jUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = neo4j.child_env()
-    for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        if name in env:
-            monkeypatch.setenv(name, env[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
 
 
 def test_cli_samples(data: dict[str, Any], cli_env: None, capsys) -> None:
