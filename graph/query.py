@@ -613,6 +613,18 @@ def _chain(hops: Sequence[Relation], prefix: str) -> tuple[str, str]:
 _SEEKABLE = frozenset({"exact", "in", *COMPARISON_OPS})
 
 
+def _label_property(lk: _Lookup, value: Any) -> str:
+    """The ULabel property a categorical feature lookup compares: `uid` where the values are
+    records (`Uid`), else `name`; a mix of both is refused."""
+    values = value if lk.op == "in" else [value]
+    uids = [isinstance(v, Uid) for v in values]
+    if any(uids) and not all(uids):
+        raise FieldValidationError(
+            f"{lk.text!r} needs ULabel records or names, not a mix: {value!r}"
+        )
+    return "uid" if uids and all(uids) else "name"
+
+
 class _Compiler:
     def __init__(self, label: str, features: Sequence[FeatureRef] = ()) -> None:
         self.label = label
@@ -655,13 +667,7 @@ class _Compiler:
         self._n_features += 1
         k = self._n_features
         if dtype.categorical:
-            values = value if lk.op == "in" else [value]
-            uids = [isinstance(v, Uid) for v in values]
-            if any(uids) and not all(uids):
-                raise FieldValidationError(
-                    f"{lk.text!r} needs ULabel records or names, not a mix: {value!r}"
-                )
-            prop = "uid" if uids and all(uids) else "name"
+            prop = _label_property(lk, value)
             pattern = f"(n)-[fr{k}:`{LABEL_EDGE}`]->(fl{k}:ULabel)"
             cond = f"fr{k}.feature = {self.param(feature.uid)} AND " + self._compare(
                 f"fl{k}.{prop}", lk.op, value, nullable_guard=False
@@ -696,13 +702,7 @@ class _Compiler:
             has = f"(size({values}) + size({labels}.uid]) > 0)"
             return f"NOT {has}" if is_null else has
         if dtype.categorical:
-            items = value if lk.op == "in" else [value]
-            uids = [isinstance(v, Uid) for v in items]
-            if any(uids) and not all(uids):
-                raise FieldValidationError(
-                    f"{lk.text!r} needs ULabel records or names, not a mix: {value!r}"
-                )
-            prop = "uid" if uids and all(uids) else "name"
+            prop = _label_property(lk, value)
             cond = self._compare(f"_x{k}", lk.op, value, nullable_guard=False)
             return f"any(_x{k} IN {labels}.{prop}] WHERE {cond})"
         cond = self._compare(f"_x{k}", lk.op, value, nullable_guard=False)
