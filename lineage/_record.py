@@ -89,12 +89,13 @@ class Record(DjangoCompat):
         """Write a saved record's changed fields and to-one edges in one transaction;
         `before_update()` runs inside it, with the node locked (see `gr.update_with_file`)."""
         props, replace = self._changes()
+        add = self._added_edges()
         conn = self._inst().connection
         if before_update is None:
-            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
+            row = gr.update_record(conn, self._label, self.uid, props, replace=replace, add=add)
         else:
             row = gr.update_with_file(
-                conn, self._label, self.uid, props, before_update, replace=replace
+                conn, self._label, self.uid, props, before_update, replace=replace, add=add
             )
         self._load(row)
 
