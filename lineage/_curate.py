@@ -68,8 +68,8 @@ def check_schema(schema: Any, otype: str, what: str) -> Schema:
         )
     if schema.otype is not None and schema.otype != otype:
         raise InvalidArgument(
-            f"{what}: schema {schema.name or schema.uid!r} describes a {schema.otype}, not a "
-            f"{otype}"
+            f"{what}: schema {schema.name or schema.uid!r} is for {schema.otype} data, not "
+            f"{otype} data; use a schema with otype={otype!r}"
         )
     return schema
 

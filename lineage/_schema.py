@@ -311,7 +311,8 @@ class Schema(Record):
             require_saved(type, "Schema(type=...)")
             if not type.is_type:
                 raise ValidationError(
-                    f"Schema(type=...) takes a schema type (is_type=True); {type.name!r} is not"
+                    f"Schema(type=...): schema {type.name or type.uid!r} is not a schema type "
+                    "(is_type=True); make one with ln.Schema(name=..., is_type=True)"
                 )
         if not members and not components and not is_type and itype_str is None:
             raise InvalidArgument(
