@@ -44,7 +44,11 @@ class Record(DjangoCompat):
             )
         model = registry_of(rel.target)
         anchor = gq.Anchor(self._label, self.uid, name)
-        select = gq.Select(rel.target, anchor=anchor, branch=branch)
+        # Edges that carry properties may join the same two records more than once (a label
+        # that is the value of two features: one LABELED_WITH {feature} each); a relation
+        # lists each record once.
+        distinct = bool(gm.edge_fields_of(self._label, name))
+        select = gq.Select(rel.target, anchor=anchor, branch=branch, distinct=distinct)
         return RelatedQuerySet(model, select, self._instance, owner=self, relation=name)
 
     # -- writing ---------------------------------------------------------------------------------

@@ -318,6 +318,11 @@ def test_from_dataframe_validates_and_annotates_in_the_nodes_transaction(
         ["perturbation", "IFNG"],
     ]
     assert ln.Artifact.filter(perturbation="IFNG", cell_type_by_model="B cell").one() == artifact
+    # "T cell" is a value of one feature here; a label under two features is listed once
+    ln.Feature(name="cell_type_by_expert", dtype=ln.ULabel).save()
+    artifact.features.add_values({"cell_type_by_expert": "T cell"})
+    assert sorted(u.name for u in artifact.ulabels) == ["B cell", "DMSO", "IFNG", "T cell"]
+    assert artifact.ulabels.count() == 4 and _count_edges("LABELED_WITH") == 5
     assert ln.Artifact.filter(schema=schema).one() == artifact
     assert artifact.load()["treatment_time_h"].tolist() == [24, 24, 6]
 
