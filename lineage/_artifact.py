@@ -46,6 +46,7 @@ from lineage._keys import check_key
 from lineage._model import Model, register, require_saved
 from lineage._registries import forget_storage, registered_root_of, storage_record
 from lineage._run import current_run
+from lineage._schema import valid_features
 from lineage._settings import settings
 from lineage._versioned import only_row
 from lineage.errors import (
@@ -332,6 +333,8 @@ class Artifact(DataRecord):
             raise InvalidType(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
         if schema is None:
             return cls(df, key=key, **kwargs)
+        if isinstance(schema, str) and schema == "valid_features":  # lamindb's built-in
+            schema = valid_features()
         schema = check_schema(schema, "DataFrame", "from_dataframe()")
         if schema.slots:
             raise NotSupported(
@@ -362,6 +365,13 @@ class Artifact(DataRecord):
             raise InvalidType(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
         if schema is None:
             return cls(adata, key=key, **kwargs)
+        if isinstance(schema, str) and schema == "ensembl_gene_ids_and_valid_features_in_obs":
+            raise NotSupported(
+                "from_anndata(schema='ensembl_gene_ids_and_valid_features_in_obs'): lamindb's "
+                "built-in validates var against bionty's gene registry, which lineage does not "
+                "have; pass ln.Schema(otype='AnnData', slots={'obs': ln.Schema(itype=ln.Feature)"
+                ".save(), ...})"
+            )
         schema = check_schema(schema, "AnnData", "from_anndata()")
         if schema.otype != "AnnData" or not schema.slots:
             raise InvalidArgument(

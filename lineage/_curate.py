@@ -333,10 +333,10 @@ class CatVector:
         self.non_validated = [v for v in self.non_validated if v not in mapping]
         self.synonyms = {}
 
-    def add_new(self) -> None:
+    def add_new(self, **fields: Any) -> None:
         """Create a ULabel (of the feature's label type, if it has one) for each value not
-        validated (lamindb's `add_new`); values that only differ by case from a stored label
-        must be standardized first."""
+        validated, with `fields` (e.g. `description=`) (lamindb's `add_new`); values that only
+        differ by case from a stored label must be standardized first."""
         if self.non_validated is None:
             raise ValidationError("Please run validate() first!")
         if self.synonyms:
@@ -362,8 +362,9 @@ class CatVector:
                     f"ULabel type {self.label_type!r}; create it: "
                     f"ln.ULabel(name={self.label_type!r}, is_type=True).save()"
                 )
-        for value in new:
-            ULabel(name=value, type=label_type).save()
+        labels = [ULabel(name=value, type=label_type, **fields) for value in new]  # all checked
+        for label in labels:
+            label.save()
         n = len(new)
         logger.info(
             "added %d record%s with ULabel.name for %r: %s",
@@ -413,9 +414,10 @@ class CatManager:
         self._vector(key).standardize()
         self._owner._is_validated = False
 
-    def add_new_from(self, key: str) -> None:
-        """Create ULabels for the values of column `key` that are no label yet."""
-        self._vector(key).add_new()
+    def add_new_from(self, key: str, **fields: Any) -> None:
+        """Create ULabels for the values of column `key` that are no label yet; `fields` go
+        to each new label (e.g. `description=`)."""
+        self._vector(key).add_new(**fields)
         self._owner._is_validated = False
 
 

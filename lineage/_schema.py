@@ -18,6 +18,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Self
 
+import pandas as pd
+
+from graph import features as gf
 from graph import ids as gids
 from graph import models as gm
 from graph import query as gq
@@ -63,6 +66,14 @@ _VALID = (
     "features, slots, name, description, itype, type, is_type, flexible, otype, minimal_set, "
     "ordered_set, maximal_set, coerce"
 )
+
+
+def valid_features() -> Schema:
+    """lamindb's built-in schema `"valid_features"`: every column named like a feature is
+    validated and annotated. The stored one of that name, else
+    `Schema(name="valid_features", itype=ln.Feature)` saved (as lamindb's `valid_features()`)."""
+    stored = Schema.filter(name="valid_features").order_by("id").first()
+    return stored if stored is not None else Schema(name="valid_features", itype=Feature).save()
 
 
 def itype_text(itype: Any) -> str | None:
@@ -367,6 +378,27 @@ class Schema(Record):
         self.description = description
         if type is not None:
             self.type = type
+
+    @classmethod
+    def from_dataframe(cls, df: Any, name: str | None = None) -> Schema | None:
+        """An unsaved schema of the columns of `df` that name a feature, in column order
+        (lamindb's `Schema.from_dataframe`); None, with a warning, if no column does.
+
+        >>> ln.Feature(name="gene", dtype=str).save()
+        Feature(uid='...', ..., name='gene', dtype='str', is_type=False)
+        >>> schema = ln.Schema.from_dataframe(df, name="genes")
+        >>> [f.name for f in schema.members], schema.otype
+        (['gene'], 'DataFrame')
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise InvalidType(f"Schema.from_dataframe() takes a DataFrame, not {builtins_name(df)}")
+        names = [c for c in df.columns if isinstance(c, str) and gf.encodable(c)]
+        found = {f.name: f for f in Feature.filter(name__in=names, is_type=False)} if names else {}
+        features = [found[c] for c in names if c in found]
+        if not features:
+            logger.warning("no validated features, skip creating schema")
+            return None
+        return cls(features=features, name=name, otype="DataFrame")
 
     @classmethod
     def _stored(cls, digest: str) -> Schema | None:

@@ -635,3 +635,61 @@ def test_an_update_merges_label_edges_keyed_by_feature(storage: Path, immuno: di
             conn, "Artifact", artifact.uid, {},
             add=[gr.EdgeSpec("ulabels", [label.uid], [{"colour": "red"}])],
         )  # fmt: skip
+
+
+def test_lamindbs_builtin_valid_features_schema(storage: Path, schema: ln.Schema) -> None:
+    artifact = ln.Artifact.from_dataframe(
+        _frame(extra=[1, 2, 3]), key="valid.parquet", schema="valid_features"
+    ).save()
+    builtin = ln.Schema.get(name="valid_features")
+    assert artifact.schema == builtin and builtin.hash == "kMi7B_N88uu-YnbTLDU-DA"
+    assert artifact.features.get_values()["perturbation"] == ["DMSO", "IFNG"]
+    with pytest.raises(NotSupported, match="bionty"):
+        ln.Artifact.from_anndata(
+            _adata(["B cell"] * 3), schema="ensembl_gene_ids_and_valid_features_in_obs"
+        )
+    with pytest.raises(InvalidType, match="takes a Schema as schema, not str"):
+        ln.Artifact.from_dataframe(_frame(), key="x.parquet", schema="mini_immuno")
+
+
+def test_schema_from_dataframe_takes_the_columns_that_are_features(
+    storage: Path, immuno: dict[str, ln.Record]
+) -> None:
+    made = ln.Schema.from_dataframe(_frame(extra=[1, 2, 3]).iloc[:, ::-1], name="from df")
+    assert made is not None and not made._saved and made.otype == "DataFrame"
+    assert [f.name for f in made.members] == [
+        "treatment_time_h", "sample_note", "cell_type_by_model", "perturbation",
+    ]  # fmt: skip
+    assert ln.Schema.from_dataframe(pd.DataFrame({"unknown": [1], INJECTED: [2]})) is None
+    with pytest.raises(InvalidType):
+        ln.Schema.from_dataframe({"a": [1]})
+    assert _count("Schema") == 0
+
+
+def test_add_new_from_passes_fields_to_the_new_labels(storage: Path, schema: ln.Schema) -> None:
+    frame = _frame(cell_type_by_model=pd.Categorical(["NK", "T cell", "T cell"]))
+    curator = ln.curators.DataFrameCurator(frame, schema)
+    with pytest.raises(ValidationError):
+        curator.validate()
+    with pytest.raises(InvalidArgument, match="unexpected keyword 'colour'"):
+        curator.cat.add_new_from("cell_type_by_model", colour="red")
+    assert ln.ULabel.filter(name="NK").count() == 0
+    curator.cat.add_new_from("cell_type_by_model", description="natural killer")
+    assert ln.ULabel.get(name="NK").description == "natural killer"
+    curator.validate()
+
+
+def test_describe_shows_schema_members_slots_and_an_artifacts_schema(
+    storage: Path, schema: ln.Schema, capsys: pytest.CaptureFixture
+) -> None:
+    schema.describe()
+    out = capsys.readouterr().out
+    assert "Features (4)" in out and "perturbation: cat[ULabel[Perturbation]]" in out
+    composite = ln.Schema(otype="AnnData", slots={"obs": schema}, name="sc").save()
+    composite.describe()
+    assert f"obs: 'mini_immuno' ({schema.uid})" in capsys.readouterr().out
+    artifact = ln.Artifact.from_dataframe(_frame(), key="d.parquet", schema=schema).save()
+    artifact.describe()
+    out = capsys.readouterr().out
+    assert f"Schema: 'mini_immuno' ({schema.uid})" in out
+    assert "perturbation: ['DMSO', 'IFNG']" in out
