@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -114,7 +115,7 @@ def _dtype_problem(key: str, series: pd.Series, dtype: gf.Dtype, text: str) -> s
         if isinstance(kind, pd.CategoricalDtype):
             ok = all(isinstance(c, str) for c in kind.categories)
         elif pd.api.types.is_object_dtype(kind):
-            ok = all(isinstance(v, str) for v in values)
+            ok = pd.api.types.infer_dtype(values, skipna=True) == "string"
         else:
             ok = pd.api.types.is_string_dtype(kind)
         shown = "str"
@@ -240,8 +241,15 @@ class CatVector:
     def values(self) -> list[str]:
         """The distinct values (list elements for `list[cat[...]]`), missing ones left out;
         values that are not text are compared as text (a label's name is text)."""
+        series = self._get()
+        # One value per distinct value (in order of appearance), not per row: a category column
+        # of a million cells has a few dozen.
+        try:
+            distinct = series if self._dtype.many else series.dropna().unique()
+        except TypeError:  # unhashable values (lists where one value is expected)
+            distinct = series
         seen: dict[str, None] = {}
-        for value in self._get():
+        for value in distinct:
             items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
             for item in items:
                 if not isinstance(item, str) and pd.isna(item):
@@ -518,10 +526,11 @@ class ComponentCurator:
         """Problems with the columns themselves: repeated, missing, not allowed, out of order."""
         problems = []
         columns = list(self._frame.columns)
-        repeated = sorted({str(c) for c in columns if columns.count(c) > 1})
+        present = set(columns)  # an AnnData's var.T has a column per gene: no list scans
+        repeated = sorted({str(c) for c, n in Counter(columns).items() if n > 1})
         if repeated:
             problems.append(f"columns {_format(repeated)} appear more than once")
-        missing = [name for name in self._members if name in self._required and name not in columns]
+        missing = [name for name in self._members if name in self._required and name not in present]
         for name in missing:
             problems.append(
                 f"column '{name}' not in dataframe. Columns in dataframe: "
@@ -535,9 +544,10 @@ class ComponentCurator:
                         "have no other columns)"
                     )
         if self._schema.ordered_set:
-            present = [c for c in columns if c in self._members]
+            members = set(self._members)
+            in_data = [c for c in columns if c in members]
             expected = [m for m in self._members if m in present]
-            for got, want in zip(present, expected):
+            for got, want in zip(in_data, expected):
                 if got != want:
                     problems.append(f"column '{got}' out-of-order (expected '{want}' here)")
                     break

@@ -693,3 +693,23 @@ def test_describe_shows_schema_members_slots_and_an_artifacts_schema(
     out = capsys.readouterr().out
     assert f"Schema: 'mini_immuno' ({schema.uid})" in out
     assert "perturbation: ['DMSO', 'IFNG']" in out
+
+
+def test_odd_column_contents_are_reported_not_crashed_on(
+    storage: Path, schema: ln.Schema, immuno: dict[str, ln.Record]
+) -> None:
+    lists = _frame(cell_type_by_model=[["B cell"], ["T cell"], ["T cell", "B cell"]])
+    with pytest.raises(ValidationError, match="to have type category, got object"):
+        ln.Artifact.from_dataframe(lists, key="x.parquet", schema=schema)
+    repeated = pd.concat([_frame(), _frame()[["sample_note"]]], axis=1)
+    with pytest.raises(ValidationError, match="columns 'sample_note' appear more than once"):
+        ln.Artifact.from_dataframe(repeated, key="y.parquet", schema=schema)
+    many = ln.Feature(name="markers", dtype="list[cat[ULabel]]").save()
+    listed = ln.Schema(features=[many]).save()
+    frame = pd.DataFrame({"markers": [["B cell", "CD8"], None, ["T cell"]]})
+    with pytest.raises(ValidationError, match="1 term not validated in feature 'markers': 'CD8'"):
+        ln.Artifact.from_dataframe(frame, key="z.parquet", schema=listed)
+    frame["markers"] = [["B cell"], None, ["T cell", "B cell"]]
+    artifact = ln.Artifact.from_dataframe(frame, key="z.parquet", schema=listed).save()
+    assert artifact.features.get_values() == {"markers": ["B cell", "T cell"]}
+    assert _count("Artifact") == 1
