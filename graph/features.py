@@ -88,7 +88,7 @@ FEATURES_BY_NAME = (
 def feature_refs(conn: Connection, names: Iterable[str] | None = None) -> dict[str, FeatureRef]:
     """Features in the main branch by name (all of them if `names` is None), types excluded.
     Names that are not valid Unicode (no feature can have one) are not sent."""
-    wanted = None if names is None else sorted(n for n in set(names) if _encodable(n))
+    wanted = None if names is None else sorted(n for n in set(names) if encodable(n))
     if wanted == []:
         return {}
     rows = conn.read(FEATURES_BY_NAME, {"names": wanted})
@@ -180,6 +180,28 @@ def find_labels(
         {"names": sorted(set(names)), "type": label_type},
     )
     return {r["name"]: r["uids"] for r in rows}
+
+
+def labels_by_lower_name(
+    conn: Connection, names: Sequence[str], label_type: str | None
+) -> dict[str, list[str]]:
+    """ULabel names in the main branch (within the type `label_type` if given) equal to one of
+    `names` but for case: each name as given -> the stored names (sorted). What a curator
+    offers to standardize a value to (lamindb's case-insensitive match)."""
+    lowered = sorted({n.lower() for n in names})
+    if not lowered:
+        return {}
+    type_cond = (
+        "" if label_type is None else "AND EXISTS { MATCH (u)-[:OF_TYPE]->(:ULabel {name: $type}) }"
+    )
+    rows = conn.read(
+        "MATCH (u:ULabel) WHERE u.branch = 1 AND NOT coalesce(u.is_type, false) "
+        f"AND toLower(u.name) IN $lowered {type_cond} "
+        "RETURN toLower(u.name) AS lower, collect(DISTINCT u.name) AS names",
+        {"lowered": lowered, "type": label_type},
+    )
+    by_lower = {r["lower"]: sorted(r["names"]) for r in rows}
+    return {n: by_lower[n.lower()] for n in names if n.lower() in by_lower}
 
 
 @dataclass
@@ -293,7 +315,8 @@ def get_values(conn: Connection, label: str, uid: str) -> list[Any]:
     return rows[0]["flat"] if rows else []
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether `text` can be sent to Neo4j (UTF-8: no lone surrogates)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -26,10 +26,25 @@ from neomodel import (
 )
 
 
-class ContainsRel(StructuredRel):
-    """`(:Collection)-[:CONTAINS {position}]->(:Artifact)`: `position` 0..n-1 is the order."""
+class PositionRel(StructuredRel):
+    """An ordered membership: `(:Collection)-[:CONTAINS {position}]->(:Artifact)`,
+    `(:Schema)-[:HAS_FEATURE {position}]->(:Feature)`; `position` 0..n-1 is the order."""
 
     position = IntegerProperty(required=True)
+
+
+class LabelRel(StructuredRel):
+    """`(record)-[:LABELED_WITH {feature}]->(:ULabel)`: `feature` is the uid of the feature whose
+    categorical value the label is (graph/features.py); a plain label edge has none."""
+
+    feature = StringProperty()
+
+
+class SlotRel(StructuredRel):
+    """`(:Schema)-[:HAS_COMPONENT {slot}]->(:Schema)`: the part of the data a component schema
+    validates (`obs`, `var`, `var.T` of an AnnData)."""
+
+    slot = StringProperty(required=True)
 
 
 class RecordNode(StructuredNode):
@@ -72,7 +87,7 @@ class DataRecordNode(VersionedNode):
     __abstract_node__ = True
 
     run = RelationshipTo("Run", "GENERATED_BY", cardinality=ZeroOrOne)
-    ulabels = RelationshipTo("ULabel", "LABELED_WITH")
+    ulabels = RelationshipTo("ULabel", "LABELED_WITH", model=LabelRel)
     projects = RelationshipTo("Project", "IN_PROJECT")
     references = RelationshipTo("Reference", "CITES")
     input_of_runs = RelationshipFrom("Run", "USED")
@@ -95,7 +110,9 @@ class Artifact(DataRecordNode):
 
     revises = RelationshipTo("Artifact", "REVISES", cardinality=ZeroOrOne)
     storage = RelationshipTo("Storage", "STORED_IN", cardinality=ZeroOrOne)
-    collections = RelationshipFrom("Collection", "CONTAINS", model=ContainsRel)
+    # The schema the artifact was validated against (lamindb's `Artifact.schema`).
+    schema = RelationshipTo("Schema", "VALIDATED_BY", cardinality=ZeroOrOne)
+    collections = RelationshipFrom("Collection", "CONTAINS", model=PositionRel)
     meta_of_collection = RelationshipFrom("Collection", "HAS_META", cardinality=ZeroOrOne)
 
 
@@ -103,7 +120,7 @@ class Collection(DataRecordNode):
     reference = StringProperty()
     reference_type = StringProperty()
 
-    artifacts = RelationshipTo("Artifact", "CONTAINS", model=ContainsRel)
+    artifacts = RelationshipTo("Artifact", "CONTAINS", model=PositionRel)
     meta_artifact = RelationshipTo("Artifact", "HAS_META", cardinality=ZeroOrOne)
     revises = RelationshipTo("Collection", "REVISES", cardinality=ZeroOrOne)
 
@@ -158,8 +175,8 @@ class _Annotation(NamedNode):
 
     description = StringProperty()
 
-    artifacts = RelationshipFrom("Artifact", "LABELED_WITH")
-    collections = RelationshipFrom("Collection", "LABELED_WITH")
+    artifacts = RelationshipFrom("Artifact", "LABELED_WITH", model=LabelRel)
+    collections = RelationshipFrom("Collection", "LABELED_WITH", model=LabelRel)
 
 
 class ULabel(_Annotation):
@@ -189,8 +206,41 @@ class Feature(NamedNode):
 
     type = RelationshipTo("Feature", "OF_TYPE", cardinality=ZeroOrOne)
     members = RelationshipFrom("Feature", "OF_TYPE")
+    schemas = RelationshipFrom("Schema", "HAS_FEATURE", model=PositionRel)
 
     __uid_length__ = 12
+
+
+class Schema(NamedNode):
+    """A data model to validate datasets against (lamindb's `Schema`): an ordered list of
+    features (`[:HAS_FEATURE {position}]`), or for a composite schema its component schemas by
+    slot (`[:HAS_COMPONENT {slot}]`), plus the rules (`minimal_set`, `maximal_set`, ...).
+
+    `hash` is lamindb's hash of the rules and the members' uids: two schemas with the same
+    hash are one (outside the trash), which the write checks under the label's lock. The fields
+    that make up the hash never change once saved (lineage/_schema.py).
+    """
+
+    description = StringProperty()
+    hash = StringProperty(index=True)
+    itype = StringProperty(index=True)  # "Feature", or "Feature[<uid of a feature type>]"
+    otype = StringProperty(index=True)  # "DataFrame", "AnnData"
+    n_members = IntegerProperty()
+    minimal_set = BooleanProperty(default=True)
+    ordered_set = BooleanProperty(default=False)
+    maximal_set = BooleanProperty(default=False)
+    coerce = BooleanProperty()
+    flexible = BooleanProperty()
+    is_type = BooleanProperty(index=True, default=False)
+
+    type = RelationshipTo("Schema", "OF_TYPE", cardinality=ZeroOrOne)
+    schemas = RelationshipFrom("Schema", "OF_TYPE")
+    features = RelationshipTo("Feature", "HAS_FEATURE", model=PositionRel)
+    components = RelationshipTo("Schema", "HAS_COMPONENT", model=SlotRel)
+    composites = RelationshipFrom("Schema", "HAS_COMPONENT", model=SlotRel)
+    validated_artifacts = RelationshipFrom("Artifact", "VALIDATED_BY")
+
+    __uid_length__ = 16  # lamindb's schema uids have 16 characters
 
 
 class Project(_Annotation):
@@ -257,6 +307,7 @@ RECORD_MODELS: tuple[type[RecordNode], ...] = (
     Reference,
     Storage,
     Feature,
+    Schema,
 )
 RECORD_LABELS: tuple[str, ...] = tuple(m.__label__ for m in RECORD_MODELS)
 
@@ -292,13 +343,15 @@ class Relation(NamedTuple):
     direction: str  # "out": (this)-[edge]->(target); "in": (this)<-[edge]-(target)
     many: bool  # False where at most one target exists (run, created_by, transform, ...)
 
-    def arrow(self, var: str = "") -> str:
+    def arrow(self, var: str = "", props: str = "") -> str:
         """The relationship in the relation's direction, as seen from its owner: `-[var:`EDGE`]->`
-        or `<-[var:`EDGE`]-`. The one place Cypher arrows are built from a relation; the names
-        come from the models, never from users."""
+        or `<-[var:`EDGE`]-`, with a property map (`props`, e.g. `{feature: t.f}`) if given.
+        The one place Cypher arrows are built from a relation; the names come from the models,
+        never from users."""
+        body = f"{var}:`{self.edge}`" + (f" {props}" if props else "")
         if self.direction == "out":
-            return f"-[{var}:`{self.edge}`]->"
-        return f"<-[{var}:`{self.edge}`]-"
+            return f"-[{body}]->"
+        return f"<-[{body}]-"
 
     @property
     def pattern(self) -> str:
@@ -317,6 +370,20 @@ def relations_of(label: str) -> dict[str, Relation]:
         many = rel.manager is not ZeroOrOne
         out[name] = Relation(rel.definition["relation_type"], target, direction, many)
     return out
+
+
+@cache
+def edge_fields_of(label: str, relation: str) -> dict[str, str]:
+    """Properties declared on the edge model of `label.relation` (CONTAINS `position`,
+    LABELED_WITH `feature`, HAS_COMPONENT `slot`), mapped to neomodel's property type name."""
+    rel = model_for(label).defined_properties(aliases=False, rels=True, properties=False)[relation]
+    model = rel.definition.get("model")
+    if model is None:
+        return {}
+    return {
+        prop.get_db_property_name(name): type(prop).__name__
+        for name, prop in model.defined_properties(aliases=False, rels=False).items()
+    }
 
 
 @cache

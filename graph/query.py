@@ -65,8 +65,8 @@ from graph.models import (
     RECORD_LABELS,
     Relation,
     aliases_of,
+    edge_fields_of,
     fields_of,
-    model_for,
     relations_of,
 )
 
@@ -80,6 +80,7 @@ __all__ = [
     "compile_fetch",
     "compile_select",
     "count",
+    "edge_properties",
     "exists",
     "fetch",
     "mentions_branch",
@@ -245,19 +246,6 @@ def _fields(label: str) -> dict[str, str]:
     for name in fields:  # defence in depth: model names go into query text
         assert _IDENTIFIER.fullmatch(name), name
     return fields
-
-
-@cache
-def _edge_fields(label: str, relation: str) -> dict[str, str]:
-    """Properties declared on the edge model of `label.relation` (e.g. CONTAINS `position`)."""
-    rel = model_for(label).defined_properties(aliases=False, rels=True, properties=False)[relation]
-    model = rel.definition.get("model")
-    if model is None:
-        return {}
-    return {
-        prop.get_db_property_name(name): type(prop).__name__
-        for name, prop in model.defined_properties(aliases=False, rels=False).items()
-    }
 
 
 def _valid_field_names(label: str) -> list[str]:
@@ -862,7 +850,7 @@ def _edge_order(anchor: Anchor) -> tuple[str, bool]:
         raise FieldValidationError(f"edge {anchor.label}.{anchor.relation}: no edge_order given")
     descending = isinstance(name, str) and name.startswith("-")
     prop = name[1:] if descending else name
-    valid = _edge_fields(anchor.label, anchor.relation)
+    valid = edge_fields_of(anchor.label, anchor.relation)
     if prop not in valid:
         raise FieldValidationError(
             f"edge {anchor.label}.{anchor.relation} has no property {prop!r}; valid edge "
@@ -1094,6 +1082,22 @@ def fetch(
                 record[path] = value if path == FEATURES_KEY else plain(value)
             out.append(record)
     return out
+
+
+def edge_properties(conn: Any, anchor: Anchor) -> dict[str, dict[str, Any]]:
+    """The properties of each edge along an anchored relation, by the uid at its far end
+    (`{component uid: {"slot": "obs"}}` for a schema's components): what `fetch` does not
+    return, since it returns the records."""
+    comp = _Compiler(_check_label(anchor.label))
+    rel = (
+        relations_of(anchor.label).get(anchor.relation)
+        if isinstance(anchor.relation, str)
+        else None
+    )
+    target = rel.target if rel is not None else anchor.label
+    match = _anchor_match(anchor, target, comp)
+    rows = conn.read(f"{match}\nRETURN n.uid AS uid, properties(r) AS props", comp.params)
+    return {r["uid"]: plain(r["props"]) for r in rows}
 
 
 def count(conn: Any, sel: Select) -> int:

@@ -41,7 +41,7 @@ from graph.errors import (
     VersionTagExists,
 )
 from graph.ids import FIRST_VERSION, counter_string, counter_value
-from graph.models import fields_of, is_versioned, relations_of, uid_length
+from graph.models import edge_fields_of, fields_of, is_versioned, relations_of, uid_length
 from graph.query import Select, compile_select
 
 BATCH_SIZE = 2000  # rows per UNWIND transaction in bulk writes
@@ -668,12 +668,13 @@ def update_with_file(
     write_file: Callable[[], None],
     *,
     replace: Iterable[EdgeSpec] = (),
+    add: Iterable[EdgeSpec] = (),
 ) -> dict[str, Any]:
     """`update_record`, with `write_file()` run inside the transaction while the node is
     write-locked, before the commit: an artifact's new bytes are written there, so concurrent
     writers of one artifact take turns. The driver may retry the transaction, so it may run
     more than once."""
-    return _update(conn, label, uid, props, replace, (), (), write_file)
+    return _update(conn, label, uid, props, replace, add, (), write_file)
 
 
 def _update(
@@ -769,21 +770,42 @@ def _delete_edges(
 
 
 def _merge_edges(tx: neo4j.ManagedTransaction, label: str, uid: str, edge: EdgeSpec) -> None:
+    """Merge edges to the edge's targets: one per target, or with `properties` one per (target,
+    properties), matched on those properties (a label edge per feature, say); an edge already
+    there is kept, never doubled. The property names must be declared on the relation's edge
+    model (`graph.models.edge_fields_of`): they go into the query text."""
     rel = _relation(label, edge.relation)
-    arrow = rel.arrow()
-    found = tx.run(
-        f"MATCH (n:`{label}` {{uid: $uid}}) UNWIND $targets AS t "
-        f"MATCH (m:`{rel.target}` {{uid: t}}) MERGE (n){arrow}(m) RETURN count(m) AS found",
-        uid=uid,
-        targets=list(edge.uids),
-    ).single(strict=True)["found"]
-    if found != len(set(edge.uids)):
-        missing = _missing(tx, rel.target, list(edge.uids))
-        raise MissingTarget(
-            f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
-            f"{', '.join(missing)}",
-            target=rel.target,
-        )
+    declared = edge_fields_of(label, edge.relation)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
+    for i, target in enumerate(edge.uids):
+        props = dict(edge.properties[i]) if edge.properties else {}
+        unknown = sorted(set(props) - set(declared))
+        if unknown:
+            raise FieldValidationError(
+                f"edge {label}.{edge.relation} has no property {', '.join(map(repr, unknown))}; "
+                f"valid edge properties: {', '.join(sorted(declared)) or '(none)'}"
+            )
+        key = (target, tuple(sorted(props.items())))
+        if key not in seen:
+            seen.add(key)
+            groups.setdefault(tuple(sorted(props)), []).append({"uid": target, "props": props})
+    for names, rows in groups.items():
+        match_props = ", ".join(f"`{name}`: t.props.`{name}`" for name in names)
+        arrow = rel.arrow(props=f"{{{match_props}}}" if names else "")
+        found = tx.run(
+            f"MATCH (n:`{label}` {{uid: $uid}}) UNWIND $rows AS t "
+            f"MATCH (m:`{rel.target}` {{uid: t.uid}}) MERGE (n){arrow}(m) RETURN count(m) AS found",
+            uid=uid,
+            rows=rows,
+        ).single(strict=True)["found"]
+        if found != len(rows):
+            missing = _missing(tx, rel.target, sorted({r["uid"] for r in rows}))
+            raise MissingTarget(
+                f"{label}.{edge.relation} points at {rel.target} records that do not exist: "
+                f"{', '.join(missing)}",
+                target=rel.target,
+            )
 
 
 # -- trash, delete, restore ---------------------------------------------------------------------

@@ -48,6 +48,8 @@ MIGRATIONS: list[Migration] = [
      _seed_id_counters),
     (3, "features: Feature.name unique, ULabel/Feature is_type indexed, FeatureValue "
         "(feature, value) unique", None),
+    (4, "schemas: Schema uid and id unique; hash, name, itype, otype, is_type, created_at "
+        "indexed", None),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

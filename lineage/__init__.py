@@ -12,7 +12,7 @@ Instance(uri='bolt://...', neo4j=..., schema=v..., source=...)
 """
 
 from lineage import _lineage as lineage
-from lineage import errors
+from lineage import curators, errors
 from lineage._artifact import Artifact
 from lineage._collection import Collection
 from lineage._cypher import cypher
@@ -24,6 +24,7 @@ from lineage._record import Record
 from lineage._registries import Project, Reference, Space, Storage, ULabel, User
 from lineage._run import Run, Transform, context, finish, track
 from lineage._save import save
+from lineage._schema import Schema
 from lineage._settings import settings
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "Record",
     "Reference",
     "Run",
+    "Schema",
     "Space",
     "Storage",
     "Transform",
@@ -46,6 +48,7 @@ __all__ = [
     "User",
     "connect",
     "context",
+    "curators",
     "cypher",
     "disconnect",
     "doctor",

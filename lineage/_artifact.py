@@ -22,6 +22,7 @@ import loaders
 from graph import ids as gids
 from graph import models as gm
 from graph import records as gr
+from lineage._curate import AnnDataComponents, Annotation, ComponentCurator, check_schema
 from lineage._data import (
     DataRecord,
     become_twins,
@@ -45,6 +46,7 @@ from lineage._keys import check_key
 from lineage._model import Model, register, require_saved
 from lineage._registries import forget_storage, registered_root_of, storage_record
 from lineage._run import current_run
+from lineage._schema import valid_features
 from lineage._settings import settings
 from lineage._versioned import only_row
 from lineage.errors import (
@@ -98,6 +100,9 @@ class Artifact(DataRecord):
     _label = "Artifact"
     _skip_hash_lookup = False  # set by the constructor; records read from the graph did look
     _replacement: Artifact | None = None  # content from `replace()`, written by `save()`
+    # What validating the data against a schema found (`from_dataframe(schema=...)`, curators):
+    # written with the artifact's node, or with the stored record it turns out to be.
+    _annotation: Annotation | None = None
 
     def __init__(
         self,
@@ -303,22 +308,54 @@ class Artifact(DataRecord):
 
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
-    def from_dataframe(cls, df: Any, key: str | None = None, **kwargs: Any) -> Artifact:
-        """An artifact from a DataFrame, stored as parquet.
+    def from_dataframe(
+        cls, df: Any, key: str | None = None, *, schema: Any = None, **kwargs: Any
+    ) -> Artifact:
+        """An artifact from a DataFrame, stored as parquet; with `schema=`, validated first
+        (columns, dtypes, categorical values: a `ValidationError` lists what is invalid, and
+        nothing is made) and, when saved, annotated: `artifact.schema` is the schema and the
+        values of categorical columns become its labels (lamindb's `from_dataframe`). A schema
+        with `coerce=True` stores the converted columns.
 
         >>> table = ln.Artifact.from_dataframe(df, key="tables/metrics.parquet").save()
         >>> table.otype, table.suffix, table.n_observations
         ('DataFrame', '.parquet', 3)
+        >>> gene = ln.Feature(name="gene", dtype=ln.ULabel).save()
+        >>> ln.save([ln.ULabel(name=name) for name in ("a", "b", "c")])
+        [ULabel(...), ULabel(...), ULabel(...)]
+        >>> frame = df.assign(gene=df["gene"].astype("category"))
+        >>> schema = ln.Schema([gene]).save()
+        >>> table = ln.Artifact.from_dataframe(frame, key="tables/genes.parquet", schema=schema)
+        >>> table.save().schema == schema, sorted(u.name for u in table.ulabels)
+        (True, ['a', 'b', 'c'])
         """
         if loaders.otype_of(df) != "DataFrame":
             raise InvalidType(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}")
-        return cls(df, key=key, **kwargs)
+        if schema is None:
+            return cls(df, key=key, **kwargs)
+        if isinstance(schema, str) and schema == "valid_features":  # lamindb's built-in
+            schema = valid_features()
+        schema = check_schema(schema, "DataFrame", "from_dataframe()")
+        if schema.slots:
+            raise NotSupported(
+                "from_dataframe(schema=...): a DataFrame is validated by its columns "
+                "(Schema(features=...)), not by slots"
+            )
+        curator = ComponentCurator(
+            df, schema, hint="ln.curators.DataFrameCurator(df, schema).cat", mutable=False
+        )
+        curator.validate()
+        return cls._annotated(curator.dataset, Annotation(schema, curator.labels()), key, kwargs)
 
     from_df = from_dataframe  # lamindb's older spelling
 
     @classmethod
-    def from_anndata(cls, adata: Any, key: str | None = None, **kwargs: Any) -> Artifact:
-        """An artifact from an AnnData, stored as h5ad.
+    def from_anndata(
+        cls, adata: Any, key: str | None = None, *, schema: Any = None, **kwargs: Any
+    ) -> Artifact:
+        """An artifact from an AnnData, stored as h5ad; with `schema=` (an AnnData schema with
+        slots such as `obs`, `var.T`), each slot is validated first and the artifact is
+        annotated when saved, as `from_dataframe` does.
 
         >>> scrna = ln.Artifact.from_anndata(adata, key="scrna/all-samples.h5ad").save()
         >>> scrna.otype, scrna.suffix, scrna.n_observations
@@ -326,7 +363,72 @@ class Artifact(DataRecord):
         """
         if loaders.otype_of(adata) != "AnnData":
             raise InvalidType(f"from_anndata() takes an AnnData, not {type(adata).__name__}")
-        return cls(adata, key=key, **kwargs)
+        if schema is None:
+            return cls(adata, key=key, **kwargs)
+        if isinstance(schema, str) and schema == "ensembl_gene_ids_and_valid_features_in_obs":
+            raise NotSupported(
+                "from_anndata(schema='ensembl_gene_ids_and_valid_features_in_obs'): lamindb's "
+                "built-in validates var against bionty's gene registry, which lineage does not "
+                "have; pass ln.Schema(otype='AnnData', slots={'obs': ln.Schema(itype=ln.Feature)"
+                ".save(), ...})"
+            )
+        schema = check_schema(schema, "AnnData", "from_anndata()")
+        if schema.otype != "AnnData" or not schema.slots:
+            raise InvalidArgument(
+                "from_anndata(schema=...) takes an AnnData schema: "
+                "ln.Schema(otype='AnnData', slots={'obs': ..., 'var.T': ...})"
+            )
+        components = AnnDataComponents(adata, schema, mutable=False)
+        components.validate()
+        return cls._annotated(
+            components.data(), Annotation(schema, components.labels()), key, kwargs
+        )
+
+    @classmethod
+    def _annotated(
+        cls, data: Any, annotation: Annotation, key: str | None, kwargs: dict[str, Any]
+    ) -> Artifact:
+        """An artifact of validated `data` that `annotation` is written with when saved."""
+        artifact = cls(data, key=key, **kwargs)
+        artifact._annotate(annotation)
+        return artifact
+
+    def _annotate(self, annotation: Annotation) -> None:
+        """Keep `annotation` for the next save: the `schema` edge (replacing any), and the
+        label edges of the categorical values."""
+        object.__setattr__(self, "_annotation", annotation)
+        self._to_one["schema"] = annotation.schema
+        self._dirty.add("schema")
+
+    def _edges(self) -> list[gr.EdgeSpec]:
+        edges = super()._edges()
+        labels = self._annotation.label_edge() if self._annotation is not None else None
+        return [*edges, labels] if labels is not None else edges
+
+    def _added_edges(self) -> list[gr.EdgeSpec]:
+        labels = self._annotation.label_edge() if self._annotation is not None else None
+        return [labels] if labels is not None else []
+
+    def _become_stored(self, row: dict[str, Any]) -> None:
+        super()._become_stored(row)
+        if self._annotation is not None:  # annotate the stored record instead
+            self._annotate(self._annotation)
+
+    def _became_twin(self) -> None:
+        """This artifact is the same content as another of its batch, which was written."""
+        self._discard_staged()
+        if self._annotation is not None:
+            self._annotate(self._annotation)
+
+    def _finish_annotation(self) -> None:
+        """After a save: the annotation went into the node's transaction, or, if the artifact
+        turned out to be a stored record (the same content, saved meanwhile), is written to
+        that record now (one transaction, with the schema edge)."""
+        if self._annotation is None:
+            return
+        if self._saved and "schema" in self._dirty:
+            self._write_changes()
+        object.__setattr__(self, "_annotation", None)
 
     @classmethod
     def from_dir(
@@ -388,12 +490,13 @@ class Artifact(DataRecord):
         if self._saved:
             if self._replacement is not None:
                 self._save_replacement()
-                return self
-            return super().save()
-        if self._to_one.get("revises") is None:
+            else:
+                super().save()
+        elif self._to_one.get("revises") is None:
             save_artifacts([self])
-            return self
-        _again_if_storage_vanished(self._save_version)
+        else:
+            _again_if_storage_vanished(self._save_version)
+        self._finish_annotation()
         return self
 
     def _save_version(self) -> None:
@@ -855,9 +958,11 @@ def save_artifacts(artifacts: list[Artifact]) -> None:
     unique, twins, later = split_twins(artifacts)
     for start in range(0, len(unique), gr.BATCH_SIZE):
         _again_if_storage_vanished(partial(_save_batch, unique[start : start + gr.BATCH_SIZE]))
-    become_twins(twins, Artifact._discard_staged)
+    become_twins(twins, Artifact._became_twin)
     for artifact in later:  # each becomes a new version of the family named by its key
         save_artifacts([artifact])
+    for artifact in artifacts:
+        artifact._finish_annotation()
 
 
 def _again_if_storage_vanished(save: Callable[[], None]) -> None:

@@ -58,6 +58,21 @@ def build_tree(record: Model, print_types: bool = False) -> Tree:
             node.add(f"{i}: {_record_label(artifact)}")
         if len(members) > _MAX_MEMBERS:
             node.add(f"... {len(members) - _MAX_MEMBERS} more")
+    if cls._label == "Schema":
+        members = record.members.to_list()
+        if members:
+            node = tree.add(f"[bold]Features[/bold] ({len(members)})")
+            for feature in members[:_MAX_MEMBERS]:
+                node.add(f"[blue]{feature.name}[/blue]: {feature.dtype}")
+            if len(members) > _MAX_MEMBERS:
+                node.add(f"... {len(members) - _MAX_MEMBERS} more")
+        slots = record.slots
+        if slots:
+            node = tree.add(f"[bold]Slots[/bold] ({len(slots)})")
+            for slot, component in slots.items():
+                node.add(f"[blue]{slot}[/blue]: {_record_label(component)}")
+    if "schema" in relations and getattr(record, "schema", None) is not None:
+        tree.add(f"[bold]Schema[/bold]: {_record_label(record.schema)}")
     features = getattr(record, "features", None)
     lines = features._lines() if features is not None and hasattr(features, "_lines") else []
     if lines:

@@ -18,6 +18,7 @@ from typing import Any, Self
 import pandas as pd
 
 from graph import features as gf
+from graph import records as gr
 from lineage._model import Model, register, require_saved
 from lineage._record import Record
 from lineage._registries import ULabel
@@ -140,6 +141,20 @@ class Feature(Record):
                 self._load(stored._values)
                 return self
         return super().save()
+
+    def _guards(self, permanent: bool) -> list[gr.Guard]:
+        """A feature that schemas list is not deleted for good: they would silently lose a
+        member (and no longer match their hash)."""
+        if not permanent:
+            return []
+
+        def refuse(count: int) -> None:
+            raise InvalidArgument(
+                f"feature {self.name!r} ({self.uid}) is a member of {count} schema(s); delete "
+                "those first, or move the feature to the trash (delete())"
+            )
+
+        return [gr.Guard("schemas", refuse)]
 
     @classmethod
     def from_dataframe(cls, df: pd.DataFrame) -> list[Feature]:

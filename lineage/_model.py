@@ -248,6 +248,11 @@ class Model:
             setattr(scratch, stored if stored in cls._fields() else name, value)
         return scratch._changes()
 
+    def _added_edges(self) -> list[gr.EdgeSpec]:
+        """Edges to merge into a saved record's at its next write, with its changes (an
+        artifact's labels from validation); none by default."""
+        return []
+
     def _run_inputs(self) -> gr.RunInputs | None:
         """What the record's run used to make it, recorded with the record (a collection's
         members); none by default."""

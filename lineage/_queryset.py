@@ -12,7 +12,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import pandas as pd
 
@@ -215,6 +215,10 @@ class QuerySet(Generic[R]):
     def __bool__(self) -> bool:
         return self.exists()
 
+    @overload
+    def __getitem__(self, item: int) -> R: ...
+    @overload
+    def __getitem__(self, item: slice) -> QuerySet[R]: ...
     def __getitem__(self, item: int | slice) -> R | QuerySet[R]:
         sel = self._select
         if isinstance(item, slice):

@@ -44,7 +44,11 @@ class Record(DjangoCompat):
             )
         model = registry_of(rel.target)
         anchor = gq.Anchor(self._label, self.uid, name)
-        select = gq.Select(rel.target, anchor=anchor, branch=branch)
+        # Edges that carry properties may join the same two records more than once (a label
+        # that is the value of two features: one LABELED_WITH {feature} each); a relation
+        # lists each record once.
+        distinct = bool(gm.edge_fields_of(self._label, name))
+        select = gq.Select(rel.target, anchor=anchor, branch=branch, distinct=distinct)
         return RelatedQuerySet(model, select, self._instance, owner=self, relation=name)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -89,12 +93,13 @@ class Record(DjangoCompat):
         """Write a saved record's changed fields and to-one edges in one transaction;
         `before_update()` runs inside it, with the node locked (see `gr.update_with_file`)."""
         props, replace = self._changes()
+        add = self._added_edges()
         conn = self._inst().connection
         if before_update is None:
-            row = gr.update_record(conn, self._label, self.uid, props, replace=replace)
+            row = gr.update_record(conn, self._label, self.uid, props, replace=replace, add=add)
         else:
             row = gr.update_with_file(
-                conn, self._label, self.uid, props, before_update, replace=replace
+                conn, self._label, self.uid, props, before_update, replace=replace, add=add
             )
         self._load(row)
 

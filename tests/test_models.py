@@ -10,7 +10,7 @@ from graph.models import RECORD_LABELS, fields_of, model_for, relations_of
 def test_every_design_label_is_a_model() -> None:
     assert set(RECORD_LABELS) == {
         "Artifact", "Collection", "Transform", "Run", "User", "Space", "ULabel", "Project",
-        "Reference", "Storage", "Feature",
+        "Reference", "Storage", "Feature", "Schema",
     }  # fmt: skip
 
 
