@@ -19,6 +19,7 @@ from lineage._cypher import cypher
 from lineage._doctor import doctor
 from lineage._features import Feature
 from lineage._instance import Instance, connect, disconnect
+from lineage._lamindb import ImportReport, import_lamindb
 from lineage._queryset import Q, QuerySet
 from lineage._record import Record
 from lineage._registries import Project, Reference, Space, Storage, ULabel, User
@@ -32,6 +33,7 @@ __all__ = [
     "Artifact",
     "Collection",
     "Feature",
+    "ImportReport",
     "Instance",
     "Project",
     "Q",
@@ -51,6 +53,7 @@ __all__ = [
     "doctor",
     "errors",
     "finish",
+    "import_lamindb",
     "lineage",
     "save",
     "settings",

@@ -33,6 +33,7 @@ from typing import Any
 import lineage as ln
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
+from lineage._lamindb import import_lamindb
 from lineage._resolve import record_by_uid
 from lineage.demo import run_demo
 from lineage.errors import InvalidArgument, LineageError
@@ -147,6 +148,34 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 3  # 3: problems left (as `server status` says "not running")
 
 
+# -- moving in and out: `lineage import`, `export`, `server backup|restore` -------------------
+def _import(args: argparse.Namespace) -> int:
+    if args.source == "lamindb" and args.instance is not None:
+        ln.connect()
+        report = import_lamindb(args.instance, batch_size=args.batch_size)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+        return 0
+    raise InvalidArgument(
+        f"lineage import takes `lamindb <instance-dir-or-db-url>`, not {args.source!r}"
+    )
+
+
+def _add_transfer_commands(sub: Any, server_sub: Any) -> None:
+    """The import, export and backup commands (parsers and handlers of this block)."""
+    imp = sub.add_parser(
+        "import", help="import a lamindb instance (`lineage import lamindb DIR_OR_URL`)"
+    )
+    imp.add_argument("source", help="`lamindb`")
+    imp.add_argument(
+        "instance", nargs="?", default=None,
+        help="the lamindb instance: its storage root, its lamin.db, or a sqlite:/// or "
+        "postgresql:// URL",
+    )  # fmt: skip
+    imp.add_argument("--batch-size", type=int, default=2000, help="rows per transaction")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(func=_import)
+
+
 _EXAMPLES = """examples:
   lineage cypher 'RETURN $n AS n' --param n=42
   lineage describe GZe020FxtT9l          (a uid or a uid prefix)
@@ -253,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("uid", help="a run uid, or the uid of an artifact or collection it made")
     samples.add_argument("--json", action="store_true", help="print the result as JSON")
     samples.set_defaults(func=_samples)
+    _add_transfer_commands(sub, server_sub)
     return parser
 
 
