@@ -259,6 +259,14 @@ def is_empty(conn: Connection) -> bool:
     return rows[0]["n"] == 0
 
 
+def wipe(conn: Connection) -> None:
+    """Delete every node but the schema-version node, in transactions of 10,000 nodes."""
+    conn.run(
+        "MATCH (n) WHERE NOT n:LineageSchema "
+        "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+    )
+
+
 # -- reading -------------------------------------------------------------------------------------
 # Outgoing edges a sub-graph follows from its records to what they need to be complete: the run
 # and transform that made them, their creator, space, storage, members, meta artifact, earlier

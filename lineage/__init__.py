@@ -26,6 +26,7 @@ from lineage._registries import Project, Reference, Space, Storage, ULabel, User
 from lineage._run import Run, Transform, context, finish, track
 from lineage._save import save
 from lineage._settings import settings
+from lineage._transfer import export_graph, import_graph
 
 __version__ = "0.1.0"
 
@@ -52,7 +53,9 @@ __all__ = [
     "disconnect",
     "doctor",
     "errors",
+    "export_graph",
     "finish",
+    "import_graph",
     "import_lamindb",
     "lineage",
     "save",
