@@ -67,6 +67,7 @@ from graph.models import (
     aliases_of,
     edge_fields_of,
     fields_of,
+    is_versioned,
     relations_of,
 )
 
@@ -1098,6 +1099,26 @@ def edge_properties(conn: Any, anchor: Anchor) -> dict[str, dict[str, Any]]:
     match = _anchor_match(anchor, target, comp)
     rows = conn.read(f"{match}\nRETURN n.uid AS uid, properties(r) AS props", comp.params)
     return {r["uid"]: plain(r["props"]) for r in rows}
+
+
+def family_heads(conn: Any, label: str, stems: Sequence[str]) -> dict[str, str]:
+    """The newest main-branch member (by uid, which is version order) of each version family
+    `stems` names: `{stem: uid}`, families without one left out. One index seek per stem.
+
+    The main branch's newest member is the family's `is_latest` one (`graph.records` keeps it
+    so), but read by its uid alone: a concurrent commit of a new version becomes visible in the
+    uid index as a whole node, whereas a query by `is_latest` can see the old head's flag cleared
+    before it sees the new head (docs/reliability.md)."""
+    label = _check_label(label)
+    if not is_versioned(label):
+        raise FieldValidationError(f"{label} records have no version families")
+    rows = conn.read(
+        f"UNWIND $stems AS stem CALL (stem) {{ MATCH (h:`{label}`) "
+        "WHERE h.uid STARTS WITH stem AND h.branch = 1 "
+        "RETURN h.uid AS head ORDER BY h.uid DESC LIMIT 1 } RETURN stem, head",
+        {"stems": sorted(set(stems))},
+    )
+    return {r["stem"]: r["head"] for r in rows}
 
 
 def count(conn: Any, sel: Select) -> int:

@@ -19,6 +19,7 @@ from lineage._cypher import cypher
 from lineage._doctor import doctor
 from lineage._features import Feature
 from lineage._instance import Instance, connect, disconnect
+from lineage._lamindb import ImportReport, import_lamindb
 from lineage._queryset import Q, QuerySet
 from lineage._record import Record
 from lineage._registries import Project, Reference, Space, Storage, ULabel, User
@@ -26,6 +27,7 @@ from lineage._run import Run, Transform, context, finish, track
 from lineage._save import save
 from lineage._schema import Schema
 from lineage._settings import settings
+from lineage._transfer import export_graph, import_graph
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,7 @@ __all__ = [
     "Artifact",
     "Collection",
     "Feature",
+    "ImportReport",
     "Instance",
     "Project",
     "Q",
@@ -53,7 +56,10 @@ __all__ = [
     "disconnect",
     "doctor",
     "errors",
+    "export_graph",
     "finish",
+    "import_graph",
+    "import_lamindb",
     "lineage",
     "save",
     "settings",

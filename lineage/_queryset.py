@@ -641,6 +641,15 @@ def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, An
             what = f"{model.__name__} with path {where!r}" + (
                 f" matching {expressions}" if expressions else ""
             )
+        if versioned and expressions.get("is_latest") is True:
+            rest = {k: v for k, v in expressions.items() if k != "is_latest"}
+            latest = _latest_rows(qs.filter(**rest) if rest else qs)
+            if latest is not None:
+                if len(latest) > 1:
+                    raise MultipleResultsFound(f"more than one {what}")
+                if not latest:
+                    raise DoesNotExist(f"no {what}")
+                return qs._record(latest[0])
         qs = qs.filter(**expressions)
         # lamindb adds `is_latest=True` unless the lookups name it (then it is a plain get).
         if versioned and "is_latest" not in expressions:
@@ -662,10 +671,49 @@ def get_one(qs: QuerySet[R], idlike: int | str | None, expressions: dict[str, An
     return qs._record(rows[0])
 
 
+def _latest_rows(qs: QuerySet[Any]) -> list[dict[str, Any]] | None:
+    """The latest versions (main branch) among the records `qs` selects, read so that a new
+    version another process is committing meanwhile never makes a family disappear: the
+    matching versions first, then each family's newest main-branch member by its uid
+    (`graph.query.family_heads`), which is its `is_latest` one. A family's answer is its head
+    when the head matches the query, else none (the family moved on to another key): never
+    the old head's cleared flag seen without the new head. None when `qs` names a branch (then
+    the plain `is_latest` condition is used)."""
+    sel = qs._select
+    if sel.branch != 1 or (sel.where is not None and gq.mentions_branch(sel.label, sel.where)):
+        return None
+    conn = qs._inst().connection
+    stem_len = gm.uid_length(sel.label)
+    newest: dict[str, dict[str, Any]] = {}
+    for row in gq.fetch(conn, replace(sel, order_by=(), offset=0, limit=None)):
+        stem = row["uid"][:stem_len]
+        if stem not in newest or row["uid"] > newest[stem]["uid"]:
+            newest[stem] = row
+    if not newest:
+        return []
+    heads = gq.family_heads(conn, sel.label, list(newest))
+    out, unseen = [], []
+    for stem, row in newest.items():
+        head = max(heads.get(stem, ""), row["uid"])
+        if head == row["uid"]:
+            out.append(row)
+        else:  # committed after the first read, or the family moved on: ask the head itself
+            unseen.append(head)
+    if unseen:
+        where = gq.Q(uid__in=unseen) if sel.where is None else sel.where & gq.Q(uid__in=unseen)
+        out += gq.fetch(conn, replace(sel, where=where, order_by=(), offset=0, limit=None))
+    return sorted(out, key=lambda r: r["uid"])
+
+
 def _latest_or_newest(qs: QuerySet[R], what: str) -> R:
     """lamindb's `get(**fields)` on a versioned registry: the one latest version that matches
     (`MultipleResultsFound` if several families' latest versions do), else the newest match."""
-    latest = gq.fetch(qs._inst().connection, replace(qs.filter(is_latest=True)._select, limit=2))
+    rows = _latest_rows(qs)
+    latest = (
+        rows
+        if rows is not None
+        else gq.fetch(qs._inst().connection, replace(qs.filter(is_latest=True)._select, limit=2))
+    )
     if len(latest) > 1:
         raise MultipleResultsFound(
             f"more than one {what} (the latest versions of several version families); "

@@ -1,4 +1,5 @@
-"""The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
+"""The `lineage` command line: `lineage server start|stop|status|install|backup|restore`,
+`lineage demo`, `lineage import`, `lineage export`,
 `lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
 questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
 scripts).
@@ -33,7 +34,9 @@ from typing import Any
 import lineage as ln
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
+from lineage._lamindb import import_lamindb
 from lineage._resolve import record_by_uid
+from lineage._transfer import backup, export_graph, import_graph, restore
 from lineage.demo import run_demo
 from lineage.errors import InvalidArgument, LineageError
 
@@ -147,6 +150,84 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 3  # 3: problems left (as `server status` says "not running")
 
 
+# -- moving in and out: `lineage import`, `export`, `server backup|restore` -------------------
+def _import(args: argparse.Namespace) -> int:
+    if args.source == "lamindb" and args.instance is not None:
+        ln.connect()
+        report = import_lamindb(args.instance, batch_size=args.batch_size)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+        return 0
+    if args.instance is not None:
+        raise InvalidArgument(
+            f"lineage import takes a dump folder, or `lamindb <instance-dir-or-db-url>`; "
+            f"not {args.source!r} {args.instance!r}"
+        )
+    ln.connect()
+    report = import_graph(args.source, batch_size=args.batch_size)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    ln.connect()
+    report = export_graph(
+        args.directory,
+        key=args.key,
+        upstream_of=args.upstream_of,
+        with_files=args.with_files,
+        batch_size=args.batch_size,
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    ln.connect()
+    if args.action == "backup":
+        print(backup(args.file).describe())
+    else:
+        print(restore(args.file, force=args.force).describe())
+    return 0
+
+
+def _add_transfer_commands(sub: Any, server_sub: Any) -> None:
+    """The import, export and backup commands (parsers and handlers of this block)."""
+    imp = sub.add_parser(
+        "import", help="import a dump folder, or a lamindb instance (`lamindb DIR_OR_URL`)"
+    )
+    imp.add_argument("source", help="a dump folder (`lineage export`), or `lamindb`")
+    imp.add_argument(
+        "instance", nargs="?", default=None,
+        help="the lamindb instance: its storage root, its lamin.db, or a sqlite:/// or "
+        "postgresql:// URL",
+    )  # fmt: skip
+    imp.add_argument("--batch-size", type=int, default=2000, help="rows per transaction")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(func=_import)
+
+    exp = sub.add_parser("export", help="write the graph (or a part) to a dump folder")
+    exp.add_argument("directory", help="a new or empty folder")
+    exp.add_argument("--key", default=None, metavar="PREFIX", help="records whose key starts so")
+    exp.add_argument("--upstream-of", default=None, metavar="UID", help="a record's upstream")
+    exp.add_argument(
+        "--with-files", default=None, metavar="ROOT",
+        help="copy the artifacts' files to this storage root (local or s3://) and point there",
+    )  # fmt: skip
+    exp.add_argument("--batch-size", type=int, default=2000, help="rows per batch")
+    exp.add_argument("--json", action="store_true", help="print the report as JSON")
+    exp.set_defaults(func=_export)
+
+    for action, text in (
+        ("backup", "write the whole graph to FILE (.tar.gz), no record created meanwhile"),
+        ("restore", "load a backup into an empty graph (--force: empty it first)"),
+    ):
+        cmd = server_sub.add_parser(action, help=text)
+        cmd.add_argument("file", help="the backup file")
+        if action == "restore":
+            cmd.add_argument("--force", action="store_true", help="delete what the graph holds")
+        cmd.set_defaults(func=_backup)
+
+
 _EXAMPLES = """examples:
   lineage cypher 'RETURN $n AS n' --param n=42
   lineage describe GZe020FxtT9l          (a uid or a uid prefix)
@@ -157,6 +238,9 @@ _EXAMPLES = """examples:
   lineage impact UID [UID ...] --depth 2 (everything built on them, and who to tell)
   lineage stale --key results/           (built from inputs that have a newer version)
   lineage samples RUN_UID --json         (the rows of each file the run trained on)
+  lineage import lamindb ~/lamindb-root  (a lamindb instance, records and all)
+  lineage export dump/ --key raw/        (lineage import dump/ on the other server)
+  lineage server backup graph.tar.gz     (lineage server restore graph.tar.gz)
 """
 
 
@@ -253,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("uid", help="a run uid, or the uid of an artifact or collection it made")
     samples.add_argument("--json", action="store_true", help="print the result as JSON")
     samples.set_defaults(func=_samples)
+    _add_transfer_commands(sub, server_sub)
     return parser
 
 

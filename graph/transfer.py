@@ -1,0 +1,449 @@
+"""Moving records in and out of the graph: merging nodes and edges in batches (imports from a
+lamindb instance and from dumps), and reading the whole graph, or a part of it, back out in
+batches (exports, backups).
+
+Writes are idempotent: a node is matched by its merge key (`uid`, or the unique `handle` of a
+User, `root` of a Storage, `name` of a Feature) and an edge by its two ends, its type and its
+`feature` property (the one property that tells parallel `LABELED_WITH` edges apart), so a batch
+written twice changes nothing the second time. Each call here runs inside the caller's
+transaction (`Connection.write`), so a batch of nodes and their edges is stored whole or not at
+all, and an importer killed between batches is completed by running it again.
+
+A new node keeps the `id` it is given (lamindb's, or the dumped graph's) when no node of its
+label has that id yet; otherwise it gets the next one from its label's `:LineageCounter`, which is
+first raised to the largest id kept, so ids lineage hands out later never collide with them.
+
+Reading (`GraphReader`) runs in one explicit transaction and pulls rows lazily from the driver
+(1,000 per fetch), so memory stays flat whatever the size of the graph. With `pause_creates`
+the transaction first write-locks every label's id counter, which every record creation takes
+(`graph.records`): no record is created while the graph is read.
+
+Labels, relationship types and property names in the text come from `graph.models` (checked);
+every value is a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import neo4j
+
+from graph.connection import Connection, plain
+from graph.errors import FieldValidationError
+from graph.features import HAS_VALUE, HOST_LABELS, LABEL_EDGE, VALUE_LABEL
+from graph.lineage import LINEAGE_LABELS
+from graph.models import (
+    RECORD_LABELS,
+    Relation,
+    fields_of,
+    model_for,
+    relations_of,
+)
+
+# Provenance edges (docs/schema.md) an `--upstream-of` export follows from the record outwards, and the labels `--key` selects.
+UPSTREAM_EDGES = ("GENERATED_BY", "USED", "EXECUTES", "CONTAINS", "HAS_META", "REVISES")
+KEYED_LABELS = ("Artifact", "Collection", "Transform")
+FETCH_SIZE = 1000  # rows the driver pulls at a time while reading
+COUNTER_LABEL = "LineageCounter"
+# Edges told apart by this property besides their ends and type (a label given to a record
+# plainly, and the same label as a categorical feature's value, are two edges).
+EDGE_IDENTITY = "feature"
+
+
+def check_label(label: str) -> str:
+    """`label` if it is a record label of the models, else `FieldValidationError`."""
+    if label not in RECORD_LABELS:
+        raise FieldValidationError(
+            f"unknown record label {label!r}; known labels: {', '.join(RECORD_LABELS)}"
+        )
+    return label
+
+
+def _check_props(label: str, props: dict[str, Any]) -> None:
+    known = fields_of(label)
+    unknown = sorted(set(props) - set(known))
+    if unknown:
+        raise FieldValidationError(
+            f"{label} has no field {', '.join(map(repr, unknown))}; "
+            f"fields: {', '.join(sorted(known))}"
+        )
+
+
+def _unique_fields(label: str) -> set[str]:
+    model = model_for(label)
+    return {
+        prop.get_db_property_name(name)
+        for name, prop in model.defined_properties(aliases=False, rels=False).items()
+        if prop.unique_index
+    }
+
+
+# -- writing -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Merged:
+    """What `merge_nodes` did: the stored uid of each row's node by merge key, and how many
+    nodes it created (the others existed and were updated, or left alone)."""
+
+    uids: dict[Any, str]
+    created: int
+
+
+def merge_nodes(
+    tx: neo4j.ManagedTransaction,
+    label: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    key: str = "uid",
+    update: bool = True,
+) -> Merged:
+    """Create the nodes of `rows` (stored properties, `uid` and `key` included, `id` optional)
+    that do not exist yet, matched by `key`; with `update`, set the properties of those that do
+    (never their `id`, `uid` or `key`). Ids: see the module docstring."""
+    check_label(label)
+    if key not in _unique_fields(label):
+        raise FieldValidationError(f"{label}.{key} is not unique: nodes cannot be merged by it")
+    for row in rows:
+        _check_props(label, row)
+        if row.get(key) is None or not row.get("uid"):
+            raise FieldValidationError(f"a {label} row needs {key!r} and 'uid'")
+    if not rows:
+        return Merged({}, 0)
+    keys = [row[key] for row in rows]
+    existing = {
+        r["k"]: r["uid"]
+        for r in tx.run(
+            f"UNWIND $keys AS k MATCH (n:`{label}` {{`{key}`: k}}) RETURN k, n.uid AS uid",
+            keys=keys,
+        )
+    }
+    new = [dict(row) for row in rows if row[key] not in existing]
+    if new:
+        wanted = [row["id"] for row in new if isinstance(row.get("id"), int)]
+        taken = {
+            r["i"]
+            for r in tx.run(
+                f"UNWIND $ids AS i MATCH (n:`{label}` {{id: i}}) RETURN i", ids=sorted(wanted)
+            )
+        }
+        keep = [i for i in wanted if i not in taken]
+        # The counter's write lock is taken here (as every record creation takes it), and it
+        # is raised above every id kept before any new one is drawn from it.
+        last = tx.run(
+            f"MERGE (c:`{COUNTER_LABEL}` {{label: $label}}) ON CREATE SET c.value = 0 "
+            "SET c.value = CASE WHEN c.value < $top THEN $top ELSE c.value END "
+            "RETURN c.value AS last",
+            label=label,
+            top=max(keep, default=0),
+        ).single(strict=True)["last"]
+        kept = set(keep)
+        for row in new:
+            if row.get("id") not in kept:
+                last += 1
+                row["id"] = last
+        tx.run(
+            f"MATCH (c:`{COUNTER_LABEL}` {{label: $label}}) SET c.value = $last",
+            label=label,
+            last=last,
+        ).consume()
+        tx.run(f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row", rows=new).consume()
+    if update and existing:
+        fixed = {"id", "uid", key}
+        changes = [
+            {"k": row[key], "props": {k: v for k, v in row.items() if k not in fixed}}
+            for row in rows
+            if row[key] in existing
+        ]
+        tx.run(
+            f"UNWIND $rows AS row MATCH (n:`{label}` {{`{key}`: row.k}}) SET n += row.props",
+            rows=changes,
+        ).consume()
+    uids = {row[key]: existing.get(row[key], row["uid"]) for row in rows}
+    return Merged(uids, len(new))
+
+
+def relation_for(label: str, edge: str, target: str) -> tuple[str, Relation]:
+    """The relation of `label` that is an outgoing `edge` to `target` (name and `Relation`);
+    `FieldValidationError` if the models declare none."""
+    check_label(label)
+    for name, rel in relations_of(label).items():
+        if rel.direction == "out" and rel.edge == edge and rel.target == target:
+            return name, rel
+    raise FieldValidationError(f"the models declare no edge ({label})-[:{edge}]->({target})")
+
+
+def merge_edges(
+    tx: neo4j.ManagedTransaction,
+    label: str,
+    relation: str,
+    pairs: Sequence[dict[str, Any]],
+    *,
+    replace: bool = False,
+) -> int:
+    """Merge edges along `relation` of `label`, from node uid `src` to node uid `dst` of each
+    pair, with the pair's `props` (its properties; set on the edge). With `replace` (to-one
+    relations), other edges of the relation from each `src` are removed. Returns how many pairs
+    had both ends (the others are left out)."""
+    check_label(label)
+    rels = relations_of(label)
+    if relation not in rels:
+        raise FieldValidationError(f"{label} has no relation {relation!r}")
+    rel = rels[relation]
+    if not pairs:
+        return 0
+    rows = [{"src": p["src"], "dst": p["dst"], "props": dict(p.get("props") or {})} for p in pairs]
+    ident = EDGE_IDENTITY
+    found = tx.run(
+        f"UNWIND $rows AS p MATCH (n:`{label}` {{uid: p.src}}) MATCH (m:`{rel.target}` {{uid: p.dst}}) "
+        f"WITH n, m, p, [(n){rel.arrow('e')}(m) WHERE (e.`{ident}` IS NULL) = (p.props.`{ident}` IS NULL) "
+        f"AND coalesce(e.`{ident}` = p.props.`{ident}`, true) | e] AS same "
+        f"FOREACH (_ IN CASE WHEN size(same) = 0 THEN [1] ELSE [] END | "
+        f"CREATE (n){rel.arrow('e')}(m) SET e = p.props) "
+        "FOREACH (e IN same | SET e = p.props) "
+        "RETURN count(*) AS found",
+        rows=rows,
+    ).single(strict=True)["found"]
+    if replace:
+        tx.run(
+            f"UNWIND $rows AS p MATCH (n:`{label}` {{uid: p.src}}){rel.arrow('e')}(m:`{rel.target}`) "
+            "WHERE m.uid <> p.dst DELETE e",
+            rows=rows,
+        ).consume()
+    return found
+
+
+def merge_values(tx: neo4j.ManagedTransaction, label: str, pairs: Sequence[dict[str, Any]]) -> int:
+    """Merge scalar feature values: for each pair, the `(:FeatureValue {feature, value})` node
+    and the `HAS_VALUE` edge to it from the `label` node with uid `src`. Returns how many
+    pairs had their record."""
+    if label not in HOST_LABELS:
+        raise FieldValidationError(
+            f"feature values live on {', '.join(HOST_LABELS)}, not {label!r}"
+        )
+    if not pairs:
+        return 0
+    return tx.run(
+        f"UNWIND $rows AS p MATCH (n:`{label}` {{uid: p.src}}) "
+        f"MERGE (v:`{VALUE_LABEL}` {{feature: p.feature, value: p.value}}) "
+        f"MERGE (n)-[:`{HAS_VALUE}`]->(v) RETURN count(*) AS found",
+        rows=[{"src": p["src"], "feature": p["feature"], "value": p["value"]} for p in pairs],
+    ).single(strict=True)["found"]
+
+
+def merge_value_nodes(tx: neo4j.ManagedTransaction, values: Sequence[dict[str, Any]]) -> None:
+    """Merge `(:FeatureValue {feature, value})` nodes (a value no record holds any more is
+    still a node, as deleting a record leaves it)."""
+    if values:
+        tx.run(
+            f"UNWIND $rows AS p MERGE (:`{VALUE_LABEL}` {{feature: p.feature, value: p.value}})",
+            rows=[{"feature": v["feature"], "value": v["value"]} for v in values],
+        ).consume()
+
+
+def raise_counters(tx: neo4j.ManagedTransaction, counters: dict[str, int]) -> None:
+    """Raise each label's id counter to at least the given value (never lower it)."""
+    rows = [{"label": check_label(label), "value": v} for label, v in counters.items()]
+    if rows:
+        tx.run(
+            f"UNWIND $rows AS r MERGE (c:`{COUNTER_LABEL}` {{label: r.label}}) "
+            "ON CREATE SET c.value = r.value "
+            "SET c.value = CASE WHEN c.value < r.value THEN r.value ELSE c.value END",
+            rows=rows,
+        ).consume()
+
+
+def storage_uid(conn: Connection, root: str) -> str | None:
+    """The uid of the Storage record of `root`, None when there is none."""
+    found = conn.read("MATCH (s:Storage {root: $root}) RETURN s.uid AS uid", {"root": root})
+    return found[0]["uid"] if found else None
+
+
+def is_empty(conn: Connection) -> bool:
+    """Whether the graph holds no record and no feature value."""
+    labels = [*RECORD_LABELS, VALUE_LABEL]
+    rows = conn.read(
+        "CALL () { " + " UNION ".join(f"MATCH (n:`{lb}`) RETURN n LIMIT 1" for lb in labels) + " } "
+        "RETURN count(n) AS n"
+    )
+    return rows[0]["n"] == 0
+
+
+def wipe(conn: Connection) -> None:
+    """Delete every node but the schema-version node, in transactions of 10,000 nodes."""
+    conn.run(
+        "MATCH (n) WHERE NOT n:LineageSchema "
+        "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+    )
+
+
+# -- reading -------------------------------------------------------------------------------------
+# Outgoing edges a sub-graph follows from its records to what they need to be complete: the run
+# and transform that made them, their creator, space, storage, members, meta artifact, earlier
+# versions, annotations, feature values and types, and the run that started a run.
+DEPENDENCY_EDGES = (
+    "GENERATED_BY",
+    "EXECUTES",
+    "INITIATED_BY",
+    "CREATED_BY",
+    "IN_SPACE",
+    "STORED_IN",
+    "CONTAINS",
+    "HAS_META",
+    "REVISES",
+    LABEL_EDGE,
+    "IN_PROJECT",
+    "CITES",
+    "OF_TYPE",
+    HAS_VALUE,
+)
+
+# A node's identity in a dump: its label and uid, or a feature value's feature and value.
+_END = (
+    "CASE WHEN {v}:`{value}` THEN {{label: '{value}', feature: {v}.feature, value: {v}.value}} "
+    "ELSE {{label: head(labels({v})), uid: {v}.uid}} END"
+)
+
+
+class GraphReader:
+    """The graph's nodes and edges in batches of plain values, read in one transaction.
+
+    Used as a context manager; `scope` (node element ids, from `subgraph`) limits what is read
+    to those nodes and the edges between them.
+    """
+
+    def __init__(self, conn: Connection, *, pause_creates: bool = False) -> None:
+        self._conn = conn
+        self._pause = pause_creates
+        self._session: Any = None
+        self._tx: Any = None
+
+    def __enter__(self) -> GraphReader:
+        mode = neo4j.WRITE_ACCESS if self._pause else neo4j.READ_ACCESS
+        with self._conn._errors():
+            self._session = self._conn.driver.session(
+                database=self._conn.settings.database,
+                default_access_mode=mode,
+                fetch_size=FETCH_SIZE,
+            )
+            self._tx = self._session.begin_transaction()
+            if self._pause:
+                self._tx.run(
+                    f"MATCH (c:`{COUNTER_LABEL}`) WITH c ORDER BY c.label "
+                    "SET c._lock = true REMOVE c._lock"
+                ).consume()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self._tx is not None:
+                self._tx.rollback()  # nothing was written: the locks only
+        finally:
+            if self._session is not None:
+                self._session.close()
+
+    def _rows(self, query: str, params: dict[str, Any], batch: int) -> Iterator[list[Any]]:
+        with self._conn._errors():
+            out: list[Any] = []
+            for record in self._tx.run(query, params):
+                out.append(plain(record[0]))
+                if len(out) >= batch:
+                    yield out
+                    out = []
+            if out:
+                yield out
+
+    def counters(self) -> dict[str, int]:
+        first: list[Any] = next(
+            self._rows(f"MATCH (c:`{COUNTER_LABEL}`) RETURN collect([c.label, c.value])", {}, 1),
+            [[]],
+        )
+        rows = first[0]
+        return {label: value for label, value in rows if label in RECORD_LABELS}
+
+    def nodes(
+        self, label: str, scope: Sequence[str] | None = None, batch: int = 2000
+    ) -> Iterator[list[Any]]:
+        """Batches of `{"label", "props"}` for the nodes of `label` (a record label or
+        `FeatureValue`), in no particular order (sorting would hold them all in the server)."""
+        if label != VALUE_LABEL:
+            check_label(label)
+        where = "" if scope is None else "WHERE elementId(n) IN $scope "
+        query = f"MATCH (n:`{label}`) {where}RETURN {{label: '{label}', props: properties(n)}}"
+        yield from self._rows(query, {"scope": list(scope or [])}, batch)
+
+    def edges(
+        self, label: str, scope: Sequence[str] | None = None, batch: int = 2000
+    ) -> Iterator[list[Any]]:
+        """Batches of `{"type", "src", "dst", "props"}` for the edges leaving nodes of `label`
+        (a record label), `src` and `dst` as `{label, uid}` or, for a feature value,
+        `{label, feature, value}`; with `scope`, only edges whose two ends are in it."""
+        check_label(label)
+        where = "" if scope is None else "WHERE elementId(a) IN $scope AND elementId(b) IN $scope "
+        src = _END.format(v="a", value=VALUE_LABEL)
+        dst = _END.format(v="b", value=VALUE_LABEL)
+        query = (
+            f"MATCH (a:`{label}`)-[r]->(b) {where}"
+            f"RETURN {{type: type(r), src: {src}, dst: {dst}, props: properties(r)}}"
+        )
+        yield from self._rows(query, {"scope": list(scope or [])}, batch)
+
+    def keyed(self, prefix: str) -> list[str]:
+        """`subgraph` of the artifacts, collections and transforms whose key starts with
+        `prefix`."""
+        labels = " OR ".join(f"s:`{lb}`" for lb in KEYED_LABELS)
+        return self.subgraph(
+            f"MATCH (s) WHERE ({labels}) AND s.key STARTS WITH $prefix RETURN s",
+            {"prefix": prefix},
+        )
+
+    def upstream_of(self, uid: str) -> list[str] | None:
+        """`subgraph` of the lineage record `uid` and everything upstream of it (the
+        `UPSTREAM_EDGES` followed outwards); None when no lineage record has that uid."""
+        labels = " OR ".join(f"f:`{lb}`" for lb in LINEAGE_LABELS)
+        found = self._conn.read(
+            f"MATCH (f) WHERE ({labels}) AND f.uid = $uid RETURN f.uid AS uid", {"uid": uid}
+        )
+        if not found:
+            return None
+        types = "|".join(f"`{t}`" for t in UPSTREAM_EDGES)
+        return self.subgraph(
+            f"MATCH (f) WHERE ({labels}) AND f.uid = $uid MATCH (f)-[:{types}*0..]->(s) RETURN s",
+            {"uid": uid},
+        )
+
+    def subgraph(self, start: str, params: dict[str, Any]) -> list[str]:
+        """Element ids of the nodes `start` (a `MATCH ... RETURN s`-shaped query fragment
+        binding `s`, built from the models by the caller) finds, and of everything they need:
+        the `DEPENDENCY_EDGES` followed outwards, then the features their values and
+        categorical labels name, with those features' types."""
+        types = "|".join(f"`{t}`" for t in DEPENDENCY_EDGES)
+        query = (
+            f"CALL () {{ {start} }} "
+            f"MATCH (s)-[:{types}*0..]->(d) WITH collect(DISTINCT d) AS ds "
+            "CALL (ds) { "
+            "  UNWIND ds AS d "
+            f"  OPTIONAL MATCH (d)-[e:`{LABEL_EDGE}`]->() "
+            f"  WITH d, collect(e.feature) AS fs "
+            f"  RETURN collect(CASE WHEN d:`{VALUE_LABEL}` THEN d.feature END) "
+            "    + reduce(a = [], x IN collect(fs) | a + x) AS named "
+            "} "
+            "OPTIONAL MATCH (g:Feature) WHERE g.uid IN named "
+            "WITH ds, collect(g) AS gs "
+            "UNWIND ds + gs AS x "
+            f"MATCH (x)-[:{types}*0..]->(y) "
+            "RETURN collect(DISTINCT elementId(y))"
+        )
+        first: list[Any] = next(self._rows(query, params, 1), [[]])
+        return list(first[0] or [])
+
+
+def edge_statement(edge: str, src: str, dst: str) -> tuple[str, str]:
+    """The relation a dumped edge is (by its type and end labels), checked against the
+    models; `(relation name or "", kind)`, kind "relation" or "value" (a `HAS_VALUE`)."""
+    if edge == HAS_VALUE and dst == VALUE_LABEL:
+        if src not in HOST_LABELS:
+            raise FieldValidationError(f"the models declare no edge ({src})-[:{edge}]->({dst})")
+        return "", "value"
+    name, _ = relation_for(src, edge, dst)
+    return name, "relation"

@@ -1,0 +1,502 @@
+"""Moving a graph between servers: `ln.export_graph(dir)` / `ln.import_graph(dir)` (`lineage
+export DIR`, `lineage import DIR`), and backups of a server (`lineage server backup FILE`,
+`restore FILE`), which are an export packed into one file.
+
+The dump (format "lineagegraph-dump", version 1) is a folder:
+
+    manifest.json   format, version, when, from where, what (scope), counts per label and per
+                    edge type, id counters, and each data file's sha256, size and line count
+    nodes.jsonl     one node per line: {"label": ..., "props": {...}}
+    edges.jsonl     one edge per line: {"type": ..., "src": END, "dst": END, "props": {...}}
+
+An END is `{"label", "uid"}` for a record and `{"label": "FeatureValue", "feature", "value"}`
+for a feature value. Property values are JSON, except datetimes (`{"$datetime": ISO 8601}`),
+dates (`{"$date": ...}`) and bytes (`{"$bytes": base64}`), which JSON has no type for.
+
+Both directions stream: the export writes each batch of rows the driver hands over
+(`graph.transfer.GraphReader`), the import reads the files line by line and writes batches
+(`graph.transfer.merge_nodes` / `merge_edges`), so memory does not grow with the graph. The
+import checks every checksum before it writes anything, merges by uid (running it twice, or
+again after it was killed, gives the same graph), keeps each node's id where it is free, and
+raises the id counters to the dumped ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import loaders
+from graph import ids as gids
+from graph import models as gm
+from graph import transfer as gt
+from graph.features import VALUE_LABEL
+from graph.schema import SCHEMA_VERSION
+from lineage._instance import current
+from lineage._lamindb import ImportReport
+from lineage._settings import settings
+from lineage._user import current_user
+from lineage.errors import DataError, DoesNotExist, InvalidArgument, MissingFile
+
+FORMAT = "lineagegraph-dump"
+FORMAT_VERSION = 1
+NODES, EDGES, MANIFEST = "nodes.jsonl", "edges.jsonl", "manifest.json"
+BATCH_SIZE = 2000
+MANAGED_DIR = ".lineage"
+# Labels merged by a unique field other than uid: another graph may hold the same user, storage
+# root or feature under another uid, and the dumped records then point at that node.
+MERGE_KEYS = {"User": "handle", "Storage": "root", "Feature": "name"}
+
+
+# -- values ------------------------------------------------------------------------------------
+def encode(value: Any) -> Any:
+    """A property value as JSON (datetimes, dates and bytes tagged).
+
+    >>> encode([date(2024, 1, 2), b"\\x00"])
+    [{'$date': '2024-01-02'}, {'$bytes': 'AA=='}]
+    """
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The inverse of `encode`.
+
+    >>> decode({"$datetime": "2024-01-02T03:04:05+00:00"})
+    datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    """
+    if isinstance(value, dict):
+        if "$datetime" in value:
+            return datetime.fromisoformat(value["$datetime"])
+        if "$date" in value:
+            return date.fromisoformat(value["$date"])
+        if "$bytes" in value:
+            return base64.b64decode(value["$bytes"])
+        raise DataError(f"not a dumped value: {value!r}")
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def _props(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: encode(v) for k, v in props.items()}
+
+
+class _Writer:
+    """A JSON-lines file written with its sha256, size and line count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fp: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.sha = hashlib.sha256()
+        self.lines = 0
+        self.size = 0
+
+    def write(self, obj: Any) -> None:
+        line = (json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        self.fp.write(line)
+        self.sha.update(line)
+        self.lines += 1
+        self.size += len(line)
+
+    def close(self) -> dict[str, Any]:
+        self.fp.flush()
+        os.fsync(self.fp.fileno())
+        self.fp.close()
+        return {"sha256": self.sha.hexdigest(), "bytes": self.size, "lines": self.lines}
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote: nodes per label, edges per type, files copied, the folder."""
+
+    directory: str
+    nodes: dict[str, int] = field(default_factory=dict)
+    edges: dict[str, int] = field(default_factory=dict)
+    files_copied: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        lines = [f"exported to {self.directory} in {self.seconds:.1f} s"]
+        lines += [f"  {label:<13} {n:>9}" for label, n in sorted(self.nodes.items())]
+        lines += [f"  -[{edge}]-> {n:>9}" for edge, n in sorted(self.edges.items())]
+        if self.files_copied:
+            lines.append(f"  files copied: {self.files_copied}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "nodes": self.nodes,
+            "edges": self.edges,
+            "files_copied": self.files_copied,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# -- export ------------------------------------------------------------------------------------
+def _scope(reader: gt.GraphReader, key: str | None, upstream_of: str | None):
+    if key is None and upstream_of is None:
+        return None
+    if key is not None and upstream_of is not None:
+        raise InvalidArgument("export takes --key or --upstream-of, not both")
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument(f"--key takes a non-empty key prefix, not {key!r}")
+        return reader.keyed(key)
+    scope = reader.upstream_of(str(upstream_of))
+    if scope is None:
+        raise DoesNotExist(f"no artifact, collection, run or transform with uid {upstream_of!r}")
+    return scope
+
+
+def _copy_file(row: dict[str, Any], root: str) -> str:
+    """Copy an artifact's bytes to `<root>/.lineage/<uid><suffix>` (a folder with its files);
+    returns the new storage path."""
+    source = row["storage_path"]
+    dest = loaders.join(root, MANAGED_DIR, f"{row['uid']}{row.get('suffix') or ''}")
+    options = settings.storage_options
+    folder = row.get("n_files") is not None
+    local = Path(source)
+    if loaders.is_remote(source) and folder:
+        local = loaders.sync_dir(source, settings.cache_dir, options)
+    elif loaders.is_remote(source):
+        (local,) = loaders.sync([source], settings.cache_dir, options)
+    if not Path(local).exists():
+        raise MissingFile(f"artifact {row['uid']}: its file {source} is not there to copy")
+    if folder:
+        loaders.put_dir(local, dest, options)
+    else:
+        loaders.put_file(local, dest, options)
+    return dest
+
+
+def export_graph(
+    directory: str | Path,
+    *,
+    key: str | None = None,
+    upstream_of: str | None = None,
+    with_files: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    pause_creates: bool = False,
+) -> ExportReport:
+    """Write the graph (or a part: records whose key starts with `key`, or everything
+    `upstream_of` a record needs, with what they point at) to `directory` as a dump (see the
+    module docstring). `with_files`: copy every exported artifact's bytes to that storage root
+    (`<root>/.lineage/<uid><suffix>`, local or `s3://`) and point the dump's artifacts there.
+    `pause_creates`: no record is created while the graph is read (backups).
+
+    >>> report = ln.export_graph("dump", key="raw/")
+    >>> report.nodes["Artifact"], sorted(p.name for p in Path("dump").iterdir())
+    (1, ['edges.jsonl', 'manifest.json', 'nodes.jsonl'])
+    """
+    started = datetime.now(UTC)
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InvalidArgument(f"{target} exists and is not an empty folder: export to a new one")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size takes a positive int, not {batch_size!r}")
+    instance = current()
+    conn = instance.connection
+    target.mkdir(parents=True, exist_ok=True)
+    report = ExportReport(str(target))
+    new_storage: dict[str, Any] | None = None
+    extra_user: dict[str, Any] | None = None
+    if with_files is not None:
+        root = str(with_files).rstrip("/")
+        if not loaders.is_remote(root):
+            root = str(Path(root).expanduser().resolve())
+        stored_uid = gt.storage_uid(conn, root)
+        user = current_user(instance)
+        new_storage = {
+            "uid": stored_uid or gids.base62(gm.uid_length("Storage")),
+            "root": root,
+            "branch": 1,
+            "created_at": started,
+            "updated_at": started,
+        }
+        extra_user = {k: v for k, v in user._values.items() if v is not None}
+    nodes, edges = _Writer(target / NODES), _Writer(target / EDGES)
+    try:
+        with gt.GraphReader(conn, pause_creates=pause_creates) as reader:
+            scope = _scope(reader, key, upstream_of)
+            counters = reader.counters()
+            users: set[str] = set()
+            for label in (*gm.RECORD_LABELS, VALUE_LABEL):
+                for batch in reader.nodes(label, scope, batch_size):
+                    for row in batch:
+                        props = row["props"]
+                        if label == "Artifact" and new_storage and props.get("storage_path"):
+                            props["storage_path"] = _copy_file(props, new_storage["root"])
+                            report.files_copied += 1
+                        if label == "User":
+                            users.add(props["uid"])
+                        if (
+                            label == "Storage"
+                            and new_storage
+                            and props["uid"] == new_storage["uid"]
+                        ):
+                            new_storage = {**new_storage, "_written": True}
+                        nodes.write({"label": label, "props": _props(props)})
+                        report.nodes[label] = report.nodes.get(label, 0) + 1
+            if new_storage is not None and extra_user is not None:
+                if extra_user["uid"] not in users:
+                    nodes.write({"label": "User", "props": _props(extra_user)})
+                    report.nodes["User"] = report.nodes.get("User", 0) + 1
+                if not new_storage.pop("_written", False):
+                    nodes.write({"label": "Storage", "props": _props(new_storage)})
+                    report.nodes["Storage"] = report.nodes.get("Storage", 0) + 1
+                    edge = {"type": "CREATED_BY", "props": {}}
+                    edge["src"] = {"label": "Storage", "uid": new_storage["uid"]}
+                    edge["dst"] = {"label": "User", "uid": extra_user["uid"]}
+                    edges.write(edge)
+                    report.edges["CREATED_BY"] = report.edges.get("CREATED_BY", 0) + 1
+            for label in gm.RECORD_LABELS:
+                for batch in reader.edges(label, scope, batch_size):
+                    for row in batch:
+                        if new_storage is not None and row["type"] == "STORED_IN":
+                            row["dst"] = {"label": "Storage", "uid": new_storage["uid"]}
+                        row["props"] = _props(row["props"])
+                        for end in ("src", "dst"):
+                            if "value" in row[end]:
+                                row[end]["value"] = encode(row[end]["value"])
+                        edges.write(row)
+                        report.edges[row["type"]] = report.edges.get(row["type"], 0) + 1
+    finally:
+        files = {NODES: nodes.close(), EDGES: edges.close()}
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": started.isoformat(),
+        "source": conn.settings.display_uri,
+        "scope": {"key": key, "upstream_of": upstream_of, "with_files": with_files},
+        "counts": {"nodes": report.nodes, "edges": report.edges},
+        "counters": counters if scope is None else {},
+        "files": files,
+    }
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    report.seconds = (datetime.now(UTC) - started).total_seconds()
+    return report
+
+
+# -- import ------------------------------------------------------------------------------------
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The dump's manifest, its format checked and every data file's checksum verified."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise MissingFile(f"{directory} is not a lineage dump: it has no {MANIFEST}")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path} is not JSON: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: format {manifest.get('format')!r}, not {FORMAT!r}")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise DataError(
+            f"{path}: dump format version {manifest.get('version')!r}; this lineage reads "
+            f"version {FORMAT_VERSION}"
+        )
+    for name in (NODES, EDGES):
+        want = manifest.get("files", {}).get(name, {})
+        sha = hashlib.sha256()
+        file = directory / name
+        if not file.is_file():
+            raise MissingFile(f"{directory}: {name} is missing")
+        with open(file, "rb") as fp:
+            while chunk := fp.read(1 << 20):
+                sha.update(chunk)
+        if sha.hexdigest() != want.get("sha256"):
+            raise DataError(
+                f"{file}: sha256 {sha.hexdigest()} is not the manifest's {want.get('sha256')}: "
+                "the dump is damaged or incomplete; nothing was imported"
+            )
+    return manifest
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fp:
+        for number, line in enumerate(fp, 1):
+            try:
+                yield json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: not JSON ({exc})") from None
+
+
+def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> ImportReport:
+    """Import a dump written by `export_graph` into the connected graph: nodes merged by uid
+    (ids kept where free), edges merged, id counters raised to the dumped ones. Running it
+    again changes nothing; an import that was interrupted completes when run again.
+
+    >>> _ = ln.export_graph("moved", key="raw/")
+    >>> ln.import_graph("moved").records["Artifact"]
+    {'read': 1, 'created': 0, 'skipped': 0}
+    """
+    started = datetime.now(UTC)
+    source = Path(directory)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size takes a positive int, not {batch_size!r}")
+    manifest = read_manifest(source)
+    conn = current().connection
+    report = ImportReport(str(source))
+    same: dict[str, dict[str, str]] = {label: {} for label in MERGE_KEYS}
+
+    def flush_nodes(label: str, rows: list[dict[str, Any]]) -> None:
+        if label == VALUE_LABEL:
+            conn.write(lambda tx: gt.merge_value_nodes(tx, rows))
+            report.count(label, "read", len(rows))
+            return
+        key = MERGE_KEYS.get(label, "uid")
+        merged = conn.write(
+            lambda tx: gt.merge_nodes(tx, label, rows, key=key, update=key == "uid")
+        )
+        report.count(label, "read", len(rows))
+        report.count(label, "created", merged.created)
+        if key != "uid":
+            for row in rows:
+                stored = merged.uids[row[key]]
+                if stored != row["uid"]:
+                    same[label][row["uid"]] = stored
+                    report.notes.append(
+                        f"{label} {row[key]!r} exists here as {stored}: the dump's {row['uid']} "
+                        "is mapped to it"
+                    )
+
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for line in _lines(source / NODES):
+        label = str(line.get("label"))
+        if label != VALUE_LABEL:
+            gt.check_label(label)
+        props = {k: decode(v) for k, v in line["props"].items()}
+        rows = pending.setdefault(label, [])
+        rows.append(props)
+        if len(rows) >= batch_size:
+            flush_nodes(label, rows)
+            pending[label] = []
+    for label, rows in pending.items():
+        if rows:
+            flush_nodes(label, rows)
+
+    def end_uid(end: dict[str, Any]) -> str:
+        return same.get(end["label"], {}).get(end["uid"], end["uid"])
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    def flush_edges(group: tuple[str, str, str], rows: list[dict[str, Any]]) -> None:
+        edge, src, dst = group
+        relation, kind = gt.edge_statement(edge, src, dst)
+        if kind == "value":
+            found = conn.write(lambda tx: gt.merge_values(tx, src, rows))
+        else:
+            found = conn.write(lambda tx: gt.merge_edges(tx, src, relation, rows))
+        report.edges[edge] = report.edges.get(edge, 0) + found
+        report.skip(f"{edge} edges", "an end is not in the graph", len(rows) - found)
+
+    for line in _lines(source / EDGES):
+        src, dst = line["src"], line["dst"]
+        group = (line["type"], src["label"], dst["label"])
+        if dst["label"] == VALUE_LABEL:
+            row = {"src": end_uid(src), "feature": dst["feature"], "value": decode(dst["value"])}
+        else:
+            props = {k: decode(v) for k, v in line.get("props", {}).items()}
+            row = {"src": end_uid(src), "dst": end_uid(dst), "props": props}
+        rows = groups.setdefault(group, [])
+        rows.append(row)
+        if len(rows) >= batch_size:
+            flush_edges(group, rows)
+            groups[group] = []
+    for group, rows in groups.items():
+        if rows:
+            flush_edges(group, rows)
+    counters = {k: v for k, v in manifest.get("counters", {}).items() if k in gm.RECORD_LABELS}
+    conn.write(lambda tx: gt.raise_counters(tx, counters))
+    report.seconds = (datetime.now(UTC) - started).total_seconds()
+    return report
+
+
+# -- backup ------------------------------------------------------------------------------------
+def backup(file: str | Path) -> ExportReport:
+    """Write the whole graph to `file` (a `.tar.gz` of a dump), read while no record can be
+    created (`pause_creates`), so the backup is one consistent state of the records.
+
+    >>> backup("graph.tar.gz").nodes["Artifact"] >= 1
+    True
+    """
+    target = Path(file)
+    if target.exists():
+        raise InvalidArgument(f"{target} exists: back up to a new file")
+    with tempfile.TemporaryDirectory(prefix="lineage-backup-") as tmp:
+        dump = Path(tmp) / "dump"
+        report = export_graph(dump, pause_creates=True)
+        partial = target.with_name(f".{target.name}.part")
+        with tarfile.open(partial, "w:gz") as tar:
+            for name in (MANIFEST, NODES, EDGES):
+                tar.add(dump / name, arcname=name)
+        os.replace(partial, target)
+    report.directory = str(target)
+    return report
+
+
+def restore(file: str | Path, *, force: bool = False) -> ImportReport:
+    """Load a backup written by `backup` into the connected graph. A graph that holds any
+    record is refused unless `force=True`, which empties it first.
+
+    >>> _ = backup("graph.tar.gz")
+    >>> restore("graph.tar.gz")
+    Traceback (most recent call last):
+    ...
+    lineage.errors.InvalidArgument: the graph at ... is not empty: restoring would mix two graphs...
+    """
+    source = Path(file)
+    if not source.is_file():
+        raise MissingFile(f"no backup file {source}")
+    conn = current().connection
+    if not gt.is_empty(conn) and not force:
+        raise InvalidArgument(
+            f"the graph at {conn.settings.display_uri} is not empty: restoring would mix two "
+            "graphs; pass --force (force=True) to delete everything in it first"
+        )
+    with tempfile.TemporaryDirectory(prefix="lineage-restore-") as tmp:
+        try:
+            with tarfile.open(source, "r:gz") as tar:
+                members = [m for m in tar.getmembers() if m.name in (MANIFEST, NODES, EDGES)]
+                if len(members) != 3 or not all(m.isfile() for m in members):
+                    raise DataError(f"{source} is not a lineage backup (no dump inside)")
+                for member in members:
+                    with tar.extractfile(member) as fp, open(Path(tmp) / member.name, "wb") as out:  # type: ignore[union-attr]
+                        shutil.copyfileobj(fp, out)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise DataError(f"{source} is not a readable backup: {exc}") from None
+        read_manifest(Path(tmp))  # checksums first: nothing is deleted for a damaged backup
+        if force:
+            gt.wipe(conn)
+        return import_graph(Path(tmp))
+
+
+__all__ = [
+    "ExportReport",
+    "backup",
+    "decode",
+    "encode",
+    "export_graph",
+    "import_graph",
+    "read_manifest",
+    "restore",
+]
