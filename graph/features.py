@@ -293,6 +293,27 @@ def get_values(conn: Connection, label: str, uid: str) -> list[Any]:
     return rows[0]["flat"] if rows else []
 
 
+# How many of a collection's members carry each ULabel, most first: through any categorical
+# feature or a direct `ulabels` link, or only through the feature named `$feature` when it is
+# not null. Members in the trash count (they are still members); labels in the trash do not.
+# `Collection.label_counts` runs it.
+MEMBER_LABEL_COUNTS = """
+OPTIONAL MATCH (f:Feature {name: $feature})
+WITH f
+MATCH (:Collection {uid: $uid})-[:CONTAINS]->(a:Artifact)-[r:LABELED_WITH]->(u:ULabel)
+WHERE u.branch = 1 AND ($feature IS NULL OR r.feature = f.uid)
+RETURN u.name AS label, u.uid AS uid, count(DISTINCT a) AS artifacts
+ORDER BY artifacts DESC, label, uid
+"""
+
+
+def member_label_counts(
+    conn: Connection, collection_uid: str, feature: str | None = None
+) -> list[dict[str, Any]]:
+    """`MEMBER_LABEL_COUNTS` for one collection: rows of `label`, `uid`, `artifacts`."""
+    return conn.read(MEMBER_LABEL_COUNTS, {"uid": collection_uid, "feature": feature})
+
+
 def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")

@@ -292,13 +292,14 @@ class Relation(NamedTuple):
     direction: str  # "out": (this)-[edge]->(target); "in": (this)<-[edge]-(target)
     many: bool  # False where at most one target exists (run, created_by, transform, ...)
 
-    def arrow(self, var: str = "") -> str:
+    def arrow(self, var: str = "", length: str = "") -> str:
         """The relationship in the relation's direction, as seen from its owner: `-[var:`EDGE`]->`
-        or `<-[var:`EDGE`]-`. The one place Cypher arrows are built from a relation; the names
-        come from the models, never from users."""
+        or `<-[var:`EDGE`]-`; `length` a variable-length bound such as `*0..1`. The one place
+        Cypher arrows are built from a relation; the names come from the models, never from
+        users."""
         if self.direction == "out":
-            return f"-[{var}:`{self.edge}`]->"
-        return f"<-[{var}:`{self.edge}`]-"
+            return f"-[{var}:`{self.edge}`{length}]->"
+        return f"<-[{var}:`{self.edge}`{length}]-"
 
     @property
     def pattern(self) -> str:

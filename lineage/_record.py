@@ -36,15 +36,20 @@ class Record(DjangoCompat):
     """
 
     # -- relations ---------------------------------------------------------------------------
-    def _related(self, name: str, branch: int | None = 1) -> RelatedQuerySet[Any]:
+    def _related(
+        self, name: str, branch: int | None = 1, through: str | None = None
+    ) -> RelatedQuerySet[Any]:
+        """The records along relation `name`; with `through`, also those the records along
+        that relation reach by `name` (`gq.Anchor.through`), each once. `add`/`remove`/`set`
+        change this record's own edges."""
         rel = self._relations()[name]
         if not self._saved:
             raise InvalidArgument(
                 f"{type(self).__name__}.{name} is only known once the record is saved"
             )
         model = registry_of(rel.target)
-        anchor = gq.Anchor(self._label, self.uid, name)
-        select = gq.Select(rel.target, anchor=anchor, branch=branch)
+        anchor = gq.Anchor(self._label, self.uid, name, through=through)
+        select = gq.Select(rel.target, anchor=anchor, branch=branch, distinct=through is not None)
         return RelatedQuerySet(model, select, self._instance, owner=self, relation=name)
 
     # -- writing ---------------------------------------------------------------------------------

@@ -180,6 +180,67 @@ def test_collections_and_runs_hold_values(annotated: list[ln.Artifact]) -> None:
     ln.finish()
 
 
+def test_collection_ulabels_are_what_its_members_are_labeled_with(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    """The reference's "ULabels sampled in the collection": the members' labels (through
+    categorical features and direct links) and the collection's own, each once."""
+    a0, _a1, a2, a3 = annotated  # cell_type: T cell, B cell, T cell, none
+    collection = ln.Collection([a0, a2, a3], key="sampled").save()
+    assert [u.name for u in collection.ulabels] == ["T cell"]  # on two members: once
+    assert collection.ulabels.count() == 1 and len(collection.ulabels) == 1
+    direct = ln.ULabel(name="healthy").save()
+    a3.ulabels.add(direct)  # a direct link on a member
+    own = ln.ULabel(name="atlas").save()
+    collection.ulabels.add(own)  # add() labels the collection itself, not its members
+    assert [u.name for u in a0.ulabels] == ["T cell"]
+    assert sorted(u.name for u in collection.ulabels) == ["T cell", "atlas", "healthy"]
+    assert collection.ulabels.count() == 3
+    assert collection.ulabels.filter(name__startswith="a").one() == own
+    assert sorted(collection.ulabels.df()["name"]) == ["T cell", "atlas", "healthy"]
+    # B cell labels a1 only, which is not a member; a trashed label is left out.
+    assert ln.ULabel.get(name="B cell") not in collection.ulabels.to_list()
+    direct.delete()
+    assert sorted(u.name for u in collection.ulabels) == ["T cell", "atlas"]
+    # One parameterised statement, starting from the collection's uid.
+    from graph import query as gq
+
+    query, params = gq.compile_select(collection.ulabels._select)
+    assert collection.uid not in query and params["anchor_uid"] == collection.uid
+    assert query.startswith("MATCH (a:`Collection` {uid: $anchor_uid})-[:`CONTAINS`*0..1]->")
+    plan = _plan(db, collection.ulabels)
+    assert "NodeUniqueIndexSeek" in plan and "NodeByLabelScan" not in plan, plan
+    # The collection's own labels only, as a filter through the relation (unchanged).
+    assert ln.Collection.filter(ulabels__name="atlas").one() == collection
+    assert ln.Collection.filter(ulabels__name="T cell").count() == 0
+
+
+def test_label_counts_across_a_collections_members(annotated: list[ln.Artifact]) -> None:
+    a0, _a1, a2, a3 = annotated  # cell_type: T cell, B cell, T cell, none
+    ln.Feature(name="disease", dtype=ln.ULabel).save()
+    ln.ULabel(name="healthy").save()
+    a2.features.add_values({"disease": "healthy"})
+    a3.ulabels.add(ln.ULabel.get(name="B cell"))  # a direct link
+    collection = ln.Collection([a0, a2, a3], key="counted").save()
+    counts = collection.label_counts()
+    assert list(counts.columns) == ["label", "uid", "artifacts"]
+    assert list(zip(counts["label"], counts["artifacts"])) == [
+        ("T cell", 2), ("B cell", 1), ("healthy", 1),
+    ]  # fmt: skip
+    assert counts["uid"].tolist()[0] == ln.ULabel.get(name="T cell").uid
+    by_feature = collection.label_counts(ln.Feature.get(name="cell_type"))
+    assert list(zip(by_feature["label"], by_feature["artifacts"])) == [("T cell", 2)]
+    assert collection.label_counts("disease")["label"].tolist() == ["healthy"]
+    with pytest.raises(ValidationError, match="no feature named 'nope'"):
+        collection.label_counts("nope")
+    with pytest.raises(ValidationError, match="'temperature' has dtype float"):
+        collection.label_counts("temperature")
+    with pytest.raises(InvalidType):
+        collection.label_counts(3)  # type: ignore[arg-type]
+    empty = ln.Collection([_a1], key="unlabeled-but-b").save()
+    assert empty.label_counts("disease").empty
+
+
 def test_track_refuses_a_param_of_the_wrong_dtype_before_the_run(storage: Path) -> None:
     ln.Feature(name="learning_rate", dtype=float).save()
     with pytest.raises(ValidationError, match="'learning_rate' has dtype float"):
