@@ -296,7 +296,7 @@ def get_values(conn: Connection, label: str, uid: str) -> list[Any]:
 # How many of a collection's members carry each ULabel, most first: through any categorical
 # feature or a direct `ulabels` link, or only through the feature named `$feature` when it is
 # not null. Members in the trash count (they are still members); labels in the trash do not.
-# `Collection.label_counts` runs it.
+# `Collection.label_counts` runs it; it is also cookbook recipe 22.
 MEMBER_LABEL_COUNTS = """
 OPTIONAL MATCH (f:Feature {name: $feature})
 WITH f
