@@ -272,6 +272,23 @@ def remove_values(
     return conn.write(work)
 
 
+def delete_feature_values(tx: neo4j.ManagedTransaction, feature_uid: str) -> None:
+    """Inside the transaction that deletes a feature for good: its value nodes (one per value,
+    used by no other feature) with their `HAS_VALUE` edges, and the `LABELED_WITH {feature}`
+    edges of its categorical values (the ULabels stay). `graph.records.delete_record(...,
+    also=[delete_feature_values])` runs it."""
+    # `value IS NOT NULL` (always true) lets the planner seek the (feature, value) index.
+    tx.run(
+        f"MATCH (v:`{VALUE_LABEL}`) WHERE v.feature = $uid AND v.value IS NOT NULL DETACH DELETE v",
+        uid=feature_uid,
+    ).consume()
+    # No index on the edge property: a scan of the LABELED_WITH edges, for a rare operation.
+    tx.run(
+        f"MATCH ()-[r:`{LABEL_EDGE}`]->(:ULabel) WHERE r.feature = $uid DELETE r",
+        uid=feature_uid,
+    ).consume()
+
+
 # The values of record `n` as one flat list `[feature uid, value, feature uid, value, ...]`:
 # scalar values, then label names. Shared by `get_values` and `graph.query`'s
 # `df(features=...)`, so both read the same thing. Flat and built with pattern comprehensions:

@@ -834,6 +834,11 @@ def _check_guard(tx: neo4j.ManagedTransaction, label: str, uid: str, guard: Guar
         guard.refuse(count)
 
 
+# What else a permanent delete removes, given the transaction and the deleted node's uid (a
+# feature's values: `graph.features.delete_feature_values`).
+AlsoDeleted = Callable[[neo4j.ManagedTransaction, str], None]
+
+
 def _in_family(
     conn: Connection,
     label: str,
@@ -841,11 +846,12 @@ def _in_family(
     statement: str,
     guards: Sequence[Guard] = (),
     cascade: Sequence[str] = (),
+    also: Sequence[AlsoDeleted] = (),
 ) -> None:
     """Run `statement` on node `uid` with its version family locked, then re-promote the
-    family's newest main-branch version to `is_latest`. `guards` are checked first and
-    `cascade` names relations whose records are deleted with the node, all in the same
-    transaction."""
+    family's newest main-branch version to `is_latest`. `guards` are checked first, `cascade`
+    names relations whose records are deleted with the node and `also` deletes what else goes
+    with it, all in the same transaction."""
     stem = _stem_of(label, uid)
     cascaded = [_relation(label, name) for name in cascade]
 
@@ -858,6 +864,8 @@ def _in_family(
             tx.run(
                 f"MATCH (n:`{label}` {{uid: $uid}}) MATCH {rel.pattern} DETACH DELETE m", uid=uid
             ).consume()
+        for delete in also:
+            delete(tx, uid)
         tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) " + statement, uid=uid, now=now()).consume()
         if stem is not None:
             _promote_latest(tx, label, stem, 1)
@@ -883,8 +891,9 @@ def delete_record(
     uid: str,
     guards: Sequence[Guard] = (),
     cascade: Sequence[str] = (),
+    also: Sequence[AlsoDeleted] = (),
 ) -> None:
     """Remove a node and its edges for good (never the nodes at the other end, except those
-    along the `cascade` relations, which go with it); refused by any of `guards` that finds
-    dependents."""
-    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade)
+    along the `cascade` relations and what `also` deletes, which go with it, in the same
+    transaction); refused by any of `guards` that finds dependents."""
+    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade, also)

@@ -83,6 +83,8 @@ class Feature(Record):
     """
 
     _label = "Feature"
+    # Deleted for good, a feature takes its values with it (docs/architecture.md, "Features").
+    _deleted_also = (gf.delete_feature_values,)
 
     def __init__(
         self,

@@ -126,6 +126,7 @@ class Record(DjangoCompat):
                 self.uid,
                 guards=self._guards(permanent=True),
                 cascade=self._deleted_with,
+                also=self._deleted_also,
             )
             object.__setattr__(self, "_saved", False)
             return
@@ -134,6 +135,8 @@ class Record(DjangoCompat):
 
     # Relations whose records are deleted with this one (a transform's runs).
     _deleted_with: tuple[str, ...] = ()
+    # What else a permanent delete removes in its transaction (a feature's values).
+    _deleted_also: tuple[gr.AlsoDeleted, ...] = ()
 
     def _guards(self, permanent: bool) -> list[gr.Guard]:
         """What refuses a trash (`permanent=False`) or a permanent delete while other records

@@ -267,6 +267,44 @@ def test_bulk_add_values(annotated: list[ln.Artifact], storage: Path) -> None:
     assert ln.Artifact.filter(n_cells=1).count() == 1  # the earlier value only
 
 
+def test_deleting_a_feature_for_good_deletes_its_values_and_value_edges(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    conn = db.connection
+
+    def held(feature: ln.Feature) -> tuple[int, int, int]:
+        """The feature's value nodes, HAS_VALUE edges to them, and categorical value edges."""
+        row = conn.run(
+            "RETURN COUNT { MATCH (v:FeatureValue {feature: $f}) } AS nodes, "
+            "COUNT { MATCH ()-[:HAS_VALUE]->(:FeatureValue {feature: $f}) } AS values, "
+            "COUNT { MATCH ()-[r:LABELED_WITH {feature: $f}]->() } AS labels",
+            {"f": feature.uid},
+        )[0]
+        return row["nodes"], row["values"], row["labels"]
+
+    temperature = ln.Feature.get(name="temperature")
+    cell_type = ln.Feature.get(name="cell_type")
+    n_cells = ln.Feature.get(name="n_cells")
+    a0 = annotated[0]
+    t_cell = ln.ULabel.get(name="T cell")
+    a0.ulabels.add(ln.ULabel.get(name="B cell"))  # a plain label (no feature) stays
+    assert held(temperature) == (3, 3, 0) and held(cell_type) == (0, 0, 3)
+    temperature.delete()  # the trash keeps the values: the feature can be restored
+    assert held(temperature) == (3, 3, 0)
+    temperature.delete(permanent=True)
+    assert held(temperature) == (0, 0, 0)
+    assert a0.features.get_values() == {"cell_type": "T cell", "n_cells": 100, "organism": "human"}
+    cell_type.delete(permanent=True)
+    assert held(cell_type) == (0, 0, 0)
+    assert ln.ULabel.get(name="T cell") == t_cell  # the labels themselves stay
+    assert [u.name for u in a0.ulabels] == ["B cell"]
+    assert held(n_cells) == (4, 4, 0)  # other features' values are untouched
+    assert ln.Artifact.filter(n_cells__gte=200).count() == 3
+    # A new feature of the old name starts with no values.
+    ln.Feature(name="temperature", dtype=float).save()
+    assert ln.Artifact.filter(temperature__isnull=False).count() == 0
+
+
 # -- queries ------------------------------------------------------------------------------------
 def test_filter_by_feature_values(annotated: list[ln.Artifact]) -> None:
     def keys(qs: ln.QuerySet) -> list[str]:
