@@ -197,6 +197,15 @@ def add_values(conn: Connection, label: str, annotations: Sequence[Annotation]) 
     per shape for the whole batch); values and edges already there are kept, not doubled.
     A record or ULabel that no longer exists raises `MissingTarget` and nothing is written."""
     _check_host(label)
+    conn.write(lambda tx: write_values(tx, label, annotations))
+
+
+def write_values(
+    tx: neo4j.ManagedTransaction, label: str, annotations: Sequence[Annotation]
+) -> None:
+    """`add_values` inside a transaction the caller runs: a record created with its values
+    (`graph.records.NewRecord.annotation`) writes them in the transaction that creates it."""
+    _check_host(label)
     rows = [
         {
             "uid": a.uid,
@@ -205,37 +214,35 @@ def add_values(conn: Connection, label: str, annotations: Sequence[Annotation]) 
         }
         for a in annotations
     ]
+    if not rows:
+        return
     label_uids = sorted({u for a in annotations for _, u in a.labels})
-
-    def work(tx: neo4j.ManagedTransaction) -> None:
-        found = tx.run(
-            f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) RETURN count(n) AS c",
-            uids=sorted({r["uid"] for r in rows}),
+    found = tx.run(
+        f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) RETURN count(n) AS c",
+        uids=sorted({r["uid"] for r in rows}),
+    ).single()
+    if found is None or found["c"] != len({r["uid"] for r in rows}):
+        raise MissingTarget(f"some {label} records to annotate no longer exist", label)
+    if label_uids:
+        seen = tx.run(
+            "UNWIND $uids AS uid MATCH (u:ULabel {uid: uid}) RETURN count(u) AS c",
+            uids=label_uids,
         ).single()
-        if found is None or found["c"] != len({r["uid"] for r in rows}):
-            raise MissingTarget(f"some {label} records to annotate no longer exist", label)
-        if label_uids:
-            seen = tx.run(
-                "UNWIND $uids AS uid MATCH (u:ULabel {uid: uid}) RETURN count(u) AS c",
-                uids=label_uids,
-            ).single()
-            if seen is None or seen["c"] != len(label_uids):
-                raise MissingTarget("some ULabels to annotate with no longer exist", "ULabel")
-        tx.run(
-            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-            "UNWIND row.values AS fv "
-            f"MERGE (v:`{VALUE_LABEL}` {{feature: fv.f, value: fv.v}}) "
-            f"MERGE (n)-[:`{HAS_VALUE}`]->(v)",
-            rows=[r for r in rows if r["values"]],
-        ).consume()
-        tx.run(
-            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-            "UNWIND row.labels AS fl MATCH (u:ULabel {uid: fl.u}) "
-            f"MERGE (n)-[:`{LABEL_EDGE}` {{feature: fl.f}}]->(u)",
-            rows=[r for r in rows if r["labels"]],
-        ).consume()
-
-    conn.write(work)
+        if seen is None or seen["c"] != len(label_uids):
+            raise MissingTarget("some ULabels to annotate with no longer exist", "ULabel")
+    tx.run(
+        f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+        "UNWIND row.values AS fv "
+        f"MERGE (v:`{VALUE_LABEL}` {{feature: fv.f, value: fv.v}}) "
+        f"MERGE (n)-[:`{HAS_VALUE}`]->(v)",
+        rows=[r for r in rows if r["values"]],
+    ).consume()
+    tx.run(
+        f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+        "UNWIND row.labels AS fl MATCH (u:ULabel {uid: fl.u}) "
+        f"MERGE (n)-[:`{LABEL_EDGE}` {{feature: fl.f}}]->(u)",
+        rows=[r for r in rows if r["labels"]],
+    ).consume()
 
 
 def remove_values(

@@ -26,7 +26,7 @@ that family's head for the caller to revise instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from graph.errors import (
     MissingTarget,
     VersionTagExists,
 )
+from graph.features import Annotation, write_values
 from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import fields_of, is_versioned, relations_of, uid_length
 from graph.query import Select, compile_select
@@ -81,8 +82,9 @@ class RowsUsed:
 
 @dataclass
 class NewRecord:
-    """One node to create: its stored properties, its outgoing/incoming edges, and the inputs
-    its run used to make it (a collection's members), written in the same transaction.
+    """One node to create: its stored properties, its outgoing/incoming edges, the inputs its
+    run used to make it (a collection's members) and its feature values, written in the same
+    transaction.
 
     `same_content`: names of properties and to-one relations a stored node must share with this
     one, besides its `hash`, to count as the same content under `unique_hash` (a missing value
@@ -97,6 +99,9 @@ class NewRecord:
     run_inputs: RunInputs | None = None
     same_content: tuple[str, ...] = ()
     family: tuple[str, ...] = ()
+    # Feature values the new node holds from the start (a run's parameters that are features),
+    # written in its transaction; their `uid` is replaced by the node's.
+    annotation: Annotation | None = None
 
 
 def now() -> datetime:
@@ -344,6 +349,8 @@ def create_record(
         node = _create_with_edges(tx, label, props, record.edges)
         if record.run_inputs is not None:
             _merge_run_inputs(tx, [record.run_inputs])
+        if record.annotation is not None:
+            write_values(tx, label, [replace(record.annotation, uid=props["uid"])])
         if versioned and stem is not None and not new_family:
             tx.run(
                 f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.uid <> $uid "
@@ -513,6 +520,13 @@ def _create_batch(
         for relation, relation_pairs in pairs.items():
             _create_pairs(tx, label, relation, relation_pairs)
         _merge_run_inputs(tx, [r.run_inputs for r in batch if r.run_inputs is not None])
+        annotations = [
+            replace(r.annotation, uid=p["uid"])
+            for p, r in zip(rows, batch)
+            if r.annotation is not None
+        ]
+        if annotations:
+            write_values(tx, label, annotations)
         return [
             {"created_at": stamp, "updated_at": p.get("created_at", stamp), **p} for p in params
         ]

@@ -248,6 +248,61 @@ def test_track_refuses_a_param_of_the_wrong_dtype_before_the_run(storage: Path) 
     assert ln.Run.filter().count() == 0
 
 
+def test_track_writes_the_run_and_its_param_values_in_one_transaction(
+    storage: Path, db: ln.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label a param names is deleted by another process after the params were checked: the
+    write of the run fails as a whole, so there is neither a run nor any of its values."""
+    from graph import features as gf
+
+    ln.Feature(name="learning_rate", dtype=float).save()
+    ln.Feature(name="optimizer", dtype=ln.ULabel).save()
+    adam = ln.ULabel(name="adam").save()
+    find_labels = gf.find_labels
+
+    def found_then_deleted(*args: object, **kwargs: object) -> dict[str, list[str]]:
+        found = find_labels(*args, **kwargs)  # type: ignore[arg-type]
+        ln.ULabel.get(adam.uid).delete(permanent=True)  # meanwhile, elsewhere
+        return found
+
+    monkeypatch.setattr(gf, "find_labels", found_then_deleted)
+    with pytest.raises(ln.errors.MissingTarget, match="ULabel"):
+        ln.track("train.py", params={"learning_rate": 0.01, "optimizer": "adam"})
+    assert ln.Run.filter().count() == 0 and ln.context.run is None
+    assert _value_nodes(db) == 0  # the learning rate's value was not written either
+    monkeypatch.undo()
+    ln.ULabel(name="adam").save()
+    run = ln.track("train.py", params={"learning_rate": 0.01, "optimizer": "adam"})
+    assert run.features.get_values() == {"learning_rate": 0.01, "optimizer": "adam"}
+    assert ln.Run.filter(optimizer="adam").one() == run
+    ln.finish()
+
+
+def test_new_records_written_in_batches_carry_their_values(db: ln.Instance) -> None:
+    """`graph.records.create_many` writes a record's `annotation` in the batch's transaction,
+    under the new node's uid; a bad one fails the batch whole."""
+    from graph import features as gf
+    from graph import records as gr
+
+    rate = ln.Feature(name="learning_rate", dtype=float).save()
+    conn = db.connection
+    records = [
+        gr.NewRecord(
+            {"uid": f"batchrun{i:012d}"}, annotation=gf.Annotation("-", [(rate.uid, r)], [])
+        )
+        for i, r in enumerate((0.1, 0.2))
+    ]
+    records.append(gr.NewRecord({"uid": "batchrun000000000002"}))
+    gr.create_many(conn, "Run", records)
+    assert [r.features.get_values() for r in ln.Run.filter().order_by("uid")] == [
+        {"learning_rate": 0.1}, {"learning_rate": 0.2}, {},
+    ]  # fmt: skip
+    bad = gf.Annotation("-", [], [("feature-uid", "no-such-label")])
+    with pytest.raises(ln.errors.MissingTarget):
+        gr.create_many(conn, "Run", [gr.NewRecord({"uid": "batchrun000000000003"}, annotation=bad)])
+    assert ln.Run.filter().count() == 3
+
+
 def test_describe_shows_values(annotated: list[ln.Artifact], capsys: pytest.CaptureFixture) -> None:
     annotated[0].describe()
     out = capsys.readouterr().out
