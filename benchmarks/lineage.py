@@ -353,7 +353,12 @@ def run_lineage(plan: dict, tmp: Path, install_dir: Path) -> tuple[dict, dict]:
 
             def call(depth: int | None = depth) -> dict:  # what view_lineage() runs first
                 return traverse(
-                    record, upstream=True, downstream=True, depth=depth, what="view_lineage()"
+                    record,
+                    upstream=True,
+                    downstream=True,
+                    depth=depth,
+                    what="view_lineage()",
+                    features=True,
                 )
 
             times, result = _times(call, plan["warmup"], plan["repeats"])

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 # What `ln.lineage.diff`, `impact` and `stale` run, shown in the cookbook as they are (the
 # `X as X` form says they are re-exported).
+# What `Collection.label_counts` runs, the same way.
+from graph.features import MEMBER_LABEL_COUNTS as MEMBER_LABEL_COUNTS
 from graph.questions import ARTIFACT_DIFF as ARTIFACT_DIFF
 from graph.questions import COLLECTION_DIFF as COLLECTION_DIFF
 from graph.questions import IMPACT as IMPACT
@@ -148,6 +150,43 @@ RETURN labels(input)[0] AS label, input.uid AS uid, coalesce(input.key, input.na
 ORDER BY label, name, uid
 """
 
+# The runs that read data labeled with a ULabel (through a feature or directly): an artifact or
+# collection with the label, or a collection holding such an artifact.
+RUNS_USING_LABELED_DATA = """
+MATCH (u:ULabel {name: $label})<-[:LABELED_WITH]-(labeled:Artifact|Collection)
+WHERE u.branch = 1
+MATCH (r:Run)-[:USED]->(input)-[:CONTAINS*0..1]->(labeled)
+OPTIONAL MATCH (r)-[:EXECUTES]->(t:Transform)
+RETURN r.uid AS run, t.key AS transform, r.started_at AS started_at,
+       collect(DISTINCT input.key) AS inputs
+ORDER BY started_at, run
+"""
+
+# Artifacts (models) made by runs whose every input artifact (a collection input: its members)
+# has the value `$value` for the feature `$feature`: a scalar value or a label's name.
+TRAINED_ONLY_ON = """
+MATCH (f:Feature {name: $feature})
+WITH COLLECT {
+  MATCH (d:Artifact)-[:HAS_VALUE]->(:FeatureValue {feature: f.uid, value: $value}) RETURN d
+  UNION
+  MATCH (d:Artifact)-[l:LABELED_WITH]->(:ULabel {name: $value}) WHERE l.feature = f.uid
+  RETURN d
+} AS matching
+UNWIND matching AS d
+MATCH (r:Run)-[:USED]->()-[:CONTAINS*0..1]->(d)
+WITH DISTINCT matching, r
+WHERE NOT EXISTS {
+  MATCH (r)-[:USED]->()-[:CONTAINS*0..1]->(other:Artifact) WHERE NOT other IN matching
+}
+MATCH (model:Artifact)-[:GENERATED_BY]->(r)
+WHERE model.branch = 1
+OPTIONAL MATCH (r)-[:EXECUTES]->(t:Transform)
+RETURN model.key AS model, model.uid AS uid, r.uid AS run, t.key AS transform,
+       size(COLLECT { MATCH (r)-[:USED]->()-[:CONTAINS*0..1]->(x:Artifact) RETURN DISTINCT x })
+         AS trained_on
+ORDER BY model, uid
+"""
+
 # The recipes of docs/cypher-cookbook.md, in the page's order.
 RECIPES: tuple[str, ...] = (
     "UPSTREAM",
@@ -169,6 +208,9 @@ RECIPES: tuple[str, ...] = (
     "RUN_DIFF",
     "ARTIFACT_DIFF",
     "RUN_ROWS",
+    "RUNS_USING_LABELED_DATA",
+    "TRAINED_ONLY_ON",
+    "MEMBER_LABEL_COUNTS",
 )
 
 __all__ = ["RECIPES", *RECIPES]

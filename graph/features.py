@@ -219,6 +219,15 @@ def add_values(conn: Connection, label: str, annotations: Sequence[Annotation]) 
     per shape for the whole batch); values and edges already there are kept, not doubled.
     A record or ULabel that no longer exists raises `MissingTarget` and nothing is written."""
     _check_host(label)
+    conn.write(lambda tx: write_values(tx, label, annotations))
+
+
+def write_values(
+    tx: neo4j.ManagedTransaction, label: str, annotations: Sequence[Annotation]
+) -> None:
+    """`add_values` inside a transaction the caller runs: a record created with its values
+    (`graph.records.NewRecord.annotation`) writes them in the transaction that creates it."""
+    _check_host(label)
     rows = [
         {
             "uid": a.uid,
@@ -227,37 +236,35 @@ def add_values(conn: Connection, label: str, annotations: Sequence[Annotation]) 
         }
         for a in annotations
     ]
+    if not rows:
+        return
     label_uids = sorted({u for a in annotations for _, u in a.labels})
-
-    def work(tx: neo4j.ManagedTransaction) -> None:
-        found = tx.run(
-            f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) RETURN count(n) AS c",
-            uids=sorted({r["uid"] for r in rows}),
+    found = tx.run(
+        f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) RETURN count(n) AS c",
+        uids=sorted({r["uid"] for r in rows}),
+    ).single()
+    if found is None or found["c"] != len({r["uid"] for r in rows}):
+        raise MissingTarget(f"some {label} records to annotate no longer exist", label)
+    if label_uids:
+        seen = tx.run(
+            "UNWIND $uids AS uid MATCH (u:ULabel {uid: uid}) RETURN count(u) AS c",
+            uids=label_uids,
         ).single()
-        if found is None or found["c"] != len({r["uid"] for r in rows}):
-            raise MissingTarget(f"some {label} records to annotate no longer exist", label)
-        if label_uids:
-            seen = tx.run(
-                "UNWIND $uids AS uid MATCH (u:ULabel {uid: uid}) RETURN count(u) AS c",
-                uids=label_uids,
-            ).single()
-            if seen is None or seen["c"] != len(label_uids):
-                raise MissingTarget("some ULabels to annotate with no longer exist", "ULabel")
-        tx.run(
-            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-            "UNWIND row.values AS fv "
-            f"MERGE (v:`{VALUE_LABEL}` {{feature: fv.f, value: fv.v}}) "
-            f"MERGE (n)-[:`{HAS_VALUE}`]->(v)",
-            rows=[r for r in rows if r["values"]],
-        ).consume()
-        tx.run(
-            f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-            "UNWIND row.labels AS fl MATCH (u:ULabel {uid: fl.u}) "
-            f"MERGE (n)-[:`{LABEL_EDGE}` {{feature: fl.f}}]->(u)",
-            rows=[r for r in rows if r["labels"]],
-        ).consume()
-
-    conn.write(work)
+        if seen is None or seen["c"] != len(label_uids):
+            raise MissingTarget("some ULabels to annotate with no longer exist", "ULabel")
+    tx.run(
+        f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+        "UNWIND row.values AS fv "
+        f"MERGE (v:`{VALUE_LABEL}` {{feature: fv.f, value: fv.v}}) "
+        f"MERGE (n)-[:`{HAS_VALUE}`]->(v)",
+        rows=[r for r in rows if r["values"]],
+    ).consume()
+    tx.run(
+        f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+        "UNWIND row.labels AS fl MATCH (u:ULabel {uid: fl.u}) "
+        f"MERGE (n)-[:`{LABEL_EDGE}` {{feature: fl.f}}]->(u)",
+        rows=[r for r in rows if r["labels"]],
+    ).consume()
 
 
 def remove_values(
@@ -294,6 +301,23 @@ def remove_values(
     return conn.write(work)
 
 
+def delete_feature_values(tx: neo4j.ManagedTransaction, feature_uid: str) -> None:
+    """Inside the transaction that deletes a feature for good: its value nodes (one per value,
+    used by no other feature) with their `HAS_VALUE` edges, and the `LABELED_WITH {feature}`
+    edges of its categorical values (the ULabels stay). `graph.records.delete_record(...,
+    also=[delete_feature_values])` runs it."""
+    # `value IS NOT NULL` (always true) lets the planner seek the (feature, value) index.
+    tx.run(
+        f"MATCH (v:`{VALUE_LABEL}`) WHERE v.feature = $uid AND v.value IS NOT NULL DETACH DELETE v",
+        uid=feature_uid,
+    ).consume()
+    # No index on the edge property: a scan of the LABELED_WITH edges, for a rare operation.
+    tx.run(
+        f"MATCH ()-[r:`{LABEL_EDGE}`]->(:ULabel) WHERE r.feature = $uid DELETE r",
+        uid=feature_uid,
+    ).consume()
+
+
 # The values of record `n` as one flat list `[feature uid, value, feature uid, value, ...]`:
 # scalar values, then label names. Shared by `get_values` and `graph.query`'s
 # `df(features=...)`, so both read the same thing. Flat and built with pattern comprehensions:
@@ -313,6 +337,27 @@ def get_values(conn: Connection, label: str, uid: str) -> list[Any]:
         f"MATCH (n:`{label}` {{uid: $uid}}) RETURN {VALUES_EXPR} AS flat", {"uid": uid}
     )
     return rows[0]["flat"] if rows else []
+
+
+# How many of a collection's members carry each ULabel, most first: through any categorical
+# feature or a direct `ulabels` link, or only through the feature named `$feature` when it is
+# not null. Members in the trash count (they are still members); labels in the trash do not.
+# `Collection.label_counts` runs it; it is also cookbook recipe 22.
+MEMBER_LABEL_COUNTS = """
+OPTIONAL MATCH (f:Feature {name: $feature})
+WITH f
+MATCH (:Collection {uid: $uid})-[:CONTAINS]->(a:Artifact)-[r:LABELED_WITH]->(u:ULabel)
+WHERE u.branch = 1 AND ($feature IS NULL OR r.feature = f.uid)
+RETURN u.name AS label, u.uid AS uid, count(DISTINCT a) AS artifacts
+ORDER BY artifacts DESC, label, uid
+"""
+
+
+def member_label_counts(
+    conn: Connection, collection_uid: str, feature: str | None = None
+) -> list[dict[str, Any]]:
+    """`MEMBER_LABEL_COUNTS` for one collection: rows of `label`, `uid`, `artifacts`."""
+    return conn.read(MEMBER_LABEL_COUNTS, {"uid": collection_uid, "feature": feature})
 
 
 def encodable(text: str) -> bool:

@@ -40,6 +40,7 @@ from functools import cache
 from typing import Any, TypedDict
 
 from graph.errors import FieldValidationError
+from graph.features import VALUES_EXPR, FeatureRef, as_dict
 from graph.models import relations_of
 
 __all__ = [
@@ -71,6 +72,9 @@ class LineageNode(TypedDict):
     kind: str | None  # transforms
     suffix: str | None  # artifacts
     side: str  # "focus", "upstream", "downstream" or "both"
+    # {feature name: value} as `record.features.get_values()` gives it (artifacts, collections
+    # and runs; asked for with `features=True`, else empty)
+    features: dict[str, Any]
 
 
 class LineageEdge(TypedDict):
@@ -184,11 +188,14 @@ def _side(up: bool, label: str) -> str:
 @cache
 def lineage_query(label: str) -> str:
     """The traversal query for a focus of `label`; parameters `$uid`, `$depth` (int or null),
-    `$up`, `$down` (booleans) and `$from_transform` (whether the focus is a transform).
+    `$up`, `$down` (booleans), `$from_transform` (whether the focus is a transform) and
+    `$features` (whether to read feature values).
 
     Returns one row: `nodes`, a list of `[uid, label, key, description, version, is_latest,
-    branch, created_at, started_at, status, kind, suffix, side]` (datetimes as ISO strings), and
-    `edges`, a list of `[source uid, target uid, type, position]`.
+    branch, created_at, started_at, status, kind, suffix, side, values]` (datetimes as ISO
+    strings; `values` a flat `[feature uid, value, ...]` list, `graph.features.VALUES_EXPR`, or
+    null without `$features`), `edges`, a list of `[source uid, target uid, type, position]`,
+    and `features`, `[uid, name, dtype]` of every feature (null without `$features`).
     """
     _check_label(label)
     e = _edges()
@@ -227,8 +234,12 @@ RETURN [n IN ns | [  // one list per node, in NODE_FIELDS order
   n.branch, toString(n.created_at), toString(n.started_at), n.status, n.kind, n.suffix,
   CASE WHEN n = s THEN 'focus'
        WHEN n IN ups AND n IN downs THEN 'both'
-       WHEN n IN ups THEN 'upstream' ELSE 'downstream' END
-]] AS nodes, edges
+       WHEN n IN ups THEN 'upstream' ELSE 'downstream' END,
+  CASE WHEN $features THEN {VALUES_EXPR} END
+]] AS nodes, edges,
+CASE WHEN $features THEN COLLECT {{
+  MATCH (f:Feature) RETURN [f.uid, f.name, f.dtype] AS feature
+}} END AS features
 """
 
 
@@ -268,8 +279,10 @@ def traverse(
     upstream: bool = True,
     downstream: bool = False,
     depth: int | None = None,
+    features: bool = False,
 ) -> LineageGraph | None:
     """The provenance subgraph around one record, in one query; None if there is no such record.
+    With `features`, each node's feature values come too (in the same query).
 
     >>> g = traverse(conn, "Artifact", artifact1.uid, downstream=True, depth=2)
     >>> sorted((n["label"], n["key"]) for n in g["nodes"])
@@ -288,16 +301,19 @@ def traverse(
         "up": bool(upstream),
         "down": bool(downstream),
         "from_transform": label == "Transform",
+        "features": bool(features),
     }
     row = conn.read_values(lineage_query(label), params)
     if row is None:
         return None
-    raw_nodes, raw_edges = row
+    raw_nodes, raw_edges, raw_features = row
+    refs = {uid: FeatureRef(name, uid, dtype) for uid, name, dtype in raw_features or []}
     nodes: list[LineageNode] = []
     for values in raw_nodes:
         node = dict(zip(NODE_FIELDS, values))
         node["created_at"] = _datetime(node["created_at"])
         node["started_at"] = _datetime(node["started_at"])
+        node["features"] = as_dict(node["features"], refs) if node["features"] else {}
         nodes.append(node)  # type: ignore[arg-type]
     edges: list[LineageEdge] = [
         {"source": a, "target": b, "type": t, "position": pos} for a, b, t, pos in raw_edges

@@ -343,12 +343,12 @@ class Relation(NamedTuple):
     direction: str  # "out": (this)-[edge]->(target); "in": (this)<-[edge]-(target)
     many: bool  # False where at most one target exists (run, created_by, transform, ...)
 
-    def arrow(self, var: str = "", props: str = "") -> str:
+    def arrow(self, var: str = "", props: str = "", length: str = "") -> str:
         """The relationship in the relation's direction, as seen from its owner: `-[var:`EDGE`]->`
-        or `<-[var:`EDGE`]-`, with a property map (`props`, e.g. `{feature: t.f}`) if given.
-        The one place Cypher arrows are built from a relation; the names come from the models,
-        never from users."""
-        body = f"{var}:`{self.edge}`" + (f" {props}" if props else "")
+        or `<-[var:`EDGE`]-`, with a property map (`props`, e.g. `{feature: t.f}`) and a
+        variable-length bound (`length`, e.g. `*0..1`) if given. The one place Cypher arrows are
+        built from a relation; the names come from the models, never from users."""
+        body = f"{var}:`{self.edge}`{length}" + (f" {props}" if props else "")
         if self.direction == "out":
             return f"-[{body}]->"
         return f"<-[{body}]-"

@@ -205,6 +205,10 @@ class Anchor:
     uid: str  # its uid
     relation: str  # relation name of `label`, e.g. "artifacts"; the queried label is its target
     edge_order: str | None = None  # an edge property to order by first, e.g. "position"
+    # A relation of `label` whose records are followed along `relation` too: `collection.ulabels`
+    # is Anchor("Collection", uid, "ulabels", through="artifacts"), the labels of the collection
+    # and of its members. A record reached both ways comes once per path: select `distinct`.
+    through: str | None = None
 
 
 @dataclass(frozen=True)
@@ -839,10 +843,34 @@ def _anchor_match(anchor: Anchor, label: str, comp: _Compiler) -> str:
         )
     if not isinstance(anchor.uid, str):
         raise FieldValidationError(f"anchor uid must be a str, got {anchor.uid!r}")
+    if anchor.edge_order is not None and anchor.through is not None:
+        raise FieldValidationError("an anchor with `through` has no edge order")
     if anchor.edge_order is not None:
         _edge_order(anchor)
     comp.params["anchor_uid"] = anchor.uid
-    return "MATCH " + _hop(rel, f"a:`{start}` {{uid: $anchor_uid}}", "n", "r")
+    if anchor.through is None:
+        return "MATCH " + _hop(rel, f"a:`{start}` {{uid: $anchor_uid}}", "n", "r")
+    via = relations_of(start).get(anchor.through) if isinstance(anchor.through, str) else None
+    if via is None or not via.many:
+        raise FieldValidationError(
+            f"{start} has no many-relation {anchor.through!r} to go through; valid: "
+            f"{', '.join(sorted(n for n, r in relations_of(start).items() if r.many))}"
+        )
+    far = relations_of(via.target).get(anchor.relation)
+    if far is None or (far.edge, far.target, far.direction) != (
+        rel.edge,
+        rel.target,
+        rel.direction,
+    ):
+        raise FieldValidationError(
+            f"{via.target} records ({start}.{anchor.through}) have no relation "
+            f"{anchor.relation!r} like {start}'s"
+        )
+    # `*0..1`: the start itself (no hop) or a record one hop along `through`; then `relation`.
+    return (
+        f"MATCH (a:`{start}` {{uid: $anchor_uid}}){via.arrow(length='*0..1')}(via)\n"
+        f"MATCH (via){rel.arrow('r')}(n:`{label}`)"
+    )
 
 
 def _edge_order(anchor: Anchor) -> tuple[str, bool]:

@@ -26,7 +26,7 @@ that family's head for the caller to revise instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from graph.errors import (
     MissingTarget,
     VersionTagExists,
 )
+from graph.features import Annotation, write_values
 from graph.ids import FIRST_VERSION, counter_string, counter_value
 from graph.models import edge_fields_of, fields_of, is_versioned, relations_of, uid_length
 from graph.query import Select, compile_select
@@ -81,8 +82,9 @@ class RowsUsed:
 
 @dataclass
 class NewRecord:
-    """One node to create: its stored properties, its outgoing/incoming edges, and the inputs
-    its run used to make it (a collection's members), written in the same transaction.
+    """One node to create: its stored properties, its outgoing/incoming edges, the inputs its
+    run used to make it (a collection's members) and its feature values, written in the same
+    transaction.
 
     `same_content`: names of properties and to-one relations a stored node must share with this
     one, besides its `hash`, to count as the same content under `unique_hash` (a missing value
@@ -97,6 +99,9 @@ class NewRecord:
     run_inputs: RunInputs | None = None
     same_content: tuple[str, ...] = ()
     family: tuple[str, ...] = ()
+    # Feature values the new node holds from the start (a run's parameters that are features),
+    # written in its transaction; their `uid` is replaced by the node's.
+    annotation: Annotation | None = None
 
 
 def now() -> datetime:
@@ -344,6 +349,8 @@ def create_record(
         node = _create_with_edges(tx, label, props, record.edges)
         if record.run_inputs is not None:
             _merge_run_inputs(tx, [record.run_inputs])
+        if record.annotation is not None:
+            write_values(tx, label, [replace(record.annotation, uid=props["uid"])])
         if versioned and stem is not None and not new_family:
             tx.run(
                 f"MATCH (f:`{label}`) WHERE f.uid STARTS WITH $stem AND f.uid <> $uid "
@@ -513,6 +520,13 @@ def _create_batch(
         for relation, relation_pairs in pairs.items():
             _create_pairs(tx, label, relation, relation_pairs)
         _merge_run_inputs(tx, [r.run_inputs for r in batch if r.run_inputs is not None])
+        annotations = [
+            replace(r.annotation, uid=p["uid"])
+            for p, r in zip(rows, batch)
+            if r.annotation is not None
+        ]
+        if annotations:
+            write_values(tx, label, annotations)
         return [
             {"created_at": stamp, "updated_at": p.get("created_at", stamp), **p} for p in params
         ]
@@ -856,6 +870,11 @@ def _check_guard(tx: neo4j.ManagedTransaction, label: str, uid: str, guard: Guar
         guard.refuse(count)
 
 
+# What else a permanent delete removes, given the transaction and the deleted node's uid (a
+# feature's values: `graph.features.delete_feature_values`).
+AlsoDeleted = Callable[[neo4j.ManagedTransaction, str], None]
+
+
 def _in_family(
     conn: Connection,
     label: str,
@@ -863,11 +882,12 @@ def _in_family(
     statement: str,
     guards: Sequence[Guard] = (),
     cascade: Sequence[str] = (),
+    also: Sequence[AlsoDeleted] = (),
 ) -> None:
     """Run `statement` on node `uid` with its version family locked, then re-promote the
-    family's newest main-branch version to `is_latest`. `guards` are checked first and
-    `cascade` names relations whose records are deleted with the node, all in the same
-    transaction."""
+    family's newest main-branch version to `is_latest`. `guards` are checked first, `cascade`
+    names relations whose records are deleted with the node and `also` deletes what else goes
+    with it, all in the same transaction."""
     stem = _stem_of(label, uid)
     cascaded = [_relation(label, name) for name in cascade]
 
@@ -880,6 +900,8 @@ def _in_family(
             tx.run(
                 f"MATCH (n:`{label}` {{uid: $uid}}) MATCH {rel.pattern} DETACH DELETE m", uid=uid
             ).consume()
+        for delete in also:
+            delete(tx, uid)
         tx.run(f"MATCH (n:`{label}` {{uid: $uid}}) " + statement, uid=uid, now=now()).consume()
         if stem is not None:
             _promote_latest(tx, label, stem, 1)
@@ -905,8 +927,9 @@ def delete_record(
     uid: str,
     guards: Sequence[Guard] = (),
     cascade: Sequence[str] = (),
+    also: Sequence[AlsoDeleted] = (),
 ) -> None:
     """Remove a node and its edges for good (never the nodes at the other end, except those
-    along the `cascade` relations, which go with it); refused by any of `guards` that finds
-    dependents."""
-    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade)
+    along the `cascade` relations and what `also` deletes, which go with it, in the same
+    transaction); refused by any of `guards` that finds dependents."""
+    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade, also)

@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 import loaders
+from graph import features as gf
 from graph import query as gq
 from graph import records as gr
 from lineage._artifact import Artifact
@@ -27,14 +30,17 @@ from lineage._data import (
     track_rows,
     write_new_families,
 )
+from lineage._features import Feature
 from lineage._keys import check_key
 from lineage._model import register, require_saved
-from lineage._queryset import QuerySet
+from lineage._queryset import QuerySet, RelatedQuerySet
+from lineage._registries import ULabel
 from lineage._run import Run, Transform, current_run, mark_input, run_inputs
 from lineage.errors import (
     InvalidArgument,
     InvalidType,
     NotSupported,
+    ValidationError,
     VersionTagExists,
 )
 
@@ -263,6 +269,59 @@ class Collection(DataRecord):
         """The member artifacts, in every branch (a trashed member is still a member); for
         the collection's order use `ordered_artifacts`."""
         return self._related("artifacts", branch=None)
+
+    @property
+    def ulabels(self) -> RelatedQuerySet[ULabel]:
+        """The ULabels sampled in the collection: those its members (and the collection itself)
+        are labeled with, through categorical feature values or direct `ulabels` links, each
+        once, in one query. `add`/`remove`/`set` change the collection's own labels.
+
+        >>> artifact1.ulabels.add(label)                            # a member's label
+        >>> collection.ulabels.add(ln.ULabel.get(name="tissue"))    # the collection's own
+        >>> sorted(u.name for u in collection.ulabels)
+        ['my-label', 'tissue']
+        """
+        return self._related("ulabels", through="artifacts")
+
+    def label_counts(self, feature: str | Feature | None = None) -> pd.DataFrame:
+        """How many member artifacts carry each ULabel, most first (columns `label`, `uid`,
+        `artifacts`): labels from any categorical feature and direct links, or only those of
+        the categorical `feature`. Members in the trash count; one query.
+
+        >>> ln.Feature(name="cell_type", dtype=ln.ULabel).save()
+        Feature(uid='...', ..., name='cell_type', dtype='cat[ULabel]', is_type=False)
+        >>> artifact1.features.add_values({"cell_type": "my-label"})
+        >>> artifact2.ulabels.add(label)
+        >>> collection.label_counts()
+              label       uid  artifacts
+        0  my-label  ...          2
+        >>> collection.label_counts("cell_type")["artifacts"].tolist()
+        [1]
+        """
+        require_saved(self, "label_counts()")
+        name = None
+        if feature is not None:
+            if isinstance(feature, Feature):
+                require_saved(feature, "label_counts(feature=...)")
+                name = feature.name
+            elif isinstance(feature, str):
+                name = feature
+            else:
+                raise InvalidType(
+                    f"label_counts(feature=...) takes a feature name or Feature, not "
+                    f"{type(feature).__name__}"
+                )
+            conn = self._inst().connection
+            ref = gf.feature_refs(conn, [name]).get(name)
+            if ref is None:
+                raise ValidationError(f"no feature named {name!r}; ln.Feature.filter() lists them")
+            if ref.parsed is None or not ref.parsed.categorical:
+                raise ValidationError(
+                    f"feature {name!r} has dtype {ref.dtype}: its values are no labels; pass a "
+                    "categorical feature (cat[ULabel...])"
+                )
+        rows = gf.member_label_counts(self._inst().connection, self.uid, name)
+        return pd.DataFrame(rows, columns=["label", "uid", "artifacts"])
 
     @property
     def data_artifact(self) -> Artifact | None:

@@ -84,6 +84,8 @@ class Feature(Record):
     """
 
     _label = "Feature"
+    # Deleted for good, a feature takes its values with it (docs/architecture.md, "Features").
+    _deleted_also = (gf.delete_feature_values,)
 
     def __init__(
         self,
@@ -488,22 +490,14 @@ class Features:
         return FeatureManager(obj)
 
 
-class ParamFeatures:
+def param_values(conn: Any, params: Mapping[str, Any] | None) -> gf.Annotation | None:
     """The params of `ln.track(params=...)` that name a stored feature, checked against its
-    dtype before the run exists (`check`), recorded as the run's feature values once it does
-    (`record`). Params stay the run's `params` JSON either way."""
-
-    def __init__(self, conn: Any, params: Mapping[str, Any] | None) -> None:
-        self._conn = conn
-        self._params = dict(params or {})
-        # Checked now, with a placeholder uid: a bad value raises before anything is written.
-        self._resolved = _Resolved(conn, ["-"], [self._params], known_only=True)
-
-    def record(self, run: Model) -> None:
-        annotations = [
-            gf.Annotation(run.uid, a.values, a.labels)
-            for a in self._resolved.annotations
-            if a.values or a.labels
-        ]
-        if annotations:
-            gf.add_values(self._conn, run._label, annotations)
+    dtype (a `ValidationError` before anything is written), as the feature values the run is
+    created with (`graph.records.NewRecord.annotation`, in the run's transaction); None if no
+    param names a feature. Params stay the run's `params` JSON either way."""
+    # Checked with a placeholder uid: the run's uid replaces it when the run is written.
+    resolved = _Resolved(conn, ["-"], [dict(params or {})], known_only=True)
+    for annotation in resolved.annotations:
+        if annotation.values or annotation.labels:
+            return annotation
+    return None

@@ -105,9 +105,16 @@ def _check_depth(depth: Any) -> int | None:
 
 
 def traverse(
-    record: Model, *, upstream: bool, downstream: bool, depth: int | None, what: str
+    record: Model,
+    *,
+    upstream: bool,
+    downstream: bool,
+    depth: int | None,
+    what: str,
+    features: bool = False,
 ) -> gl.LineageGraph:
-    """The traversal behind every function here (and `view_lineage`): plain dicts."""
+    """The traversal behind every function here (and `view_lineage`): plain dicts; with
+    `features`, each node's feature values too (in the same query)."""
     record = _check_record(record, what)
     depth = _check_depth(depth)
     result = gl.traverse(
@@ -117,6 +124,7 @@ def traverse(
         upstream=upstream,
         downstream=downstream,
         depth=depth,
+        features=features,
     )
     if result is None:
         raise DoesNotExist(f"{type(record).__name__} {record.uid} no longer exists")
@@ -252,7 +260,8 @@ def graph(
     """The provenance graph around a record as two DataFrames: nodes and edges.
 
     `nodes` has one row per record (`uid`, `label`, `key`, `version`, `created_at`, ...,
-    and `side`: focus, upstream, downstream or both); `edges` has `source` and `target` uids,
+    `side`: focus, upstream, downstream or both, and `features`: the record's feature values
+    as `{name: value}`); `edges` has `source` and `target` uids,
     the edge `type` (GENERATED_BY, USED, EXECUTES, CONTAINS, HAS_META, REVISES) and the
     membership `position` for CONTAINS.
 
@@ -273,5 +282,7 @@ def graph(
     >>> sorted(edges["type"])
     ['EXECUTES', 'GENERATED_BY', 'USED']
     """
-    result = traverse(record, upstream=True, downstream=with_children, depth=depth, what="graph()")
+    result = traverse(
+        record, upstream=True, downstream=with_children, depth=depth, what="graph()", features=True
+    )
     return frames(result)

@@ -36,18 +36,24 @@ class Record(DjangoCompat):
     """
 
     # -- relations ---------------------------------------------------------------------------
-    def _related(self, name: str, branch: int | None = 1) -> RelatedQuerySet[Any]:
+    def _related(
+        self, name: str, branch: int | None = 1, through: str | None = None
+    ) -> RelatedQuerySet[Any]:
+        """The records along relation `name`; with `through`, also those the records along
+        that relation reach by `name` (`gq.Anchor.through`), each once. `add`/`remove`/`set`
+        change this record's own edges."""
         rel = self._relations()[name]
         if not self._saved:
             raise InvalidArgument(
                 f"{type(self).__name__}.{name} is only known once the record is saved"
             )
         model = registry_of(rel.target)
-        anchor = gq.Anchor(self._label, self.uid, name)
+        anchor = gq.Anchor(self._label, self.uid, name, through=through)
         # Edges that carry properties may join the same two records more than once (a label
-        # that is the value of two features: one LABELED_WITH {feature} each); a relation
-        # lists each record once.
-        distinct = bool(gm.edge_fields_of(self._label, name))
+        # that is the value of two features: one LABELED_WITH {feature} each), and a relation
+        # followed `through` another reaches a record once per path; a relation lists each
+        # record once.
+        distinct = through is not None or bool(gm.edge_fields_of(self._label, name))
         select = gq.Select(rel.target, anchor=anchor, branch=branch, distinct=distinct)
         return RelatedQuerySet(model, select, self._instance, owner=self, relation=name)
 
@@ -126,6 +132,7 @@ class Record(DjangoCompat):
                 self.uid,
                 guards=self._guards(permanent=True),
                 cascade=self._deleted_with,
+                also=self._deleted_also,
             )
             object.__setattr__(self, "_saved", False)
             return
@@ -134,6 +141,8 @@ class Record(DjangoCompat):
 
     # Relations whose records are deleted with this one (a transform's runs).
     _deleted_with: tuple[str, ...] = ()
+    # What else a permanent delete removes in its transaction (a feature's values).
+    _deleted_also: tuple[gr.AlsoDeleted, ...] = ()
 
     def _guards(self, permanent: bool) -> list[gr.Guard]:
         """What refuses a trash (`permanent=False`) or a permanent delete while other records

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from graph import features as gf
 from graph import records as gr
 from graph.models import TRANSFORM_KINDS
-from lineage._features import Features, ParamFeatures
+from lineage._features import Features, param_values
 from lineage._model import Model, register, require_saved
 from lineage._record import Record
 from lineage._samples import drop_rows, pending_rows
@@ -113,6 +114,8 @@ class Run(Record, HasLineage):
 
     _label = "Run"
     features = Features()  # run features: `run.features.add_values(...)`
+    # Feature values the run is created with (`ln.track(params=...)`), in its transaction.
+    _values_at_save: gf.Annotation | None = None
 
     def __init__(
         self,
@@ -140,6 +143,11 @@ class Run(Record, HasLineage):
         self._values["started_at"] = started_at or datetime.now(UTC)
         self._values["status"] = "started"
         self._dirty.update({"started_at", "status"})
+
+    def _new_record(self) -> gr.NewRecord:
+        record = super()._new_record()
+        record.annotation = self._values_at_save
+        return record
 
     def _guards(self, permanent: bool) -> list[gr.Guard]:
         """A run that made data is kept while its outputs exist (lamindb: Artifact.run and
@@ -237,10 +245,12 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
             f"ln.track() takes a Transform, a key or None, not {type(transform).__name__}"
         )
     # lamindb keeps params as the run's JSON and features apart; here a param whose name is a
-    # stored feature is also that run feature's value (docs/architecture.md, "Features").
-    param_features = ParamFeatures(transform._inst().connection, params)
-    run = Run(transform, params=params).save()
-    param_features.record(run)
+    # stored feature is also that run feature's value (docs/architecture.md, "Features"),
+    # checked now and written with the run, in its transaction.
+    values = param_values(transform._inst().connection, params)
+    run = Run(transform, params=params)
+    run._values_at_save = values
+    run.save()
     drop_rows()  # rows noted for a run that was never finished are not written
     context.transform, context.run = transform, run
     logger.info("tracking run %s of %s", run.uid, transform.key)

@@ -99,6 +99,7 @@ _OPTIONS: dict[str, Any] = {
 }
 
 _MAX_LABEL = 42
+_MAX_FEATURES = 20  # feature values listed in a node's tooltip
 
 
 def _truncate(text: str, limit: int = _MAX_LABEL) -> str:
@@ -156,7 +157,25 @@ def _title(node: Mapping[str, Any]) -> str:
     ):
         if value is not None and value != "":
             lines.append(f"{field}: {_truncate(str(value), 200)}")
+    values = node.get("features") or {}
+    if values:
+        lines.append("features:")
+        shown = list(values.items())[:_MAX_FEATURES]
+        lines += [f"  {name}: {_truncate(_feature_text(value), 120)}" for name, value in shown]
+        if len(values) > _MAX_FEATURES:
+            lines.append(f"  ... {len(values) - _MAX_FEATURES} more")
     return "\n".join(lines)
+
+
+def _feature_text(value: Any) -> str:
+    """A feature value as the tooltip shows it: lists joined, dates in ISO form."""
+    if isinstance(value, list):
+        return ", ".join(_feature_text(v) for v in value)
+    if isinstance(value, datetime):
+        return _when(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
 
 
 def build_network(result: LineageGraph) -> Any:
@@ -328,7 +347,12 @@ def view_lineage(
     if not isinstance(with_children, bool):
         raise InvalidArgument(f"with_children must be True or False, not {with_children!r}")
     result = _lineage.traverse(
-        record, upstream=True, downstream=with_children, depth=depth, what="view_lineage()"
+        record,
+        upstream=True,
+        downstream=with_children,
+        depth=depth,
+        what="view_lineage()",
+        features=True,
     )
     if record._label == "Run":
         name = f"Run {record.uid}"

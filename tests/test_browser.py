@@ -66,6 +66,8 @@ def lineage_page(storage: Path, tmp_path: Path) -> tuple[Path, int, int]:
     ln.Artifact.get(clean.uid, is_run_input=True)
     model = make_artifact(storage, "model/weights.txt")
     ln.finish()
+    ln.Feature(name="accuracy", dtype=float).save()
+    model.features.add_values({"accuracy": 0.93})  # shown in the model's tooltip
     bundle = ln.Collection([clean, model], key="bundle").save()
     bundle.append(raw).save()
     nodes, edges = ln.lineage.graph(model)
@@ -103,6 +105,17 @@ def test_page_draws_offline_in_chromium(
                 })"""
             )
             page.screenshot(path=str(shot))
+            # Hover the focus (the model): vis-network's tooltip lists its feature values.
+            box = page.evaluate(
+                """() => {
+                    const rect = document.querySelector('#lineage canvas').getBoundingClientRect();
+                    const p = network.canvasToDOM(network.getPosition(window.lineageFocus));
+                    return {x: rect.left + p.x, y: rect.top + p.y};
+                }"""
+            )
+            page.mouse.move(box["x"], box["y"])
+            page.wait_for_selector("div.vis-tooltip", state="visible", timeout=10_000)
+            tooltip = page.inner_text("div.vis-tooltip")
         finally:
             browser.close()
 
@@ -111,6 +124,7 @@ def test_page_draws_offline_in_chromium(
     assert drawn["nodes"] == n_nodes and drawn["visible"] == n_nodes
     assert drawn["edges"] == n_edges
     assert drawn["selected"] == [drawn["focus"]]
+    assert "model/weights.txt" in tooltip and "features:\n  accuracy: 0.93" in tooltip
     assert requests, "the page itself was never requested"
     remote = [url for url in requests if not url.startswith(LOCAL_SCHEMES)]
     assert remote == []

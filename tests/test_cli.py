@@ -155,6 +155,23 @@ def test_describe_prints_what_describe_prints(graph: dict[str, Any], capsys) -> 
     assert "Collection" in out and "cli/set" in out and "cli/b.txt" in out
 
 
+def test_describe_shows_a_records_feature_values(graph: dict[str, Any], capsys) -> None:
+    ln.Feature(name="temperature", dtype=float).save()
+    ln.Feature(name="tissue", dtype=ln.ULabel).save()
+    ln.Feature(name="epochs", dtype=int).save()
+    ln.ULabel(name="lung").save()
+    graph["a"].features.add_values({"temperature": 21.5, "tissue": "lung"})
+    graph["run"].features.add_values({"epochs": 3})
+    assert main(["describe", graph["a"].uid]) == 0
+    out = capsys.readouterr().out
+    assert "Features" in out and "temperature: 21.5" in out and "tissue: 'lung'" in out
+    assert main(["describe", graph["run"].uid[:12]]) == 0
+    out = capsys.readouterr().out
+    assert "Features" in out and "epochs: 3" in out
+    assert main(["describe", graph["b"].uid]) == 0
+    assert "Features" not in capsys.readouterr().out  # no values, no branch
+
+
 def test_describe_unknown_uid_is_an_error(graph: dict[str, Any], capsys) -> None:
     assert main(["describe", "ZZZZZZZZZZZZ"]) == 1
     captured = capsys.readouterr()

@@ -353,6 +353,56 @@ def _check_run_rows(df: pd.DataFrame, ns: dict[str, Any]) -> None:
     assert [(a.key, a.rows.tolist()) for a in seen] == [(key, list(range(60))) for key in df["key"]]
 
 
+def _check_runs_using_labeled_data(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    run, rerun = ns["run"].uid, ns["rerun"].uid
+    assert list(df["run"]) == [run, rerun]  # in start order
+    assert set(df["transform"]) == {"demo-pipeline"}
+    inputs = {r: sorted(i) for r, i in zip(df["run"], df["inputs"])}
+    assert inputs == {run: ["demo/batch2.h5ad", "demo/scrna"], rerun: ["demo/scrna"]}
+    # A plain label (no feature) is found the same way; a label nothing carries finds nothing.
+    assert list(ln.cypher(cookbook.RUNS_USING_LABELED_DATA, label="scrna-seq")["run"]) == [
+        run, rerun,
+    ]  # fmt: skip
+    ln.ULabel(name="unused").save()
+    assert ln.cypher(cookbook.RUNS_USING_LABELED_DATA, label="unused").empty
+    assert ln.cypher(cookbook.RUNS_USING_LABELED_DATA, label="no-such-label").empty
+
+
+def _check_trained_only_on(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    qc = ns["models"]["qc"]
+    assert list(zip(df["model"], df["uid"], df["run"], df["transform"], df["trained_on"])) == [
+        ("demo/model_qc.parquet", qc.uid, qc.run.uid, "demo-train", 2)
+    ]
+    # No run read only failed tables; every run read a table that passed.
+    assert ln.cypher(cookbook.TRAINED_ONLY_ON, feature="qc_passed", value=False).empty
+    # A categorical value is a label's name: both batches were read by runs that also read
+    # the other tissue, and by the collections that hold both.
+    assert ln.cypher(cookbook.TRAINED_ONLY_ON, feature="tissue", value="blood").empty
+    assert ln.cypher(cookbook.TRAINED_ONLY_ON, feature="no-such-feature", value=True).empty
+    # A model of a run that read only the blood batch, through a collection holding only it.
+    blood = ln.Collection([ns["batch1"]], key="demo/blood-only").save()
+    ln.track("demo-train")
+    ln.Collection.get(blood.uid, is_run_input=True)
+    model = ln.Artifact.from_dataframe(
+        pd.DataFrame({"weight": [9]}), key="demo/model_blood.parquet"
+    ).save()
+    ln.finish()
+    found = ln.cypher(cookbook.TRAINED_ONLY_ON, feature="tissue", value="blood")
+    assert list(zip(found["model"], found["trained_on"])) == [(model.key, 1)]
+
+
+def _check_member_label_counts(df: pd.DataFrame, ns: dict[str, Any]) -> None:
+    assert list(zip(df["label"], df["artifacts"])) == [("scrna-seq", 2), ("blood", 1), ("lung", 1)]
+    assert df["uid"].iloc[0] == ln.ULabel.get(name="scrna-seq").uid
+    tissue = ln.cypher(cookbook.MEMBER_LABEL_COUNTS, uid=ns["latest"].uid, feature="tissue")
+    assert list(zip(tissue["label"], tissue["artifacts"])) == [("blood", 1), ("lung", 1)]
+    first = ln.cypher(cookbook.MEMBER_LABEL_COUNTS, uid=ns["first"].uid, feature=None)
+    assert list(zip(first["label"], first["artifacts"])) == [("blood", 1), ("scrna-seq", 1)]
+    assert ln.cypher(cookbook.MEMBER_LABEL_COUNTS, uid=ns["latest"].uid, feature="nope").empty
+    # What collection.label_counts makes of it.
+    assert ns["latest"].label_counts().equals(df)
+
+
 CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
     "UPSTREAM": _check_upstream,
     "DOWNSTREAM": _check_downstream,
@@ -373,6 +423,9 @@ CHECKS: dict[str, Callable[[pd.DataFrame, dict[str, Any]], None]] = {
     "RUN_DIFF": _check_run_diff,
     "ARTIFACT_DIFF": _check_artifact_diff,
     "RUN_ROWS": _check_run_rows,
+    "RUNS_USING_LABELED_DATA": _check_runs_using_labeled_data,
+    "TRAINED_ONLY_ON": _check_trained_only_on,
+    "MEMBER_LABEL_COUNTS": _check_member_label_counts,
 }
 
 

@@ -180,11 +180,127 @@ def test_collections_and_runs_hold_values(annotated: list[ln.Artifact]) -> None:
     ln.finish()
 
 
+def test_collection_ulabels_are_what_its_members_are_labeled_with(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    """The reference's "ULabels sampled in the collection": the members' labels (through
+    categorical features and direct links) and the collection's own, each once."""
+    a0, _a1, a2, a3 = annotated  # cell_type: T cell, B cell, T cell, none
+    collection = ln.Collection([a0, a2, a3], key="sampled").save()
+    assert [u.name for u in collection.ulabels] == ["T cell"]  # on two members: once
+    assert collection.ulabels.count() == 1 and len(collection.ulabels) == 1
+    direct = ln.ULabel(name="healthy").save()
+    a3.ulabels.add(direct)  # a direct link on a member
+    own = ln.ULabel(name="atlas").save()
+    collection.ulabels.add(own)  # add() labels the collection itself, not its members
+    assert [u.name for u in a0.ulabels] == ["T cell"]
+    assert sorted(u.name for u in collection.ulabels) == ["T cell", "atlas", "healthy"]
+    assert collection.ulabels.count() == 3
+    assert collection.ulabels.filter(name__startswith="a").one() == own
+    assert sorted(collection.ulabels.df()["name"]) == ["T cell", "atlas", "healthy"]
+    # B cell labels a1 only, which is not a member; a trashed label is left out.
+    assert ln.ULabel.get(name="B cell") not in collection.ulabels.to_list()
+    direct.delete()
+    assert sorted(u.name for u in collection.ulabels) == ["T cell", "atlas"]
+    # One parameterised statement, starting from the collection's uid.
+    from graph import query as gq
+
+    query, params = gq.compile_select(collection.ulabels._select)
+    assert collection.uid not in query and params["anchor_uid"] == collection.uid
+    assert query.startswith("MATCH (a:`Collection` {uid: $anchor_uid})-[:`CONTAINS`*0..1]->")
+    plan = _plan(db, collection.ulabels)
+    assert "NodeUniqueIndexSeek" in plan and "NodeByLabelScan" not in plan, plan
+    # The collection's own labels only, as a filter through the relation (unchanged).
+    assert ln.Collection.filter(ulabels__name="atlas").one() == collection
+    assert ln.Collection.filter(ulabels__name="T cell").count() == 0
+
+
+def test_label_counts_across_a_collections_members(annotated: list[ln.Artifact]) -> None:
+    a0, _a1, a2, a3 = annotated  # cell_type: T cell, B cell, T cell, none
+    ln.Feature(name="disease", dtype=ln.ULabel).save()
+    ln.ULabel(name="healthy").save()
+    a2.features.add_values({"disease": "healthy"})
+    a3.ulabels.add(ln.ULabel.get(name="B cell"))  # a direct link
+    collection = ln.Collection([a0, a2, a3], key="counted").save()
+    counts = collection.label_counts()
+    assert list(counts.columns) == ["label", "uid", "artifacts"]
+    assert list(zip(counts["label"], counts["artifacts"])) == [
+        ("T cell", 2), ("B cell", 1), ("healthy", 1),
+    ]  # fmt: skip
+    assert counts["uid"].tolist()[0] == ln.ULabel.get(name="T cell").uid
+    by_feature = collection.label_counts(ln.Feature.get(name="cell_type"))
+    assert list(zip(by_feature["label"], by_feature["artifacts"])) == [("T cell", 2)]
+    assert collection.label_counts("disease")["label"].tolist() == ["healthy"]
+    with pytest.raises(ValidationError, match="no feature named 'nope'"):
+        collection.label_counts("nope")
+    with pytest.raises(ValidationError, match="'temperature' has dtype float"):
+        collection.label_counts("temperature")
+    with pytest.raises(InvalidType):
+        collection.label_counts(3)  # type: ignore[arg-type]
+    empty = ln.Collection([_a1], key="unlabeled-but-b").save()
+    assert empty.label_counts("disease").empty
+
+
 def test_track_refuses_a_param_of_the_wrong_dtype_before_the_run(storage: Path) -> None:
     ln.Feature(name="learning_rate", dtype=float).save()
     with pytest.raises(ValidationError, match="'learning_rate' has dtype float"):
         ln.track("train.py", params={"learning_rate": "fast"})
     assert ln.Run.filter().count() == 0
+
+
+def test_track_writes_the_run_and_its_param_values_in_one_transaction(
+    storage: Path, db: ln.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label a param names is deleted by another process after the params were checked: the
+    write of the run fails as a whole, so there is neither a run nor any of its values."""
+    from graph import features as gf
+
+    ln.Feature(name="learning_rate", dtype=float).save()
+    ln.Feature(name="optimizer", dtype=ln.ULabel).save()
+    adam = ln.ULabel(name="adam").save()
+    find_labels = gf.find_labels
+
+    def found_then_deleted(*args: object, **kwargs: object) -> dict[str, list[str]]:
+        found = find_labels(*args, **kwargs)  # type: ignore[arg-type]
+        ln.ULabel.get(adam.uid).delete(permanent=True)  # meanwhile, elsewhere
+        return found
+
+    monkeypatch.setattr(gf, "find_labels", found_then_deleted)
+    with pytest.raises(ln.errors.MissingTarget, match="ULabel"):
+        ln.track("train.py", params={"learning_rate": 0.01, "optimizer": "adam"})
+    assert ln.Run.filter().count() == 0 and ln.context.run is None
+    assert _value_nodes(db) == 0  # the learning rate's value was not written either
+    monkeypatch.undo()
+    ln.ULabel(name="adam").save()
+    run = ln.track("train.py", params={"learning_rate": 0.01, "optimizer": "adam"})
+    assert run.features.get_values() == {"learning_rate": 0.01, "optimizer": "adam"}
+    assert ln.Run.filter(optimizer="adam").one() == run
+    ln.finish()
+
+
+def test_new_records_written_in_batches_carry_their_values(db: ln.Instance) -> None:
+    """`graph.records.create_many` writes a record's `annotation` in the batch's transaction,
+    under the new node's uid; a bad one fails the batch whole."""
+    from graph import features as gf
+    from graph import records as gr
+
+    rate = ln.Feature(name="learning_rate", dtype=float).save()
+    conn = db.connection
+    records = [
+        gr.NewRecord(
+            {"uid": f"batchrun{i:012d}"}, annotation=gf.Annotation("-", [(rate.uid, r)], [])
+        )
+        for i, r in enumerate((0.1, 0.2))
+    ]
+    records.append(gr.NewRecord({"uid": "batchrun000000000002"}))
+    gr.create_many(conn, "Run", records)
+    assert [r.features.get_values() for r in ln.Run.filter().order_by("uid")] == [
+        {"learning_rate": 0.1}, {"learning_rate": 0.2}, {},
+    ]  # fmt: skip
+    bad = gf.Annotation("-", [], [("feature-uid", "no-such-label")])
+    with pytest.raises(ln.errors.MissingTarget):
+        gr.create_many(conn, "Run", [gr.NewRecord({"uid": "batchrun000000000003"}, annotation=bad)])
+    assert ln.Run.filter().count() == 3
 
 
 def test_describe_shows_values(annotated: list[ln.Artifact], capsys: pytest.CaptureFixture) -> None:
@@ -204,6 +320,44 @@ def test_bulk_add_values(annotated: list[ln.Artifact], storage: Path) -> None:
     with pytest.raises(ValidationError, match="'n_cells' has dtype int"):
         ln.Artifact.features.add_values_many(more, [{"n_cells": 1}] * 4 + [{"n_cells": "x"}])
     assert ln.Artifact.filter(n_cells=1).count() == 1  # the earlier value only
+
+
+def test_deleting_a_feature_for_good_deletes_its_values_and_value_edges(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    conn = db.connection
+
+    def held(feature: ln.Feature) -> tuple[int, int, int]:
+        """The feature's value nodes, HAS_VALUE edges to them, and categorical value edges."""
+        row = conn.run(
+            "RETURN COUNT { MATCH (v:FeatureValue {feature: $f}) } AS nodes, "
+            "COUNT { MATCH ()-[:HAS_VALUE]->(:FeatureValue {feature: $f}) } AS values, "
+            "COUNT { MATCH ()-[r:LABELED_WITH {feature: $f}]->() } AS labels",
+            {"f": feature.uid},
+        )[0]
+        return row["nodes"], row["values"], row["labels"]
+
+    temperature = ln.Feature.get(name="temperature")
+    cell_type = ln.Feature.get(name="cell_type")
+    n_cells = ln.Feature.get(name="n_cells")
+    a0 = annotated[0]
+    t_cell = ln.ULabel.get(name="T cell")
+    a0.ulabels.add(ln.ULabel.get(name="B cell"))  # a plain label (no feature) stays
+    assert held(temperature) == (3, 3, 0) and held(cell_type) == (0, 0, 3)
+    temperature.delete()  # the trash keeps the values: the feature can be restored
+    assert held(temperature) == (3, 3, 0)
+    temperature.delete(permanent=True)
+    assert held(temperature) == (0, 0, 0)
+    assert a0.features.get_values() == {"cell_type": "T cell", "n_cells": 100, "organism": "human"}
+    cell_type.delete(permanent=True)
+    assert held(cell_type) == (0, 0, 0)
+    assert ln.ULabel.get(name="T cell") == t_cell  # the labels themselves stay
+    assert [u.name for u in a0.ulabels] == ["B cell"]
+    assert held(n_cells) == (4, 4, 0)  # other features' values are untouched
+    assert ln.Artifact.filter(n_cells__gte=200).count() == 3
+    # A new feature of the old name starts with no values.
+    ln.Feature(name="temperature", dtype=float).save()
+    assert ln.Artifact.filter(temperature__isnull=False).count() == 0
 
 
 # -- queries ------------------------------------------------------------------------------------

@@ -344,6 +344,37 @@ def test_user_text_is_escaped(storage: Path, tmp_path: Path) -> None:
     assert remote_refs(page) == []
 
 
+def test_the_page_and_the_graph_show_each_records_feature_values(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    p = pipeline
+    ln.Feature(name="temperature", dtype=float, unit="°C").save()
+    ln.Feature(name="cell_type", dtype=ln.ULabel).save()
+    ln.Feature(name="learning_rate", dtype=float).save()
+    ln.Feature(name="note", dtype=str).save()
+    ln.ULabel(name="T cell").save()
+    p.clean.features.add_values({"temperature": 21.5, "cell_type": "T cell"})
+    p.bundle.features.add_values({"note": "</script><b>bold</b>"})
+    ln.Run.get(p.train.uid).features.add_values({"learning_rate": 0.01})
+    nodes, _ = ln.lineage.graph(p.model)
+    values = dict(zip(nodes["uid"], nodes["features"]))
+    assert values[p.clean.uid] == {"cell_type": "T cell", "temperature": 21.5}
+    assert values[p.train.uid] == {"learning_rate": 0.01}
+    assert values[p.bundle.uid] == {"note": "</script><b>bold</b>"}
+    assert values[p.model.uid] == {} and values[p.train.transform.uid] == {}
+    with count_statements() as sent:  # still one query, values and feature names included
+        page = p.model.view_lineage(path=tmp_path / "features.html").read_text()
+    assert len(sent) == 1, sent
+    titles = {n["id"]: n["title"] for n in dataset(page, "nodes")}
+    assert titles[p.clean.uid].endswith("features:\n  cell_type: T cell\n  temperature: 21.5")
+    assert titles[p.train.uid].endswith("features:\n  learning_rate: 0.01")
+    assert "features:" not in titles[p.model.uid]
+    assert "</script><b>" in titles[p.bundle.uid]  # as text in the tooltip
+    assert "<b>bold" not in page and remote_refs(page) == []  # never as markup
+    # upstream()/downstream() read no values: what they return has none.
+    assert all(not n["features"] for n in ln.lineage.upstream(p.model)._graph["nodes"])
+
+
 def test_traversal_stays_fast_on_a_long_chain(storage: Path) -> None:
     """60 runs in a row: depth 50 returns 50 runs and their inputs, and answers quickly."""
     import time

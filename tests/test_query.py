@@ -329,6 +329,31 @@ def test_anchor_and_edge_order(graph: Any) -> None:
         compile_fetch(Select("Run", anchor=Anchor("Artifact", "x", "run", "position")))
 
 
+def test_anchor_through_a_relation_is_checked_against_the_models() -> None:
+    through = Anchor("Collection", "x", "ulabels", through="artifacts")
+    query, params = compile_select(Select("ULabel", anchor=through, distinct=True))
+    assert query.startswith(
+        "MATCH (a:`Collection` {uid: $anchor_uid})-[:`CONTAINS`*0..1]->(via)\n"
+        "MATCH (via)-[r:`LABELED_WITH`]->(n:`ULabel`)"
+    )
+    assert params["anchor_uid"] == "x"
+    with pytest.raises(FieldValidationError, match=r"no many-relation 'artefacts'.*artifacts"):
+        compile_select(
+            Select("ULabel", anchor=Anchor("Collection", "x", "ulabels", through="artefacts"))
+        )
+    with pytest.raises(FieldValidationError, match="no many-relation 'run'"):
+        compile_select(Select("ULabel", anchor=Anchor("Collection", "x", "ulabels", through="run")))
+    # Runs have no `ulabels`: an input run's labels cannot be followed.
+    with pytest.raises(FieldValidationError, match=r"Run records \(Collection.input_of_runs\)"):
+        compile_select(
+            Select("ULabel", anchor=Anchor("Collection", "x", "ulabels", through="input_of_runs"))
+        )
+    with pytest.raises(FieldValidationError, match="no edge order"):
+        compile_select(
+            Select("ULabel", anchor=Anchor("Collection", "x", "ulabels", "feature", "artifacts"))
+        )
+
+
 def test_ordering_distinct_offset_limit_count_exists(graph: Any) -> None:
     c = graph
     A = "Artifact"
