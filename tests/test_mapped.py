@@ -528,6 +528,29 @@ def test_block_sampler_in_a_dataloader(big: dict) -> None:
     np.testing.assert_array_equal(got, expected[order])
 
 
+def test_balanced_block_sampler_feeds_two_workers(big: dict) -> None:
+    """Whole batches drawn by BalancedBlockSampler through a DataLoader with 2 workers: the rows
+    the sampler drew, in its order, with every cell type (and the missing label) balanced."""
+    expected, _ = _truth(big, "outer")
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    labels = ds.get_merged_labels("cell_type")
+    sampler = loaders.BalancedBlockSampler(labels, block_size=8, seed=2)
+    sampler.set_epoch(1)
+    order = sampler.indices()
+    loader = DataLoader(
+        ds,
+        batch_size=None,
+        sampler=BatchSampler(sampler, batch_size=32, drop_last=False),
+        num_workers=2,
+        persistent_workers=True,
+    )
+    got = np.concatenate([b["X"].numpy() for b in loader])
+    np.testing.assert_array_equal(got, expected[order])
+    drawn = pd.Series(labels[order]).fillna("missing").value_counts()
+    assert len(drawn) == 4 and drawn.max() - drawn.min() <= 1  # T, B, NK and missing
+    ds.close()
+
+
 def test_pickle_round_trip_reopens(big: dict) -> None:
     ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
     before = ds.__getitems__([3, 300])
