@@ -154,7 +154,9 @@ def _shuffle_windows(stream: np.ndarray, span: int, rng: np.random.Generator) ->
 
 def _key(label: Any) -> Any:
     """A label as a dict key: every missing value (NaN, None) is one key."""
-    return _MISSING_KEY if label is None or (isinstance(label, float) and np.isnan(label)) else label
+    return (
+        _MISSING_KEY if label is None or (isinstance(label, float) and np.isnan(label)) else label
+    )
 
 
 _MISSING_KEY = ("missing label",)
@@ -302,7 +304,9 @@ class BalancedBlockSampler:
         weights = np.zeros(len(self.classes))
         for label, weight in class_weights.items():
             if not np.isfinite(weight) or weight < 0:
-                raise ValueError(f"class weight of {label!r} must be a finite number >= 0, got {weight!r}")
+                raise ValueError(
+                    f"class weight of {label!r} must be a finite number >= 0, got {weight!r}"
+                )
             weights[known[_key(label)]] = float(weight)
         return weights
 
