@@ -1,56 +1,68 @@
-"""Training-loader throughput: our `loaders.MappedCollection` against lamindb's, same files, same run.
+"""Training-loader throughput: our `loaders.MappedCollection` against lamindb's and the newest
+single-cell loaders (scDataset, annbatch), same cells, same run, warm and cold.
 
     python benchmarks/mapped.py                       # 4 files x 50k cells x 2,000 genes
     python benchmarks/mapped.py --quick               # 4 files x 5k cells: a quick look
     python benchmarks/mapped.py --data /tmp/mc-data   # keep the h5ad files and reuse them next time
-    python benchmarks/mapped.py --device cuda --no-lamindb   # on a GPU machine without network
+    python benchmarks/mapped.py --device cuda --no-lamindb --no-peers   # on a GPU machine
 
 Inputs: `--files` h5ad files of `--cells` x `--genes`, X a CSR float32 matrix at `--density`
-(default 5%), obs with two categoricals, `cell_type` (20 categories) and `batch` (4), all written
-by anndata (uncompressed) into a temporary directory, or into `--data DIR` and reused when their
-parameters match (`bench-params.json` there).
+(default 5%), obs with two categoricals, `cell_type` (20 categories, uneven) and `batch` (4), all
+written by anndata (uncompressed) into a temporary directory, or into `--data DIR` and reused when
+their parameters match (`bench-params.json` there).
 
-Modes, each in its own fresh subprocess so that its peak RSS (VmHWM) is its own, all reading every
-file through a `torch.utils.data.DataLoader(num_workers=0)` in batches of 256 rows with
-`obs_keys=["cell_type"]`:
+Loaders, each in its own fresh subprocess so that its peak RSS (VmHWM) is its own, batches of 256
+rows with `cell_type`, `num_workers=0`:
 
-1. lamindb: `lamindb.core.MappedCollection(paths, obs_keys=["cell_type"])`, `batch_size=256,
-   shuffle=True`, run with the lamindb venv's interpreter (`_lamindb_env.py`; no instance needed,
-   the venv imports the project's torch through a `.pth` file). It reads one row per
-   `__getitem__` (~2k rows/s), so it is capped (`--lamindb-rows`, `--lamindb-budget`) and its
-   rows/s is measured over what it read: the rows each mode measured are printed next to its rate.
-2. ours per-sample: `loaders.MappedCollection(paths, obs_keys=["cell_type"])` used as lamindb's,
-   `batch_size=256, shuffle=True`: `__getitems__` reads a batch in bulk, returns sample dicts,
-   and torch's default collate stacks them back row by row.
-3. ours random: the same dataset read in whole batches, its fast path: `batch_size=None,
-   sampler=BatchSampler(RandomSampler(ds), 256, drop_last=False)`, so each item the DataLoader
-   fetches is `ds[indices]`, a dict of arrays.
-4. ours block: whole batches as in 3, drawn from `loaders.BlockShuffleSampler(ds, block_size=B,
-   window=W)` in place of the `RandomSampler` (W: how many consecutive blocks it shuffles rows
-   across; left out, the sampler's default). The config is picked by a short sweep over
-   `--block-sizes` ("B" or "B:W" items) unless `--block-size B[:W]` is given; every config tried
-   is printed. This mode runs at least one full pass and reports RSS after 1/4 of it, after it
-   and at the end (it must not grow with the epoch).
-5. ceiling: consecutive 256-row slices of X's data/indices/indptr (and the cell_type codes) read
-   straight from h5py and densified with scipy's C loop, no DataLoader: what contiguous reading costs.
+1. lamindb: `lamindb.core.MappedCollection(paths, obs_keys=["cell_type"])`, `batch_size=256`,
+   shuffled, run with the lamindb venv's interpreter (`_lamindb_env.py`; the venv imports the
+   project's torch through a `.pth` file). ~2k rows/s, so capped (`--lamindb-rows`,
+   `--lamindb-budget`).
+2. ours per-sample: lamindb's usage (`batch_size=256`, shuffled) on `loaders.MappedCollection`.
+3. ours random: whole batches, `batch_size=None, sampler=BatchSampler(RandomSampler(ds), 256)`.
+4. ours block: whole batches from `loaders.BlockShuffleSampler(ds, block_size=B, window=W)`, the
+   config picked by a short sweep over `--block-sizes` ("B" or "B:W") unless `--block-size B[:W]`
+   is given (each config's rows/s and shuffle quality are printed). At least one full pass, RSS
+   after 1/4 of it, after it and at the end.
+5. ours balanced: `loaders.BalancedBlockSampler(ds.get_merged_labels("cell_type"))` (its defaults)
+   against 6. ours weighted: lamindb's recipe, `WeightedRandomSampler(ds.get_label_weights(...))`;
+   both report how even the classes came out over an epoch (largest / smallest count).
+7. scDataset (`_peer_env.py`: its own venv sharing our torch), over an `AnnCollection` of backed
+   AnnData, with its defaults (`BlockShuffling(block_size=8)`, `fetch_factor=16`) and matched to
+   ours (our block size, fetches of our window of blocks).
+8. annbatch (`_peer_env.py`: first tried on this Python with `--ignore-requires-python`, which
+   fails to import, recorded; then its own Python >= 3.12 venv, without torch), over the cells
+   converted once into its pre-shuffled zarr collection (`DatasetCollection.add_adatas`, its
+   defaults; the time is reported), with its defaults (`chunk_size=512, preload_nchunks=32`) and
+   matched to ours (`chunk_size=B`, `preload_nchunks=W`); batches densified like everyone's.
+9. ceiling: consecutive 256-row slices straight from h5py, densified by scipy's C loop.
 
-Each mode reads one batch untimed (warm-up), then batches until it has read `--rows` rows (default
-one epoch) and spent `--min-seconds` (further epochs if need be), or spent `--budget` seconds, with
-at least 10 batches. Every mode runs `--rounds` times (default 2), interleaved, and keeps its best
-round (the machine may be shared; every round's rows/s is printed and in the JSON); lamindb's cap
-holds per round. The files were just written (or reused): reads come from the page cache, so this
-measures the loaders, not the disk.
+Each loader reads one batch untimed (warm-up), then until it has read `--rows` rows (default one
+epoch) and spent `--min-seconds`, or `--budget` seconds; `--rounds` interleaved rounds (default 2),
+the best kept. Then, unless `--no-cold`, each loader once more **cold**: every file (annbatch: its
+store) evicted from the page cache with `posix_fadvise(POSIX_FADV_DONTNEED)` (as `vmtouch -e`)
+before each epoch, one epoch; the bytes read from the disk come from `/proc/self/io`, and the
+disk's sequential read speed (the files evicted, then read in 16 MiB reads) is measured at the
+start and the end of the same run.
 
-With `--device cuda` each batch goes through pinned memory (`pin_memory=True`),
-`.to("cuda", non_blocking=True)` and a `Linear(n_genes, 64)` forward/backward + SGD step, with
-`torch.cuda.synchronize()` before the clock stops; it needs only numpy, scipy, h5py, anndata,
-torch and the repo's `loaders` (add `--no-lamindb` where the lamindb venv is missing).
-`--profile` prints each worker's top functions (cProfile) to stderr.
+Every loader's **shuffle quality** is measured on what it yielded: the mean distance between
+consecutive samples' source rows over n/3 (a uniformly random order gives 1, reading in order 0).
 
-Prints a table (rows/s, rows per CPU-second of the mode's process, which a busy machine disturbs
-less, rows measured, peak RSS), the ratios ours random / lamindb, block / lamindb, random /
-per-sample and block / ceiling (by wall time, and per CPU-second), the goals (random >= 30x lamindb, block >= 250k rows/s) and, last,
-one JSON line with every figure.
+Two more modes: **workers** (the dataset's pickled size, and for `--workers` 0,1,2 with persistent
+workers the time to the first batch of epochs 1 and 2 and their rows/s), and **stream**
+(`MappedCollection(stream=True)` on s3:// served by moto over HTTP in its own process, which
+counts requests: rows/s of a first epoch and requests per batch, block and random, against
+lamindb's cache-first path: the whole files downloaded with s3fs, then read locally).
+
+With `--device cuda` each batch goes through pinned memory, `.to("cuda", non_blocking=True)` and
+a `Linear(n_genes, 64)` step, `torch.cuda.synchronize()` before the clock stops; without CUDA the
+run stops at once with a message saying so. `--profile` prints each worker's top functions.
+
+Prints a table (warm and cold rows/s, cold MB/s from disk and its share of the sequential speed,
+shuffle quality, time to first batch warm and cold, peak RSS), the ratios, the goals (random >=
+3x the best peer; block >= the best peer at equal or better shuffle quality; cold block >= 70% of
+the disk's sequential speed), the load average at start and end, and last one JSON line with every
+figure (per loader under "loaders").
 """
 
 from __future__ import annotations
@@ -924,10 +936,17 @@ def _run_stream(plan: dict, step: _Step) -> tuple[dict, dict]:
             else:
                 sampler = RandomSampler(ds)
             loader = _batch_loader(ds, plan, sampler)
+            # One epoch (or the budget): the first pass is what streaming costs; s3fs keeps
+            # 32 MiB of blocks, so later passes over a small file would be served from memory.
             fig = _drive(
                 lambda loader=loader: _pairs(loader),
                 step,
-                {**plan, "budget_s": plan["stream_budget_s"]},
+                {
+                    **plan,
+                    "max_rows": n_rows - BATCH,
+                    "min_s": 0.0,
+                    "budget_s": plan["stream_budget_s"],
+                },
             )
             after = counts()
             measured = {k: after.get(k, 0) - opened.get(k, 0) for k in after}
@@ -960,7 +979,11 @@ def _run_stream(plan: dict, step: _Step) -> tuple[dict, dict]:
         )
         loader = _batch_loader(ds, plan, sampler)
         t1 = time.perf_counter()
-        fig = _drive(lambda: _pairs(loader), step, {**plan, "budget_s": plan["stream_budget_s"]})
+        fig = _drive(
+            lambda: _pairs(loader),
+            step,
+            {**plan, "max_rows": n_rows - BATCH, "min_s": 0.0, "budget_s": plan["stream_budget_s"]},
+        )
         ds.close()
         out["cache_first"] = {
             "download_s": download_s,
