@@ -54,7 +54,7 @@ class BlockShuffleSampler:
     >>> from torch.utils.data import DataLoader
     >>> sampler = BlockShuffleSampler(8, block_size=2, window=2, seed=0)
     >>> [batch.tolist() for batch in DataLoader(range(8), batch_size=4, sampler=sampler)]
-    [[0, 4, 1, 5], [6, 2, 3, 7]]
+    [[0, 4, 1, 5], [7, 2, 6, 3]]
 
     For `MappedCollection`'s whole batches (its fast path), wrap it in torch's `BatchSampler` and
     give the DataLoader `batch_size=None`: each item it fetches is then `ds[indices]`, a batch
@@ -63,7 +63,7 @@ class BlockShuffleSampler:
 
     >>> from torch.utils.data import BatchSampler
     >>> list(BatchSampler(sampler, batch_size=4, drop_last=False))
-    [[0, 4, 1, 5], [6, 2, 3, 7]]
+    [[0, 4, 1, 5], [7, 2, 6, 3]]
     """
 
     def __init__(
@@ -147,9 +147,16 @@ class BlockShuffleSampler:
 
 
 def _shuffle_windows(stream: np.ndarray, span: int, rng: np.random.Generator) -> np.ndarray:
-    """`stream` with its indices shuffled within each run of `span` consecutive positions."""
-    window_of = np.arange(len(stream)) // span
-    return stream[np.lexsort((rng.random(len(stream)), window_of))]
+    """`stream` with its indices shuffled within each run of `span` consecutive positions: each
+    whole window is a row of a 2-D view, shuffled in place along the row (O(n); sorting random
+    keys took seconds for millions of rows), the short last window on its own."""
+    out = stream.copy()
+    full = len(out) // span * span
+    if full:
+        rng.permuted(out[:full].reshape(-1, span), axis=1, out=out[:full].reshape(-1, span))
+    if full < len(out):
+        out[full:] = rng.permutation(out[full:])
+    return out
 
 
 def _key(label: Any) -> Any:
@@ -326,7 +333,7 @@ class BalancedBlockSampler:
 
     def indices(self) -> np.ndarray:
         """This rank's indices for the current epoch, as an array."""
-        blocks: list[np.ndarray] = []
+        rows_parts, id_parts, n_blocks = [], [], 0
         starts = self._quota[: self.rank].sum(axis=0)
         for c, rows in enumerate(self._rows):
             want = int(self._quota[:, c].sum())
@@ -337,15 +344,24 @@ class BalancedBlockSampler:
             rng = np.random.default_rng([self.seed, self.epoch, c])
             stream, block_of = self._class_stream(rows, want, rng)
             lo, hi = int(starts[c]), int(starts[c] + self._quota[self.rank, c])
-            mine, ids = stream[lo:hi], block_of[lo:hi]
-            if len(mine):
-                cuts = np.flatnonzero(np.diff(ids)) + 1
-                blocks.extend(np.split(mine, cuts))
-        if not blocks:
+            if hi > lo:
+                ids = block_of[lo:hi]  # consecutive block numbers, ascending
+                rows_parts.append(stream[lo:hi])
+                id_parts.append(ids - ids[0] + n_blocks)
+                n_blocks += int(ids[-1] - ids[0]) + 1
+        if not rows_parts:
             return np.zeros(0, dtype=np.int64)
         local = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
-        order = local.permutation(len(blocks))
-        out = np.concatenate([blocks[i] for i in order])
+        order = local.permutation(n_blocks)
+        drawn, block = np.concatenate(rows_parts), np.concatenate(id_parts)
+        # Blocks in `order`, each kept whole: where each block begins in the output, then
+        # every row's place, all at once (a list of blocks cost seconds for millions of rows).
+        lengths = np.bincount(block, minlength=n_blocks)
+        begins = np.zeros(n_blocks, dtype=np.int64)
+        begins[order] = np.cumsum(lengths[order]) - lengths[order]
+        first_row = np.cumsum(lengths) - lengths  # each block's first row in `drawn`
+        out = np.empty_like(drawn)
+        out[begins[block] + np.arange(len(drawn)) - first_row[block]] = drawn
         if self.window:
             out = _shuffle_windows(out, self.window * self.block_size, local)
         return out
@@ -360,13 +376,12 @@ class BalancedBlockSampler:
         while made < want:  # whole passes: each a new cut and a new block order
             shift = int(rng.integers(size)) if n > size else 0
             cut = np.roll(rows, -shift) if shift else rows
-            block = np.arange(n) // size
             order = rng.permutation(n_blocks)
-            rank_of = np.empty(n_blocks, dtype=np.int64)
-            rank_of[order] = np.arange(n_blocks)
-            position = np.argsort(rank_of[block], kind="stable")
-            parts.append(cut[position])
-            ids.append(rank_of[block][position] + first_id)
+            # The blocks in that order, each in dataset order (the last may be short).
+            position = (order[:, None] * size + np.arange(size)).reshape(-1)
+            keep = position < n
+            parts.append(cut[position[keep]])
+            ids.append(np.repeat(np.arange(n_blocks) + first_id, size)[keep])
             first_id += n_blocks
             made += n
         return np.concatenate(parts)[:want], np.concatenate(ids)[:want]
