@@ -1282,6 +1282,7 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
     rate = {m: (results.get(m) or {}).get("rows_per_s") for m in LOADERS}
     cold_rate = {m: (cold.get(m) or {}).get("rows_per_s") for m in LOADERS}
     quality = {m: (results.get(m) or {}).get("shuffle_quality") for m in LOADERS}
+    cpu_rate = {m: (results.get(m) or {}).get("rows_per_cpu_s") for m in LOADERS}
     block = results.get("block") or {}
     seq = meta.get("disk_seq_mb_per_s")
     per_row = _bytes_per_row(meta)
@@ -1297,6 +1298,10 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
         "random_vs_best_peer": _ratio(rate["random"], rate.get(best_peer)) if best_peer else None,
         "block_vs_best_peer": _ratio(rate["block"], rate.get(best_peer)) if best_peer else None,
         "balanced_vs_weighted": _ratio(rate["balanced"], rate["weighted"]),
+        # Per CPU-second of each loader's process (all its threads): steadier on a busy machine.
+        "random_vs_best_peer_cpu": _ratio(cpu_rate["random"], cpu_rate.get(best_peer))
+        if best_peer
+        else None,
     }
     # Block mode against the best peer at equal or better shuffle quality: of every config of
     # ours measured (block sweep, block, random), the fastest whose quality is at least the
@@ -1439,6 +1444,7 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
             "peak_rss_mb": (results.get(m) or {}).get("peak_rss_mb"),
             "peak_rss_mb_cold": (cold.get(m) or {}).get("peak_rss_mb"),
             "shuffle_quality": quality[m],
+            "warm_rows_per_cpu_s": cpu_rate[m],
             "first_batch_s": (results.get(m) or {}).get("first_batch_s"),
             "first_batch_s_cold": (cold.get(m) or {}).get("first_batch_s"),
         }
