@@ -96,6 +96,7 @@ MODES = (
     "samples",
     "random",
     "block",
+    "preshuffled",
     "balanced",
     "weighted",
     "scdataset",
@@ -110,12 +111,15 @@ LOADERS = (
     "samples",
     "random",
     "block",
+    "preshuffled",
     "balanced",
     "weighted",
     "scdataset",
     "scdataset-matched",
+    "scdataset-random",
     "annbatch",
     "annbatch-matched",
+    "annbatch-random",
     "ceiling",
 )
 
@@ -208,6 +212,35 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
         _say("data", f"{path.name}: {args.cells} x {args.genes}, {x.nnz} stored values")
     marker.write_text(json.dumps(params))
     return paths, time.perf_counter() - t0, False
+
+
+def make_shuffled(
+    args: argparse.Namespace, data_dir: Path, paths: list[Path]
+) -> tuple[list[Path], float]:
+    """The same cells in a random order over as many files (what annbatch's `DatasetCollection`
+    does to its copy), obs `src_row` holding each cell's row in the original files; written
+    once, reused while the parameters match. (paths, seconds spent writing, 0 when reused)."""
+    params = {**_file_params(args), "shuffled": 1}
+    out = [data_dir / f"shuffled-{i}.h5ad" for i in range(args.files)]
+    marker = data_dir / "shuffled-params.json"
+    if (
+        marker.exists()
+        and all(p.exists() for p in out)
+        and marker.read_text() == json.dumps(params)
+    ):
+        return out, 0.0
+    import anndata as ad
+    import numpy as np
+
+    t0 = time.perf_counter()
+    marker.unlink(missing_ok=True)
+    whole = ad.concat([ad.read_h5ad(p) for p in paths], index_unique=None)
+    whole.obs["src_row"] = np.arange(whole.n_obs, dtype=np.int64)
+    order = np.random.default_rng([args.seed, 1]).permutation(whole.n_obs)
+    for i, part in enumerate(np.array_split(order, args.files)):
+        whole[part].copy().write_h5ad(out[i])
+    marker.write_text(json.dumps(params))
+    return out, time.perf_counter() - t0
 
 
 def _h5_layout(path: Path) -> dict:
@@ -318,7 +351,8 @@ class _Positions:
             self.new_epoch()
         self.epochs[-1].append(positions)
 
-    def quality(self, n: int) -> float | None:
+    def quality(self, n: int, source=None) -> float | None:
+        """`source` maps a position to the row it came from (a pre-shuffled copy's `src_row`)."""
         import numpy as np
 
         total = count = 0
@@ -326,6 +360,8 @@ class _Positions:
             if not parts:
                 continue
             pos = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1) for p in parts])
+            if source is not None:
+                pos = source[pos]
             if len(pos) > 1:
                 total += float(np.abs(np.diff(pos)).sum())
                 count += len(pos) - 1
@@ -617,9 +653,20 @@ def _run_ours(plan: dict, step: _Step, mode: str) -> tuple[dict, dict]:
         extra["class_count_max_over_min"] = float(counts.max() / counts.min())
         extra["classes_seen"] = len(counts)
         extra["epoch_rows_counted"] = len(first)
+    source = None
+    if plan.get("preshuffled"):  # shuffle quality in the original files' rows
+        import h5py
+
+        parts = []
+        for path in plan["paths"]:
+            with h5py.File(path, "r") as f:
+                parts.append(f["obs"]["src_row"][...])
+        source = np.concatenate(parts)
+        extra["preshuffled"] = True
     if hasattr(ds, "close"):
         ds.close()
-    return {**fig, "setup_s": setup, "shuffle_quality": positions.quality(len(ds)), **extra}, {}
+    quality = positions.quality(len(ds), source)
+    return {**fig, "setup_s": setup, "shuffle_quality": quality, **extra}, {}
 
 
 def _ceiling_batches(paths: list[str]):
@@ -1135,7 +1182,9 @@ def plan_jobs(args, modes, base, budget, lamindb_budget, paths, tmp, meta, error
         if mode in modes:
             jobs[mode] = (mode, base, None)
     chosen = args.block_size
-    if chosen is None and ({"block", "workers", "stream", "scdataset", "annbatch"} & set(modes)):
+    if chosen is None and (
+        {"block", "preshuffled", "workers", "stream", "scdataset", "annbatch"} & set(modes)
+    ):
         # A short look at each config; the fastest gets the full pass below. The window matters
         # as much as the size: a batch's rows are spread over window x block_size rows, and what
         # lies between them is read too.
@@ -1165,6 +1214,11 @@ def plan_jobs(args, modes, base, budget, lamindb_budget, paths, tmp, meta, error
     block = {"block_size": size, "block_window": window}
     if "block" in modes:
         jobs["block"] = ("block", {**base, **block, "full_pass": True}, None)
+    if "preshuffled" in modes:
+        shuffled, seconds = make_shuffled(args, args.data or tmp / "data", paths)
+        meta["preshuffle_s"] = round(seconds, 2)
+        plan = {**base, **block, "paths": [str(p) for p in shuffled], "preshuffled": True}
+        jobs["preshuffled"] = ("block", plan, None)
     if "balanced" in modes:  # the sampler's own defaults (blocks of 64, window 4)
         jobs["balanced"] = ("balanced", base, None)
     if "weighted" in modes:
@@ -1208,6 +1262,9 @@ def plan_jobs(args, modes, base, budget, lamindb_budget, paths, tmp, meta, error
                 "sc_fetch_factor": max(1, size * peer_window // BATCH),
             }
             jobs["scdataset-matched"] = ("scdataset", matched, env.python)
+            # Its random access: blocks of one row (fetches still sorted, 16 batches at a time).
+            random_plan = {**base, "sc_block_size": 1, "sc_fetch_factor": 16}
+            jobs["scdataset-random"] = ("scdataset", random_plan, env.python)
     if "annbatch" in modes:
         from _peer_env import ensure_annbatch
 
@@ -1253,6 +1310,13 @@ def plan_jobs(args, modes, base, budget, lamindb_budget, paths, tmp, meta, error
                     {**common, "ab_chunk_size": size, "ab_preload_nchunks": peer_window},
                     env.python,
                 )
+                # Its random access ("chunk_size=1 for perfect random sampling"), 16 batches of
+                # rows loaded at a time, as scDataset's fetches.
+                jobs["annbatch-random"] = (
+                    "annbatch",
+                    {**common, "ab_chunk_size": 1, "ab_preload_nchunks": 16 * BATCH},
+                    env.python,
+                )
     if "workers" in modes:
         plan = {**base, **block, "worker_counts": args.worker_counts, "budget_s": min(budget, 8.0)}
         jobs["workers"] = ("workers", plan, None)
@@ -1286,18 +1350,26 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
     block = results.get("block") or {}
     seq = meta.get("disk_seq_mb_per_s")
     per_row = _bytes_per_row(meta)
-    peers = [
-        m for m in ("scdataset", "scdataset-matched", "annbatch", "annbatch-matched") if rate.get(m)
-    ]
+    peers = [m for m in LOADERS if m.startswith(("scdataset", "annbatch")) and rate.get(m)]
     best_peer = max(peers, key=lambda m: rate[m]) if peers else None
+    # Random access against random access: each peer's one-row blocks/chunks.
+    random_peers = [m for m in ("scdataset-random", "annbatch-random") if rate.get(m)]
+    best_random_peer = max(random_peers, key=lambda m: rate[m]) if random_peers else None
+
     ratios = {
         "speedup_random_vs_lamindb": _ratio(rate["random"], rate["lamindb"]),
         "speedup_block_vs_lamindb": _ratio(rate["block"], rate["lamindb"]),
         "block_vs_ceiling": _ratio(rate["block"], rate["ceiling"]),
         "random_vs_samples": _ratio(rate["random"], rate["samples"]),
         "random_vs_best_peer": _ratio(rate["random"], rate.get(best_peer)) if best_peer else None,
+        "random_vs_best_random_peer": _ratio(rate["random"], rate.get(best_random_peer))
+        if best_random_peer
+        else None,
         "block_vs_best_peer": _ratio(rate["block"], rate.get(best_peer)) if best_peer else None,
         "balanced_vs_weighted": _ratio(rate["balanced"], rate["weighted"]),
+        "preshuffled_vs_best_peer": _ratio(rate["preshuffled"], rate.get(best_peer))
+        if best_peer
+        else None,
         # Per CPU-second of each loader's process (all its threads): steadier on a busy machine.
         "random_vs_best_peer_cpu": _ratio(cpu_rate["random"], cpu_rate.get(best_peer))
         if best_peer
@@ -1307,7 +1379,7 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
     # ours measured (block sweep, block, random), the fastest whose quality is at least the
     # peer's.
     ours_configs = {f"block {k}": v for k, v in (meta.get("block_sweep") or {}).items()}
-    for m in ("block", "random"):
+    for m in ("block", "random", "preshuffled"):
         if rate[m] is not None and quality[m] is not None:
             ours_configs[m] = {"rows_per_s": rate[m], "shuffle_quality": quality[m]}
     at_quality = None
@@ -1326,9 +1398,9 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
             }
     cold_block_mb = (cold.get("block") or {}).get("disk_mb_per_s")
     goals = {
-        "random_ge_3x_best_peer": None
-        if ratios["random_vs_best_peer"] is None
-        else ratios["random_vs_best_peer"] >= 3.0,
+        "random_ge_3x_best_random_peer": None
+        if ratios["random_vs_best_random_peer"] is None
+        else ratios["random_vs_best_random_peer"] >= 3.0,
         "block_ge_best_peer_at_equal_quality": None
         if at_quality is None
         else at_quality["ratio"] >= 1.0,
@@ -1342,10 +1414,13 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
         "samples": "ours per-sample, shuffle",
         "random": "ours batches, RandomSampler",
         "block": f"ours batches, BlockShuffle({_block_label(block.get('block_size'), block.get('block_window'))})",
+        "preshuffled": "ours block, on a pre-shuffled copy",
         "balanced": "ours BalancedBlockSampler (64, window 4)",
         "weighted": "ours WeightedRandomSampler (lamindb's)",
         "scdataset": "scDataset, its defaults",
         "scdataset-matched": "scDataset, matched to ours",
+        "scdataset-random": "scDataset, random access (block 1)",
+        "annbatch-random": "annbatch, random access (chunk 1)",
         "annbatch": "annbatch, its defaults",
         "annbatch-matched": "annbatch, matched to ours",
         "ceiling": "h5py contiguous slices (ceiling)",
@@ -1456,6 +1531,7 @@ def report(results: dict, cold: dict, errors: dict, meta: dict) -> dict:
             **ratios,
             "loaders": loaders_summary,
             "best_peer": best_peer,
+            "best_random_peer": best_random_peer,
             "block_vs_best_peer_at_quality": at_quality,
             "goals": goals,
             "block_size": block.get("block_size"),
