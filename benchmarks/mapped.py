@@ -24,17 +24,20 @@ rows with `cell_type`, `num_workers=0`:
    config picked by a short sweep over `--block-sizes` ("B" or "B:W") unless `--block-size B[:W]`
    is given (each config's rows/s and shuffle quality are printed). At least one full pass, RSS
    after 1/4 of it, after it and at the end.
+   ours preshuffled: the same on a copy of the cells in random order (`make_shuffled`, written
+   once; its shuffle quality is measured in the original rows), the layout annbatch reads.
 5. ours balanced: `loaders.BalancedBlockSampler(ds.get_merged_labels("cell_type"))` (its defaults)
    against 6. ours weighted: lamindb's recipe, `WeightedRandomSampler(ds.get_label_weights(...))`;
    both report how even the classes came out over an epoch (largest / smallest count).
 7. scDataset (`_peer_env.py`: its own venv sharing our torch), over an `AnnCollection` of backed
-   AnnData, with its defaults (`BlockShuffling(block_size=8)`, `fetch_factor=16`) and matched to
-   ours (our block size, fetches of our window of blocks).
+   AnnData, with its defaults (`BlockShuffling(block_size=8)`, `fetch_factor=16`), matched to
+   ours (our block size, fetches of our window of blocks) and its random access (block 1).
 8. annbatch (`_peer_env.py`: first tried on this Python with `--ignore-requires-python`, which
    fails to import, recorded; then its own Python >= 3.12 venv, without torch), over the cells
    converted once into its pre-shuffled zarr collection (`DatasetCollection.add_adatas`, its
-   defaults; the time is reported), with its defaults (`chunk_size=512, preload_nchunks=32`) and
-   matched to ours (`chunk_size=B`, `preload_nchunks=W`); batches densified like everyone's.
+   defaults; the time is reported), with its defaults (`chunk_size=512, preload_nchunks=32`),
+   matched to ours (`chunk_size=B`, `preload_nchunks=W`) and its random access (`chunk_size=1`,
+   4,096 rows preloaded); batches densified like everyone's.
 9. ceiling: consecutive 256-row slices straight from h5py, densified by scipy's C loop.
 
 Each loader reads one batch untimed (warm-up), then until it has read `--rows` rows (default one
@@ -60,9 +63,12 @@ run stops at once with a message saying so. `--profile` prints each worker's top
 
 Prints a table (warm and cold rows/s, cold MB/s from disk and its share of the sequential speed,
 shuffle quality, time to first batch warm and cold, peak RSS), the ratios, the goals (random >=
-3x the best peer; block >= the best peer at equal or better shuffle quality; cold block >= 70% of
-the disk's sequential speed), the load average at start and end, and last one JSON line with every
-figure (per loader under "loaders").
+3x the best peer's random access; block >= the best peer at equal or better shuffle quality;
+cold block >= 70% of the disk's sequential speed), the load average at start and end, and last one JSON line with every
+figure (per loader under "loaders"). The random-access goal compares our random path with the
+peers' random access (their one-row settings); the block goal compares every config of ours
+(sweep, block, preshuffled, random) with the fastest peer at any setting, at equal or better
+shuffle quality.
 """
 
 from __future__ import annotations
