@@ -26,7 +26,7 @@ from loaders.hashing import (
 )
 from loaders.load import load_file, load_files
 from loaders.mapped import MappedCollection
-from loaders.samplers import BlockShuffleSampler
+from loaders.samplers import BalancedBlockSampler, BlockShuffleSampler
 from loaders.storage import (
     ENDPOINT_ENV,
     FileInfo,
@@ -51,6 +51,7 @@ __all__ = [
     "ENDPOINT_ENV",
     "HASH_LENGTH",
     "OPENABLE",
+    "BalancedBlockSampler",
     "BlockShuffleSampler",
     "FileInfo",
     "MappedCollection",

@@ -60,6 +60,7 @@ for uniformly random rows). Call `blocks.set_epoch(epoch)` before each epoch for
 
 from __future__ import annotations
 
+import copy
 import operator
 import os
 import warnings
@@ -89,6 +90,7 @@ from loaders._mapped_rows import (
     _sample_labels,
 )
 from loaders._mapped_store import _FileState, _Store
+from loaders.rowsets import decode_rows, encode_rows
 
 __all__ = ["MappedCollection"]
 
@@ -283,6 +285,9 @@ class MappedCollection:
         if all(var_list[0].equals(v) for v in var_list[1:]):
             self.join_vars = None
             self.var_joint = var_list[0]
+            # One object for all: pickling (DataLoader workers) then writes the names once.
+            for file in self._files:
+                file.var_names = self.var_joint
         elif join == "inner":
             self.var_joint = reduce(pd.Index.intersection, var_list)
             if len(self.var_joint) == 0:
@@ -644,6 +649,32 @@ class MappedCollection:
         var_list = self.var_list if self.var_list is not None else self._read_vars()
         expected = pd.Index(vars)
         return [i for i, v in enumerate(var_list) if not v.equals(expected)]
+
+    # -- pickling: what a DataLoader worker receives -----------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling keeps: no handle (each `_Store` drops its own) and no per-row array but
+        the label codes. The position arrays (`indices`, `storage_idx`: 16 bytes a row) are
+        rebuilt on unpickling, and each file's rows travel as a row set (`loaders.rowsets`: a few
+        bytes for a whole file, a bitmap at most), so a spawned worker gets the dataset in
+        about 1 byte per row and obs key."""
+        state = self.__dict__.copy()
+        del state["indices"], state["storage_idx"]
+        files = []
+        for file in self._files:
+            light = copy.copy(file)
+            light.rows = np.zeros(0, dtype=np.int64)
+            files.append(light)
+        state["_files"] = files
+        state["_rowsets"] = [encode_rows(f.rows, f.n_file_rows) for f in self._files]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rowsets = state.pop("_rowsets")
+        self.__dict__.update(state)
+        for file, rowset in zip(self._files, rowsets):
+            file.rows = decode_rows(rowset, file.n_file_rows).astype(np.int64, copy=False)
+        self._index_rows()
 
     # -- lifetime -------------------------------------------------------------------------------
 

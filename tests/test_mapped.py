@@ -528,6 +528,29 @@ def test_block_sampler_in_a_dataloader(big: dict) -> None:
     np.testing.assert_array_equal(got, expected[order])
 
 
+def test_balanced_block_sampler_feeds_two_workers(big: dict) -> None:
+    """Whole batches drawn by BalancedBlockSampler through a DataLoader with 2 workers: the rows
+    the sampler drew, in its order, with every cell type (and the missing label) balanced."""
+    expected, _ = _truth(big, "outer")
+    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+    labels = ds.get_merged_labels("cell_type")
+    sampler = loaders.BalancedBlockSampler(labels, block_size=8, seed=2)
+    sampler.set_epoch(1)
+    order = sampler.indices()
+    loader = DataLoader(
+        ds,
+        batch_size=None,
+        sampler=BatchSampler(sampler, batch_size=32, drop_last=False),
+        num_workers=2,
+        persistent_workers=True,
+    )
+    got = np.concatenate([b["X"].numpy() for b in loader])
+    np.testing.assert_array_equal(got, expected[order])
+    drawn = pd.Series(labels[order]).fillna("missing").value_counts()
+    assert len(drawn) == 4 and drawn.max() - drawn.min() <= 1  # T, B, NK and missing
+    ds.close()
+
+
 def test_pickle_round_trip_reopens(big: dict) -> None:
     ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
     before = ds.__getitems__([3, 300])
@@ -542,6 +565,55 @@ def test_pickle_round_trip_reopens(big: dict) -> None:
         )
     copy.close()
     assert ds[3]["X"].tolist() == before[0]["X"].tolist()  # the original keeps its own handles
+
+
+def _pickled_types(obj: object) -> tuple[bytes, set[str]]:
+    """`obj` pickled, and the module-qualified type of every object the pickler was handed."""
+    import io
+
+    seen: set[str] = set()
+
+    class Recorder(pickle.Pickler):
+        def reducer_override(self, value: object) -> object:
+            seen.add(f"{type(value).__module__}.{type(value).__qualname__}")
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Recorder(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue(), seen
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_pickles_small_without_handles(tmp_path: Path, filtered: bool) -> None:
+    """What a spawned DataLoader worker receives: no h5py object or open file, and no per-row
+    array but the label codes. Bound: one byte per row and obs key (the int8 codes, which a
+    worker needs for its batches) plus 16 KiB (names, encoders, row sets); the position arrays
+    the dataset keeps (16-24 bytes a row) would make it 25x that."""
+    n_rows, rng = 20_000, np.random.default_rng(3)
+    paths = []
+    for i in range(2):
+        obs = pd.DataFrame(
+            {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK"], n_rows // 2))},
+            index=[f"c{i}-{j}" for j in range(n_rows // 2)],
+        )
+        x = sp.random(n_rows // 2, 30, density=0.1, format="csr", dtype=np.float32, random_state=i)
+        paths.append(str(tmp_path / f"p{i}.h5ad"))
+        ad.AnnData(X=x, obs=obs).write_h5ad(paths[-1])
+    keep = {"cell_type": ("T", "NK")} if filtered else None
+    ds = MappedCollection(paths, obs_keys="cell_type", obs_filter=keep)
+    batch = ds[list(range(0, len(ds), 7))]  # handles open and indptr read: nothing of it travels
+    data, types = _pickled_types(ds)
+    assert not [t for t in types if t.startswith("h5py") or t.startswith("_io.")], types
+    assert len(data) < n_rows + 16 * 1024, len(data)
+    copy = pickle.loads(data)
+    np.testing.assert_array_equal(copy.indices, ds.indices)
+    np.testing.assert_array_equal(copy.storage_idx, ds.storage_idx)
+    again = copy[list(range(0, len(ds), 7))]
+    np.testing.assert_array_equal(again["X"], batch["X"])
+    np.testing.assert_array_equal(again["cell_type"], batch["cell_type"])
+    assert [r.tolist() for r, _ in copy.file_rows()] == [r.tolist() for r, _ in ds.file_rows()]
+    copy.close()
+    ds.close()
 
 
 def test_memory_stays_flat_over_epochs(big: dict) -> None:
