@@ -24,6 +24,7 @@ from lineage._record import Record
 from lineage._registries import Project, Reference, Space, Storage, ULabel, User
 from lineage._run import Run, Transform, context, finish, track
 from lineage._save import save
+from lineage._serve import serve
 from lineage._settings import settings
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __all__ = [
     "finish",
     "lineage",
     "save",
+    "serve",
     "settings",
     "track",
 ]

@@ -1,7 +1,7 @@
 """The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
-`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
-questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
-scripts).
+`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, `lineage serve` (the
+explorer), and the lineage questions `lineage diff`, `lineage impact`, `lineage stale` and
+`lineage samples` (`--json` for scripts).
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -25,6 +25,7 @@ Collection: scrna
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -34,6 +35,9 @@ import lineage as ln
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
 from lineage._resolve import record_by_uid
+from lineage._serve import DEFAULT_HOST as SERVE_HOST
+from lineage._serve import DEFAULT_PORT as SERVE_PORT
+from lineage._serve import run_forever
 from lineage.demo import run_demo
 from lineage.errors import InvalidArgument, LineageError
 
@@ -140,6 +144,26 @@ def _samples(args: argparse.Namespace) -> int:
     return _answer(ln.lineage.samples(_record(args.uid)), args.json)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    ln.connect()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving; it is not an error
+        run_forever(args.host, args.port)
+    return 0
+
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve", help="the lineage explorer: search, records, lineage graphs, Cypher (read-only)"
+    )
+    serve.add_argument(
+        "--host", default=SERVE_HOST,
+        help=f"address to listen on (default {SERVE_HOST}); any other needs the token it "
+        "writes to <lineage home>/serve/token",
+    )  # fmt: skip
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help="port (0: a free one)")
+    serve.set_defaults(func=_serve)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
@@ -157,6 +181,7 @@ _EXAMPLES = """examples:
   lineage impact UID [UID ...] --depth 2 (everything built on them, and who to tell)
   lineage stale --key results/           (built from inputs that have a newer version)
   lineage samples RUN_UID --json         (the rows of each file the run trained on)
+  lineage serve --port 8765              (the explorer, on http://127.0.0.1:8765/)
 """
 
 
@@ -253,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("uid", help="a run uid, or the uid of an artifact or collection it made")
     samples.add_argument("--json", action="store_true", help="print the result as JSON")
     samples.set_defaults(func=_samples)
+    _add_serve(sub)
     return parser
 
 
