@@ -111,7 +111,7 @@ def find(conn: Connection, uid: str) -> str | None:
 
 
 # -- search ---------------------------------------------------------------------------------------
-SEARCH_CAP = 500  # matches read per way of matching and registry; more: refine the text
+SEARCH_CAP = 200  # matches read per way of matching and registry; more: refine the text
 
 
 @cache
