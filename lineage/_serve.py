@@ -2,7 +2,8 @@
 configured Neo4j.
 
 A FastAPI application (`create_app`) with a JSON API described by its OpenAPI document
-(`/openapi.json`, browsable at `/docs`) and four pages that use it: search, a record's page,
+(`/openapi.json`; FastAPI's `/docs` and `/redoc` pages are off: they load their scripts from a
+CDN) and four pages that use it: search, a record's page,
 the explorer, and a read-only Cypher console. The pages are one small front end
 (`static/app.js`, `static/app.css`) with vis-network from pyvis's copy and the graph code the
 static `view_lineage()` page shares (`static/graph.js`); nothing is fetched from anywhere else.
@@ -443,6 +444,8 @@ def create_app(access: Access | None = None) -> FastAPI:
         description="Read-only JSON API over a LineageGraph instance: search, records, "
         "neighbours one step at a time, provenance paths and a read-only Cypher console.",
         responses=_ERRORS,
+        docs_url=None,  # Swagger UI and ReDoc load their JavaScript from a CDN
+        redoc_url=None,
     )
     app.state.access = access
     app.add_middleware(Guard, access=access)

@@ -436,6 +436,8 @@ def test_openapi_document_and_pages(world: World, client: TestClient) -> None:
     for name in ("vis-network.min.js", "vis-network.css", "graph.js", "app.js", "app.css"):
         asset = client.get(f"/static/{name}")
         assert asset.status_code == 200 and len(asset.content) > 1000, name
+    assert client.get("/docs").status_code == 404  # Swagger UI would load a CDN's scripts
+    assert client.get("/redoc").status_code == 404
     assert client.get("/static/../_serve.py").status_code == 404
     assert client.get("/static/passwd").status_code == 404
 
