@@ -201,6 +201,47 @@ class Connection:
                     delay *= 2
         raise AssertionError("unreachable")
 
+    def explain(self, query: str, parameters: dict[str, Any] | None = None) -> tuple[str, Any]:
+        """The query type the server reports for `query` ("r", "rw", "w" or "s") and its plan
+        (a dict tree: `operatorType`, `args`, `children`), without running it."""
+        with (
+            self._errors(),
+            self.driver.session(
+                database=self.settings.database, default_access_mode=neo4j.READ_ACCESS
+            ) as session,
+        ):
+            summary = session.run("EXPLAIN " + query, parameters or {}).consume()
+            return summary.query_type or "", summary.plan
+
+    def read_limited(
+        self,
+        query: str,
+        parameters: dict[str, Any] | None,
+        *,
+        timeout: float,
+        limit: int,
+        convert: Callable[[Any], Any],
+    ) -> tuple[list[str], list[list[Any]], bool]:
+        """Run `query` in a read transaction that the server ends after `timeout` seconds and
+        that is rolled back, reading at most `limit` rows: the column names, the rows (each value
+        through `convert`, which sees driver objects) and whether more rows were left unread.
+        Not retried: it is the user's own query."""
+        with (
+            self._errors(),
+            self.driver.session(
+                database=self.settings.database,
+                default_access_mode=neo4j.READ_ACCESS,
+                fetch_size=limit + 1,
+            ) as session,
+            session.begin_transaction(timeout=timeout) as tx,
+        ):
+            result = tx.run(query, parameters or {})
+            keys = list(result.keys())
+            records = result.fetch(limit + 1)
+            rows = [[convert(v) for v in record.values()] for record in records[:limit]]
+            tx.rollback()  # never commit: nothing here may write, and nothing is kept
+            return keys, rows, len(records) > limit
+
     def write(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run `work(tx)` in one write transaction, retried on transient errors.
 

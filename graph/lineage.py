@@ -45,10 +45,13 @@ from graph.models import relations_of
 
 __all__ = [
     "LINEAGE_LABELS",
+    "NODE_FIELDS",
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
     "lineage_query",
+    "parse_datetime",
+    "provenance_edges",
     "traverse",
 ]
 
@@ -112,6 +115,13 @@ def _edges() -> dict[str, str]:
     for name in names.values():  # defence in depth: these go into query text
         assert name.isidentifier() and name.isupper(), name
     return names
+
+
+def provenance_edges() -> tuple[str, ...]:
+    """The edge types lineage follows, as stored: GENERATED_BY, USED, EXECUTES, CONTAINS,
+    HAS_META, REVISES (names from the models)."""
+    e = _edges()
+    return tuple(e[k] for k in ("GEN", "USED", "EXE", "CONTAINS", "META", "REVISES"))
 
 
 def _direction(up: bool) -> dict[str, str]:
@@ -198,8 +208,7 @@ def lineage_query(label: str) -> str:
     and `features`, `[uid, name, dtype]` of every feature (null without `$features`).
     """
     _check_label(label)
-    e = _edges()
-    types = "|".join(e[k] for k in ("GEN", "USED", "EXE", "CONTAINS", "META", "REVISES"))
+    types = "|".join(provenance_edges())
     up, down = _side(True, label), _side(False, label)
     return f"""
 MATCH (s:`{label}` {{uid: $uid}})
@@ -264,7 +273,8 @@ def check_depth(depth: Any) -> int | None:
     return min(depth, DEPTH_LIMIT)
 
 
-def _datetime(value: str | None) -> datetime | None:
+def parse_datetime(value: str | None) -> datetime | None:
+    """A datetime the traversal returned as an ISO string (`toString()`), as a UTC datetime."""
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)  # Neo4j writes nanoseconds; Python keeps micro
@@ -311,8 +321,8 @@ def traverse(
     nodes: list[LineageNode] = []
     for values in raw_nodes:
         node = dict(zip(NODE_FIELDS, values))
-        node["created_at"] = _datetime(node["created_at"])
-        node["started_at"] = _datetime(node["started_at"])
+        node["created_at"] = parse_datetime(node["created_at"])
+        node["started_at"] = parse_datetime(node["started_at"])
         node["features"] = as_dict(node["features"], refs) if node["features"] else {}
         nodes.append(node)  # type: ignore[arg-type]
     edges: list[LineageEdge] = [

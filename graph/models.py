@@ -141,6 +141,16 @@ class Transform(VersionedNode):
     __uid_length__ = 12  # lamindb: 12 + 4 for transforms, 16 + 4 for artifacts and collections
 
 
+# String fields the explorer's search (`graph.explore.search`) looks into with `CONTAINS`: each
+# has a TEXT index (trigrams), which answers `CONTAINS` without reading every node of the label.
+TEXT_INDEXED: dict[str, tuple[str, ...]] = {
+    "Artifact": ("key", "description"),
+    "Collection": ("key", "description"),
+    "Transform": ("key", "description"),
+    "Run": ("name",),
+}
+
+
 class Run(RecordNode):
     name = StringProperty()
     started_at = DateTimeNeo4jFormatProperty()

@@ -18,7 +18,7 @@ from neomodel import StructuredNode
 
 from graph.connection import Connection
 from graph.errors import SchemaError
-from graph.models import RECORD_MODELS, FeatureValue, IdCounter, SchemaVersion
+from graph.models import RECORD_MODELS, TEXT_INDEXED, FeatureValue, IdCounter, SchemaVersion
 
 SCHEMA_NAME = "lineage"
 
@@ -50,6 +50,8 @@ MIGRATIONS: list[Migration] = [
         "(feature, value) unique", None),
     (4, "schemas: Schema uid and id unique; hash, name, itype, otype, is_type, created_at "
         "indexed", None),
+    (5, "text indexes on artifact, collection and transform keys and descriptions and run "
+        "names (the explorer's search)", None),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -64,9 +66,10 @@ _COMPOSITE_UNIQUE: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 class SchemaItem(NamedTuple):
-    """One constraint or range index, named the way neomodel names them."""
+    """One constraint or index; constraints and range indexes named the way neomodel names
+    them."""
 
-    kind: str  # "constraint" (uniqueness) or "index" (range)
+    kind: str  # "constraint" (uniqueness), "index" (range) or "text" (a TEXT index)
     label: str
     prop: str  # one property, or several joined by "," (a composite constraint)
 
@@ -75,6 +78,8 @@ class SchemaItem(NamedTuple):
         props = self.prop.replace(",", "_")
         if self.kind == "constraint":
             return f"constraint_unique_{self.label}_{props}"
+        if self.kind == "text":
+            return f"text_index_{self.label}_{props}"
         return f"index_{self.label}_{props}"
 
     def statement(self) -> str:
@@ -86,7 +91,8 @@ class SchemaItem(NamedTuple):
                 f"CREATE CONSTRAINT `{self.name}` IF NOT EXISTS "
                 f"FOR {target} REQUIRE ({props}) IS UNIQUE"
             )
-        return f"CREATE INDEX `{self.name}` IF NOT EXISTS FOR {target} ON ({props})"
+        kind = "TEXT INDEX" if self.kind == "text" else "INDEX"
+        return f"CREATE {kind} `{self.name}` IF NOT EXISTS FOR {target} ON ({props})"
 
 
 @dataclass
@@ -114,6 +120,8 @@ def expected_schema() -> list[SchemaItem]:
                 items.append(SchemaItem("index", model.__label__, db_name))
     for label, props in _COMPOSITE_UNIQUE:
         items.append(SchemaItem("constraint", label, ",".join(props)))
+    for label, names in TEXT_INDEXED.items():
+        items += [SchemaItem("text", label, name) for name in names]
     return items
 
 
@@ -128,11 +136,13 @@ def _present(conn: Connection) -> set[tuple[str, str, str]]:
     )
     indexes = conn.run(
         "SHOW INDEXES YIELD type, entityType, labelsOrTypes, properties, owningConstraint "
-        "WHERE type = 'RANGE' AND entityType = 'NODE' AND owningConstraint IS NULL "
-        "AND size(properties) = 1 RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+        "WHERE type IN ['RANGE', 'TEXT'] AND entityType = 'NODE' AND owningConstraint IS NULL "
+        "AND size(properties) = 1 "
+        "RETURN type, labelsOrTypes[0] AS label, properties[0] AS prop"
     )
+    kinds = {"RANGE": "index", "TEXT": "text"}
     return {("constraint", r["label"], r["prop"]) for r in constraints} | {
-        ("index", r["label"], r["prop"]) for r in indexes
+        (kinds[r["type"]], r["label"], r["prop"]) for r in indexes
     }
 
 

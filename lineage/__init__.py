@@ -26,6 +26,7 @@ from lineage._registries import Project, Reference, Space, Storage, ULabel, User
 from lineage._run import Run, Transform, context, finish, track
 from lineage._save import save
 from lineage._schema import Schema
+from lineage._serve import serve
 from lineage._settings import settings
 from lineage._transfer import export_graph, import_graph
 
@@ -62,6 +63,7 @@ __all__ = [
     "import_lamindb",
     "lineage",
     "save",
+    "serve",
     "settings",
     "track",
 ]

@@ -1,10 +1,13 @@
 """`view_lineage()`: the provenance graph of a record as a self-contained, offline HTML page.
 
-One traversal query (`graph.lineage`) gives the nodes and edges; pyvis turns them into
-vis-network nodes, edges and options; the page is our own small template with vis-network's
-JavaScript and CSS inlined from the copy pyvis ships (`pyvis/lib/vis-9.1.2/`). pyvis's own
+One traversal query (`graph.lineage`) gives the nodes and edges; `vis_node`/`vis_edge` turn them
+into vis-network nodes and edges (each record's style is its registry's group in `OPTIONS`); the
+page is our own small template with vis-network's JavaScript and CSS inlined from the copy pyvis
+ships (`pyvis/lib/vis-9.1.2/`), and the graph code it shares with the explorer of
+`lineage serve` (`static/graph.js`: find a node, collapse what hangs off one). pyvis's own
 templates link Bootstrap (and, except `in_line`, vis-network) from CDNs, so they are not used:
-the page loads nothing from anywhere and works without a network.
+the page loads nothing from anywhere and works without a network. The explorer draws its nodes
+with the same `vis_node`, `vis_edge` and `OPTIONS`.
 
 User text (keys, descriptions, versions) reaches the page only as JSON inside a script
 (`<`, `>`, `&` escaped, so no `</script>` can end it early) or through `html.escape`;
@@ -18,6 +21,7 @@ hierarchical layout reads as a pipeline from its sources to its results.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 from collections.abc import Mapping
@@ -75,7 +79,10 @@ _EDGE_STYLES: dict[str, dict[str, Any]] = {
                 "label": "version"},
 }  # fmt: skip
 
-_OPTIONS: dict[str, Any] = {
+# vis-network's options for every lineage graph (the static page and the explorer): a record's
+# style is its registry's group.
+OPTIONS: dict[str, Any] = {
+    "groups": _STYLES,
     "layout": {
         "hierarchical": {
             "enabled": True,
@@ -110,8 +117,24 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
+def node_text(node: Mapping[str, Any], transform: str | None = None, twins: int = 1) -> str:
+    """The text drawn in a node: its key (a run: its transform's key and start time), its
+    version, or, where `twins` records of one family share the key, the end of its uid."""
+    name = node["key"] or node["uid"]
+    if node["label"] == "Run":
+        title = transform or node.get("transform") or node["key"] or "run"
+        when = _when(node["started_at"] or node["created_at"])
+        return f"{_truncate(title)}\nrun {when}" if when else _truncate(title)
+    text = _truncate(name)
+    if node["version"]:
+        text += f"\nversion {_truncate(node['version'], 20)}"
+    elif twins > 1:  # versions of one family side by side
+        text += f"\nuid \u2026{node['uid'][-4:]}"
+    return text
+
+
 def _labels(result: LineageGraph) -> dict[str, str]:
-    """The text drawn in each node; a run is named after its transform and start time."""
+    """The text drawn in each node of a traversal; a run is named after its transform."""
     by_uid = {n["uid"]: n for n in result["nodes"]}
     transform_of = {
         e["source"]: by_uid[e["target"]]["key"]
@@ -122,26 +145,19 @@ def _labels(result: LineageGraph) -> dict[str, str]:
     for node in result["nodes"]:
         key = (node["label"], node["key"] or node["uid"])
         names[key] = names.get(key, 0) + 1
-    labels = {}
-    for node in result["nodes"]:
-        name = node["key"] or node["uid"]
-        if node["label"] == "Run":
-            title = transform_of.get(node["uid"]) or node["key"] or "run"
-            when = _when(node["started_at"] or node["created_at"])
-            text = f"{_truncate(title)}\nrun {when}" if when else _truncate(title)
-        else:
-            text = _truncate(name)
-            if node["version"]:
-                text += f"\nversion {_truncate(node['version'], 20)}"
-            elif names[(node["label"], name)] > 1:  # versions of one family side by side
-                text += f"\nuid \u2026{node['uid'][-4:]}"
-        labels[node["uid"]] = text
-    return labels
+    return {
+        node["uid"]: node_text(
+            node,
+            transform_of.get(node["uid"]),
+            names[(node["label"], node["key"] or node["uid"])],
+        )
+        for node in result["nodes"]
+    }
 
 
 def _title(node: Mapping[str, Any]) -> str:
     """Hover text: plain text (vis-network sets it with innerText)."""
-    lines = [node["label"] + (" (this record)" if node["side"] == "focus" else "")]
+    lines = [node["label"] + (" (this record)" if node.get("side") == "focus" else "")]
     name = "name" if node["label"] == "Run" else "key"
     for field, value in (
         (name, node["key"]),
@@ -150,6 +166,7 @@ def _title(node: Mapping[str, Any]) -> str:
         ("latest", {True: "yes", False: "no"}.get(node["is_latest"])),
         ("description", node["description"]),
         ("kind", node["kind"]),
+        ("transform", node.get("transform")),
         ("status", node["status"]),
         ("started_at", _when(node["started_at"]) or None),
         ("created_at", _when(node["created_at"]) or None),
@@ -178,58 +195,78 @@ def _feature_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
 
 
-def build_network(result: LineageGraph) -> Any:
-    """A pyvis Network with one node per record and one edge per provenance edge."""
-    from pyvis.edge import Edge
-    from pyvis.network import Network
-    from pyvis.node import Node
+def vis_node(node: Mapping[str, Any], text: str | None = None, focus: bool = False) -> dict:
+    """A record as a vis-network node: its uid as id, its registry as group (the style is the
+    group's, `OPTIONS["groups"]`), its text and hover title; the focus drawn with a thick orange
+    border. The explorer's nodes come from here too (`lineage serve`)."""
+    out: dict[str, Any] = {
+        "id": node["uid"],
+        "group": node["label"],
+        "label": text if text is not None else node_text(node),
+        "title": _title(node),
+    }
+    if node["branch"] == -1:
+        out["opacity"] = 0.45  # trashed: still listed (a collection's members), drawn faded
+    if focus:
+        color = json.loads(json.dumps(_STYLES[node["label"]]["color"]))  # a deep copy
+        color["border"] = color["highlight"]["border"] = _FOCUS["color"]["border"]
+        out.update(borderWidth=_FOCUS["borderWidth"], color=color, font=dict(_FOCUS["font"]))
+    return out
 
-    net = Network(height="100%", width="100%", directed=True, cdn_resources="in_line")
+
+def vis_edge(edge: Mapping[str, Any]) -> dict:
+    """A provenance edge as a vis-network edge, drawn the way the data flowed: from the stored
+    edge's target to its source."""
+    style: dict[str, Any] = dict(_EDGE_STYLES[edge["type"]])
+    if edge["type"] == "CONTAINS" and edge.get("position") is not None:
+        style["label"] = f"#{edge['position']}"
+        style["title"] = f"member #{edge['position']}"
+    return {"from": edge["target"], "to": edge["source"], "arrows": "to", **style}
+
+
+def build_network(result: LineageGraph) -> tuple[list[dict], list[dict]]:
+    """The vis-network nodes and edges of a traversal: one node per record, one edge per
+    provenance edge."""
     labels = _labels(result)
-    # pyvis's add_node/add_edge search a list for every id (quadratic in the graph's size); the
-    # traversal's uids are distinct and every edge joins two of its nodes, so append directly.
-    for node in result["nodes"]:
-        style = json.loads(json.dumps(_STYLES[node["label"]]))  # a deep copy
-        if node["side"] == "focus":
-            style["borderWidth"] = _FOCUS["borderWidth"]
-            style["color"]["border"] = _FOCUS["color"]["border"]
-            style["color"]["highlight"]["border"] = _FOCUS["color"]["border"]
-            style["font"] = dict(_FOCUS["font"])
-        shape = style.pop("shape")
-        options = Node(node["uid"], shape, labels[node["uid"]], title=_title(node), **style).options
-        net.nodes.append(options)
-        net.node_ids.append(node["uid"])
-        net.node_map[node["uid"]] = options
-    for edge in result["edges"]:
-        style = dict(_EDGE_STYLES[edge["type"]])
-        if edge["type"] == "CONTAINS" and edge["position"] is not None:
-            style["label"] = f"#{edge['position']}"
-            style["title"] = f"member #{edge['position']}"
-        # drawn in the direction the data flowed: target -> source of the stored edge
-        net.edges.append(Edge(edge["target"], edge["source"], True, **style).options)
-    net.set_options(json.dumps(_OPTIONS))
-    return net
+    nodes = [
+        vis_node(node, labels[node["uid"]], focus=node["side"] == "focus")
+        for node in result["nodes"]
+    ]
+    return nodes, [vis_edge(edge) for edge in result["edges"]]
+
+
+STATIC = Path(__file__).resolve().parent / "static"  # the front end's own files (package data)
+
+
+def vis_dir() -> Path:
+    """The folder of pyvis's copy of vis-network (its JavaScript and CSS). Found, not imported:
+    importing pyvis imports networkx and jinja2, a third of a second nothing here needs."""
+    spec = importlib.util.find_spec("pyvis")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pyvis is not installed; it ships the vis-network this page needs")
+    return (
+        Path(next(iter(spec.submodule_search_locations))).resolve() / "lib" / f"vis-{VIS_VERSION}"
+    )
 
 
 @lru_cache(maxsize=1)
-def _vis_assets() -> tuple[str, str]:
-    """vis-network's JavaScript and CSS from the copy inside the pyvis package."""
-    import pyvis
-
-    lib = Path(pyvis.__file__).resolve().parent / "lib" / f"vis-{VIS_VERSION}"
+def _vis_assets() -> tuple[str, str, str]:
+    """vis-network's JavaScript and CSS from the copy inside the pyvis package, and the lineage
+    graph code the static page shares with the explorer (`static/graph.js`)."""
     try:
-        js = (lib / "vis-network.min.js").read_text(encoding="utf-8")
-        css = (lib / "vis-network.css").read_text(encoding="utf-8")
+        js = (vis_dir() / "vis-network.min.js").read_text(encoding="utf-8")
+        css = (vis_dir() / "vis-network.css").read_text(encoding="utf-8")
     except OSError as exc:
         raise RuntimeError(
             f"pyvis's copy of vis-network {VIS_VERSION} is missing ({exc}); reinstall pyvis 0.3.x"
         ) from None
-    # Neither may end its <script>/<style> element early.
-    assert "</script" not in js.lower() and "</style" not in css.lower()
-    return js, css
+    shared = (STATIC / "graph.js").read_text(encoding="utf-8")
+    # None may end its <script>/<style> element early.
+    assert "</script" not in (js + shared).lower() and "</style" not in css.lower()
+    return js, css, shared
 
 
-def _json_for_script(value: Any) -> str:
+def json_for_script(value: Any) -> str:
     """JSON that is safe inside a <script> element, whatever strings it holds."""
     text = json.dumps(value, ensure_ascii=False)
     return (
@@ -255,12 +292,16 @@ _PAGE = """<!DOCTYPE html>
   #legend span {{ display: inline-block; margin-right: 14px; }}
   #legend i {{ display: inline-block; width: 12px; height: 12px; margin-right: 4px;
               vertical-align: -2px; border: 2px solid; border-radius: 2px; }}
+  #find {{ float: right; }}
+  #find input {{ width: 220px; font-size: 13px; padding: 2px 6px; }}
   #lineage {{ position: absolute; top: 58px; bottom: 0; left: 0; right: 0; }}
   div.vis-tooltip {{ white-space: pre; font-family: Menlo, Consolas, monospace; font-size: 12px; }}
 </style>
 </head>
 <body>
 <div id="header">
+  <div id="find"><input id="search" type="search" placeholder="find a key, uid, version&hellip;">
+    <span id="found"></span></div>
   <div><b>{heading}</b> &middot; {summary}</div>
   <div id="legend">
     <span><i style="background:#e0f2fe;border-color:#0369a1"></i>artifact</span>
@@ -268,10 +309,12 @@ _PAGE = """<!DOCTYPE html>
     <span><i style="background:#eff2ff;border-color:#4f46e5;border-radius:6px"></i>run</span>
     <span><i style="background:#f3f4f6;border-color:#6b7280;border-style:dashed"></i>transform</span>
     <span><i style="background:#fff;border-color:#ea580c"></i>this record</span>
+    <span>&middot; double-click a node to collapse or expand what hangs off it</span>
   </div>
 </div>
 <div id="lineage"></div>
 <script>{js}</script>
+<script>{shared}</script>
 <script>
   var nodes = new vis.DataSet({nodes});
   var edges = new vis.DataSet({edges});
@@ -279,6 +322,9 @@ _PAGE = """<!DOCTYPE html>
   var container = document.getElementById("lineage");
   var network = new vis.Network(container, {{nodes: nodes, edges: edges}}, options);
   window.lineageFocus = {focus};
+  LineageGraph.attachSearch(network, nodes, document.getElementById("search"),
+                            document.getElementById("found"));
+  LineageGraph.attachCollapse(network, nodes, edges, window.lineageFocus);
   network.once("afterDrawing", function () {{
     network.selectNodes([window.lineageFocus]);
     window.lineageDrawn = true;
@@ -291,26 +337,25 @@ _PAGE = """<!DOCTYPE html>
 
 def render_html(result: LineageGraph, record_name: str) -> str:
     """The whole page for one traversal result."""
-    net = build_network(result)
-    nodes, edges, _, _, _, options = net.get_network_data()
-    js, css = _vis_assets()
+    nodes, edges = build_network(result)
+    js, css, shared = _vis_assets()
     counts: dict[str, int] = {}
     for node in result["nodes"]:
         counts[node["label"]] = counts.get(node["label"], 0) + 1
     summary = ", ".join(
         f"{n} {label.lower()}{'s' if n != 1 else ''}" for label, n in counts.items()
     )
-    options_value = json.loads(options) if isinstance(options, str) else options
     return _PAGE.format(
         title=html.escape(f"Lineage of {record_name}"),
         heading=html.escape(f"Lineage of {record_name}"),
         summary=html.escape(summary),
         css=css,
         js=js,
-        nodes=_json_for_script(nodes),
-        edges=_json_for_script(edges),
-        options=_json_for_script(options_value),
-        focus=_json_for_script(result["focus"]),
+        shared=shared,
+        nodes=json_for_script(nodes),
+        edges=json_for_script(edges),
+        options=json_for_script(OPTIONS),
+        focus=json_for_script(result["focus"]),
     )
 
 

@@ -1,5 +1,5 @@
 """The `lineage` command line: `lineage server start|stop|status|install|backup|restore`,
-`lineage demo`, `lineage import`, `lineage export`,
+`lineage demo`, `lineage import`, `lineage export`, `lineage serve` (the explorer),
 `lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
 questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
 scripts).
@@ -26,6 +26,7 @@ Collection: scrna
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,6 +37,9 @@ from graph import LocalServer
 from graph.server import DEFAULT_PORT
 from lineage._lamindb import import_lamindb
 from lineage._resolve import record_by_uid
+from lineage._serve import DEFAULT_HOST as SERVE_HOST
+from lineage._serve import DEFAULT_PORT as SERVE_PORT
+from lineage._serve import run_forever
 from lineage._transfer import backup, export_graph, import_graph, restore
 from lineage.demo import run_demo
 from lineage.errors import InvalidArgument, LineageError
@@ -143,6 +147,26 @@ def _samples(args: argparse.Namespace) -> int:
     return _answer(ln.lineage.samples(_record(args.uid)), args.json)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    ln.connect()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving; it is not an error
+        run_forever(args.host, args.port)
+    return 0
+
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve", help="the lineage explorer: search, records, lineage graphs, Cypher (read-only)"
+    )
+    serve.add_argument(
+        "--host", default=SERVE_HOST,
+        help=f"address to listen on (default {SERVE_HOST}); any other needs the token it "
+        "writes to <lineage home>/serve/token",
+    )  # fmt: skip
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help="port (0: a free one)")
+    serve.set_defaults(func=_serve)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
@@ -241,6 +265,7 @@ _EXAMPLES = """examples:
   lineage import lamindb ~/lamindb-root  (a lamindb instance, records and all)
   lineage export dump/ --key raw/        (lineage import dump/ on the other server)
   lineage server backup graph.tar.gz     (lineage server restore graph.tar.gz)
+  lineage serve --port 8765              (the explorer, on http://127.0.0.1:8765/)
 """
 
 
@@ -338,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("--json", action="store_true", help="print the result as JSON")
     samples.set_defaults(func=_samples)
     _add_transfer_commands(sub, server_sub)
+    _add_serve(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import lineage as ln
 from graph import Connection, QueryError, SchemaError, install_schema
-from graph.models import RECORD_LABELS
+from graph.models import RECORD_LABELS, TEXT_INDEXED
 from graph.schema import SCHEMA_VERSION, expected_schema
 
 
@@ -43,12 +43,24 @@ def test_indexes_on_key_hash_is_latest_created_at(db: ln.Instance) -> None:
         assert (label, "created_at") in have
 
 
+def test_text_indexes_for_search(db: ln.Instance) -> None:
+    rows = db.connection.run(
+        "SHOW INDEXES YIELD type, labelsOrTypes, properties WHERE type = 'TEXT' "
+        "RETURN labelsOrTypes[0] AS label, properties[0] AS prop"
+    )
+    have = {(r["label"], r["prop"]) for r in rows}
+    assert have == {(label, p) for label, props in TEXT_INDEXED.items() for p in props}
+    conn = db.connection
+    conn.run("DROP INDEX text_index_Run_name")
+    assert install_schema(conn).created == ["text_index_Run_name"]
+
+
 def test_install_twice_creates_once(db: ln.Instance) -> None:
     conn = db.connection
     _drop_lineage_schema(conn)
     first = install_schema(conn)
     assert set(first.created) == {item.name for item in expected_schema()}
-    assert first.migrations_run == [1, 2, 3, 4] and first.version == SCHEMA_VERSION
+    assert first.migrations_run == [1, 2, 3, 4, 5] and first.version == SCHEMA_VERSION
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
     nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
@@ -128,6 +140,6 @@ def test_v1_database_gets_id_counters_above_its_ids(db: ln.Instance) -> None:
     conn.run("MATCH (s:LineageSchema) SET s.version = 1")
     conn.run("CREATE (:ULabel {uid: 'oldlabel', id: 41, branch: 1})")
     report = install_schema(conn)
-    assert report.migrations_run == [2, 3, 4]
+    assert report.migrations_run == [2, 3, 4, 5]
     row = gr.create_record(conn, "ULabel", gr.NewRecord({"uid": "newlabel", "name": "n"}))
     assert row["id"] == 42
