@@ -4,11 +4,14 @@
     python benchmarks/mapped.py --quick               # 4 files x 5k cells: a quick look
     python benchmarks/mapped.py --data /tmp/mc-data   # keep the h5ad files and reuse them next time
     python benchmarks/mapped.py --device cuda --no-lamindb   # on a GPU machine without network
+    python benchmarks/mapped.py --store zarr          # the same cells as AnnData zarr stores
 
 Inputs: `--files` h5ad files of `--cells` x `--genes`, X a CSR float32 matrix at `--density`
 (default 5%), obs with two categoricals, `cell_type` (20 categories) and `batch` (4), all written
 by anndata (uncompressed) into a temporary directory, or into `--data DIR` and reused when their
-parameters match (`bench-params.json` there).
+parameters match (`bench-params.json` there). With `--store zarr` the same cells are written as
+AnnData zarr stores instead (`--zarr-format`, default 3; anndata's default chunks and
+compression), and every mode but the ceiling (an h5py reader) reads those.
 
 Modes, each in its own fresh subprocess so that its peak RSS (VmHWM) is its own, all reading every
 file through a `torch.utils.data.DataLoader(num_workers=0)` in batches of 256 rows with
@@ -90,7 +93,7 @@ def _say(tag: str, message: str) -> None:
 
 
 def _file_params(args: argparse.Namespace) -> dict:
-    return {
+    params = {
         "files": args.files,
         "cells": args.cells,
         "genes": args.genes,
@@ -98,6 +101,9 @@ def _file_params(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "format": 1,  # bump when the generator changes
     }
+    if args.store == "zarr":
+        params["zarr_format"] = args.zarr_format
+    return params
 
 
 def _random_csr(rng, n_cells: int, n_genes: int, density: float, chunk_rows: int = 4096):
@@ -132,7 +138,7 @@ def _random_csr(rng, n_cells: int, n_genes: int, density: float, chunk_rows: int
 def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], float, bool]:
     """The h5ad files (generated, or reused when `bench-params.json` matches); (paths, seconds, reused)."""
     params = _file_params(args)
-    paths = [data_dir / f"cells-{i}.h5ad" for i in range(args.files)]
+    paths = [data_dir / f"cells-{i}.{args.store}" for i in range(args.files)]
     marker = data_dir / PARAMS_FILE
     if marker.exists() and all(p.exists() for p in paths):
         try:
@@ -166,7 +172,13 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
             },
             index=pd.Index([f"f{i}-c{j}" for j in range(args.cells)]),
         )
-        ad.AnnData(X=x, obs=obs, var=var).write_h5ad(path)
+        adata = ad.AnnData(X=x, obs=obs, var=var)
+        if args.store == "zarr":
+            ad.settings.zarr_write_format = args.zarr_format
+            shutil.rmtree(path, ignore_errors=True)
+            adata.write_zarr(path)
+        else:
+            adata.write_h5ad(path)
         _say("data", f"{path.name}: {args.cells} x {args.genes}, {x.nnz} stored values")
     marker.write_text(json.dumps(params))
     return paths, time.perf_counter() - t0, False
@@ -174,6 +186,17 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
 
 def _h5_layout(path: Path) -> dict:
     """How X/data is stored (chunking and compression matter for every reader)."""
+    if path.is_dir():  # a zarr store
+        import zarr
+
+        data = zarr.open_group(path, mode="r")["X"]["data"]
+        return {
+            "x_encoding": "csr_matrix",
+            "zarr_format": data.metadata.zarr_format,
+            "x_data_chunks": list(data.chunks),
+            "x_data_shards": list(data.shards) if getattr(data, "shards", None) else None,
+            "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+        }
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -749,6 +772,10 @@ def main() -> int:
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--store", choices=("h5ad", "zarr"), default="h5ad", help="write .h5ad files or zarr stores"
+    )
+    parser.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
+    parser.add_argument(
         "--data", type=Path, default=None, help="keep the h5ad files here and reuse them"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -817,6 +844,8 @@ def main() -> int:
         parser.error(f"unknown modes {sorted(unknown)}")
     if args.no_lamindb and "lamindb" in modes:
         modes.remove("lamindb")
+    if args.store == "zarr" and "ceiling" in modes:
+        modes.remove("ceiling")  # it reads HDF5 slices with h5py
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     if min(args.files, args.cells, args.genes) < 1 or not 0 < args.density <= 1:
@@ -860,7 +889,8 @@ def main() -> int:
             data_reused=reused,
             layout=_h5_layout(paths[0]),
             shape_text=f"{args.files} files x {args.cells:,} cells x {args.genes:,} genes, "
-            f"CSR float32 at {args.density:.0%}",
+            f"CSR float32 at {args.density:.0%}"
+            + (f", zarr format {args.zarr_format} stores" if args.store == "zarr" else ""),
         )
         _say(
             "bench",

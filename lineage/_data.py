@@ -229,19 +229,23 @@ def track_rows(
 
 
 def loaded_rows(artifacts: Sequence[Model], data: Any) -> list[tuple[Any, int]] | None:
-    """Per artifact, every row (as `track_rows` takes them) of loaded `.h5ad` data: a whole
-    file, or several concatenated with the source uid in `obs["artifact_uid"]`; None for other
-    data."""
+    """Per artifact, every row (as `track_rows` takes them) of loaded AnnData (`.h5ad` files,
+    `.zarr` stores): a whole file, or several concatenated with the source uid in
+    `obs["artifact_uid"]`; None for other data."""
     if not (hasattr(data, "obs") and hasattr(data, "n_obs")):
         return None
-    if any((a.suffix or "").lower() != ".h5ad" for a in artifacts):
-        return None  # an AnnData .zarr folder: its obs names are not read from an h5ad index
+    if any((a.suffix or "").lower() not in MAPPABLE_SUFFIXES for a in artifacts):
+        return None
     if len(artifacts) == 1:
         return [(slice(None), int(data.n_obs))]
     if "artifact_uid" not in data.obs:
         return None
     counts = data.obs["artifact_uid"].astype(str).value_counts()
     return [(slice(None), int(counts.get(a.uid, 0))) for a in artifacts]
+
+
+# What `mapped()` reads and whose rows a run's samples record: AnnData files and zarr stores.
+MAPPABLE_SUFFIXES = (".h5ad", ".zarr")
 
 
 def storage_options() -> dict[str, Any]:
@@ -338,12 +342,9 @@ def load_artifacts(artifacts: Sequence[DataRecord], join: str = "outer", **kwarg
         )
 
 
-MAPPABLE_SUFFIXES = (".h5ad",)
-
-
 def mapped_artifacts(artifacts: Sequence[DataRecord], stream: bool = False, **kwargs: Any) -> Any:
-    """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
-    `stream=True` the stored URIs read in place."""
+    """A `loaders.MappedCollection` over `.h5ad` and AnnData `.zarr` artifacts: cached local
+    paths, or with `stream=True` the stored URIs read in place."""
     if not artifacts:
         raise InvalidArgument("nothing to map: no artifacts")
     bad = sorted({a.suffix or "" for a in artifacts} - set(MAPPABLE_SUFFIXES))
