@@ -67,7 +67,7 @@ import operator
 import os
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import reduce
 from pathlib import Path
 from typing import Any, Literal
@@ -205,6 +205,9 @@ class MappedCollection:
         self.stream = stream
         self._dtype = np.dtype(dtype) if dtype is not None else None
         self._closed = False
+        # Called once by close(): what whoever built this dataset must undo then (lineage's
+        # mapped() releases its hold on the cached copies).
+        self._on_close: list[Callable[[], Any]] = []
         # Output keys of the arrays, in sample order, and of the labels (obs keys, once each).
         self._array_keys = list(dict.fromkeys(self.layers_keys)) + [
             f"obsm_{key}" for key in dict.fromkeys(self.obsm_keys or [])
@@ -673,7 +676,15 @@ class MappedCollection:
             file.store.close()
         if hasattr(self, "_chunks"):
             self._chunks.clear()
+        callbacks, self._on_close = getattr(self, "_on_close", []), []
+        for callback in callbacks:
+            callback()
         self._closed = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy in a DataLoader worker is not the owner: closing it must not undo the
+        # original's holds.
+        return {**self.__dict__, "_on_close": []}
 
     @property
     def closed(self) -> bool:
