@@ -69,6 +69,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 # Standard library only above this line: `--worker lamindb` runs this file with the lamindb
@@ -176,7 +177,9 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
         if args.store == "zarr":
             ad.settings.zarr_write_format = args.zarr_format
             shutil.rmtree(path, ignore_errors=True)
-            adata.write_zarr(path)
+            with warnings.catch_warnings():  # anndata's and zarr's notes on future defaults
+                warnings.simplefilter("ignore")
+                adata.write_zarr(path)
         else:
             adata.write_h5ad(path)
         _say("data", f"{path.name}: {args.cells} x {args.genes}, {x.nnz} stored values")

@@ -10,7 +10,7 @@ shows it is alive by touching its files every `HEARTBEAT_S` seconds from a daemo
   host, pid, a token and the time. Whoever downloads, checks or evicts the object holds it, so two
   processes that miss the same file download it once: the second waits, then finds the copy
   fresh.
-- `Readers`: `<cache>/.readers/<host>-<pid>-<token>.json`, the objects this process uses (cached
+- `Readers`: `<cache>/.readers/<host>-<pid>-<token>.held`, the objects this process uses (cached
   and handed out, or being read); eviction leaves every object some live process lists.
 
 A lock or record is stale when its owner ran on this host and its pid is gone, or when it was
@@ -222,7 +222,7 @@ class EntryLock:
                 os.link(aside, self.path)
         else:
             logger.warning(
-                "broke the stale lock of %s (process %s on %s stopped touching it)",
+                "broke the stale lock of %s (its owner, process %s on %s, is gone)",
                 self.target, (owner or {}).get("pid", "?"), (owner or {}).get("host", "?"),
             )  # fmt: skip
         aside.unlink(missing_ok=True)
@@ -237,47 +237,108 @@ class EntryLock:
 
 
 class Readers:
-    """This process's record of the cached objects it uses, under one cache root: how many
-    holds each has (by its path relative to the root). Written whole (to a temporary name,
-    then renamed) whenever it changes; removed when it lists nothing."""
+    """This process's record of the cached objects it uses, under one cache root, and how many
+    holds each has (by its path relative to the root).
+
+    The record, `<root>/.readers/<host>-<pid>-<token>.held`, is a journal: a first line naming
+    its owner (JSON), then a line `+"<name>"` when an object is first held and `-"<name>"` when
+    its last hold goes. Appending keeps a process that caches objects one call at a time at
+    constant cost per call; the journal is rewritten (to a temporary name, then renamed) when
+    it has grown to twice what it lists, and removed when it lists nothing.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         self.counts: Counter[str] = Counter()
         self.pid = os.getpid()
-        self.path = root / READERS_DIR / f"{_host()}-{self.pid}-{secrets.token_hex(4)}.json"
+        self.path = root / READERS_DIR / f"{_host()}-{self.pid}-{secrets.token_hex(4)}.held"
+        self._lines = 0  # entry lines in the journal
         self._guard = threading.Lock()
 
     def hold(self, rels: Iterable[str]) -> None:
         """One more hold on each object (paths relative to the root)."""
         with self._guard:
-            self.counts.update(rels)
-            self._write()
+            new = []
+            for rel in rels:
+                if self.counts[rel] == 0 and rel not in new:
+                    new.append(rel)
+                self.counts[rel] += 1
+            self._append([f"+{json.dumps(rel)}" for rel in new])
 
     def release(self, rels: Iterable[str]) -> None:
         """One hold less on each object; an object no longer held may be evicted."""
         with self._guard:
+            gone = []
             for rel in rels:
                 if self.counts.get(rel, 0) > 0:
                     self.counts[rel] -= 1
-            self.counts = Counter({k: v for k, v in self.counts.items() if v > 0})
-            self._write()
+                    if self.counts[rel] == 0:
+                        del self.counts[rel]
+                        gone.append(rel)
+            if not self.counts:
+                _heartbeat.discard(self.path)
+                self.path.unlink(missing_ok=True)
+                self._lines = 0
+            elif self._lines + len(gone) > 2 * len(self.counts) + 64:
+                self._rewrite()
+            else:
+                self._append([f"-{json.dumps(rel)}" for rel in gone])
 
-    def _write(self) -> None:
-        if not self.counts:
-            _heartbeat.discard(self.path)
-            self.path.unlink(missing_ok=True)
+    def _header(self) -> str:
+        return json.dumps({"host": _host(), "pid": self.pid}) + "\n"
+
+    def _append(self, lines: list[str]) -> None:
+        if not lines:
             return
-        data = {"host": _host(), "pid": os.getpid(), "entries": sorted(self.counts)}
+        if self._lines == 0 or not self.path.exists():
+            self._rewrite()
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+        self._lines += len(lines)
+
+    def _rewrite(self) -> None:
+        """The journal anew: its header and a `+` line per object held now."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        body = "".join(f"+{json.dumps(rel)}\n" for rel in sorted(self.counts))
         try:
-            tmp.write_text(json.dumps(data))
+            tmp.write_text(self._header() + body, encoding="utf-8")
             os.replace(tmp, self.path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        self._lines = len(self.counts)
         _heartbeat.add(self.path)
+
+
+def _read_journal(path: Path) -> tuple[dict[str, Any] | None, set[str]]:
+    """A readers journal's owner and the objects it holds now (an unfinished last line, being
+    appended right now, is left out: its hold is not taken yet)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None, set()
+    lines = text.split("\n")[:-1]  # the part after the last newline is unfinished
+    if not lines:
+        return None, set()
+    try:
+        owner = json.loads(lines[0])
+    except ValueError:
+        return None, set()
+    held: set[str] = set()
+    for line in lines[1:]:
+        try:
+            name = json.loads(line[1:])
+        except ValueError:
+            continue
+        if not isinstance(name, str):
+            continue
+        if line.startswith("+"):
+            held.add(name)
+        elif line.startswith("-"):
+            held.discard(name)
+    return (owner if isinstance(owner, dict) else None), held
 
 
 _READERS: dict[Path, Readers] = {}
@@ -314,14 +375,13 @@ def held_entries(root: Path, stale_s: float = STALE_S) -> set[str]:
     except FileNotFoundError:
         return held
     for record in records:
-        if record.name.startswith(".") or record.suffix != ".json":
+        if record.name.startswith(".") or record.suffix != ".held":
             if record.name.endswith(".tmp") and _stale(record, None, stale_s):
-                record.unlink(missing_ok=True)  # a write interrupted by a crash
+                record.unlink(missing_ok=True)  # a rewrite interrupted by a crash
             continue
-        data = _read_json(record)
-        if _stale(record, data, stale_s):
+        owner, names = _read_journal(record)
+        if _stale(record, owner, stale_s):
             record.unlink(missing_ok=True)
             continue
-        if data is not None:
-            held.update(e for e in data.get("entries", []) if isinstance(e, str))
+        held |= names
     return held

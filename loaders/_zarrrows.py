@@ -40,22 +40,33 @@ __all__ = ["ChunkCache", "open_zarr_rows"]
 
 
 class ChunkCache:
-    """Decoded chunks, least recently used dropped first once they hold more than `max_bytes`.
+    """Decoded chunks, the least recently used dropped first once they hold more than
+    `max_bytes`, except those the current batch used (`begin()` starts a batch).
+
+    That exception keeps uniformly random batches from wiping the cache: when a batch needs
+    more chunks than fit, plain LRU would evict each chunk before the next batch asks for it
+    again (no hits at all); here the chunks kept stay, and the next batch finds as many of its
+    chunks as the cache holds. Block sampling, whose batches share a few chunks, sees plain
+    LRU.
 
     One per `MappedCollection` and process: pickling (a DataLoader worker started fresh) gives an
     empty cache with the same bound, and a forked worker starts its own as soon as it stores a
     chunk (its copy of the parent's chunks is dropped, not shared).
 
     >>> cache = ChunkCache(16)
-    >>> cache.put("a", np.zeros(2)); cache.put("b", np.zeros(1))  # 16 + 8 bytes: "a" goes
-    >>> cache.get("a") is None, cache.get("b").tolist(), cache.nbytes
-    (True, [0.0], 8)
+    >>> cache.begin(); cache.put("a", np.zeros(2))  # 16 bytes: full
+    >>> cache.begin(); cache.put("b", np.zeros(2))  # "a" (an earlier batch's) makes room
+    >>> cache.put("c", np.zeros(1))  # only "b", this batch's, could: "c" is not kept
+    >>> cache.get("a") is None, cache.get("b").tolist(), cache.get("c"), cache.nbytes
+    (True, [0.0, 0.0], None, 16)
     """
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._chunks: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        # key -> (chunk, the batch that last used it), least recently used first
+        self._chunks: OrderedDict[Hashable, tuple[np.ndarray, int]] = OrderedDict()
         self.nbytes = 0
+        self._batch = 0
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -68,28 +79,43 @@ class ChunkCache:
         if self._pid != os.getpid():  # forked: start empty rather than count the parent's
             self.__init__(self.max_bytes)  # type: ignore[misc]
 
+    def begin(self) -> None:
+        """A new batch: the chunks earlier batches used may make room for this one's."""
+        self._batch += 1
+
     def get(self, key: Hashable) -> np.ndarray | None:
         """The chunk stored under `key` (now the most recently used), None if not cached."""
         self._own()
-        chunk = self._chunks.get(key)
-        if chunk is not None:
-            self._chunks.move_to_end(key)
-        return chunk
+        found = self._chunks.get(key)
+        if found is None:
+            return None
+        self._chunks[key] = (found[0], self._batch)
+        self._chunks.move_to_end(key)
+        return found[0]
 
     def put(self, key: Hashable, chunk: np.ndarray) -> None:
-        """Keep `chunk` under `key`, dropping the least recently used chunks over the bound
-        (a chunk larger than the bound is not kept)."""
+        """Keep `chunk` under `key` if room can be made: by dropping the least recently used
+        chunks of earlier batches, never this batch's."""
         self._own()
         old = self._chunks.pop(key, None)
         if old is not None:
-            self.nbytes -= old.nbytes
-        if chunk.nbytes > self.max_bytes:
-            return
-        self._chunks[key] = chunk
+            self.nbytes -= old[0].nbytes
+        room = self.max_bytes - self.nbytes
+        if chunk.nbytes > room:
+            victims = []
+            for victim, (held, batch) in self._chunks.items():  # least recently used first
+                if batch == self._batch:
+                    break  # from here on, all were used by this batch
+                victims.append(victim)
+                room += held.nbytes
+                if room >= chunk.nbytes:
+                    break
+            if room < chunk.nbytes:
+                return  # only this batch's chunks could make room: keep them instead
+            for victim in victims:
+                self.nbytes -= self._chunks.pop(victim)[0].nbytes
+        self._chunks[key] = (chunk, self._batch)
         self.nbytes += chunk.nbytes
-        while self.nbytes > self.max_bytes:
-            _, dropped = self._chunks.popitem(last=False)
-            self.nbytes -= dropped.nbytes
 
     def clear(self) -> None:
         """Drop every chunk."""

@@ -515,6 +515,7 @@ class MappedCollection:
         if self._batch_problem is not None:
             raise ValueError(self._batch_problem)
         idx = self._positions(indices)
+        self._chunks.begin()
         stores = self.storage_idx[idx]
         rows = self.indices[idx]
         groups = _group_by_file(stores)
@@ -544,6 +545,7 @@ class MappedCollection:
         idx = self._positions(indices)
         if len(idx) == 0:
             return []
+        self._chunks.begin()
         stores = self.storage_idx[idx]
         rows = self.indices[idx]
         groups = _group_by_file(stores)

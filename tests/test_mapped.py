@@ -905,8 +905,10 @@ def test_batch_dtypes_follow_the_files_or_dtype(files: dict[str, str]) -> None:
         assert batch["X"].dtype == np.float32 and batch["X"].tolist() == [[40, 50, 60], [1, 2, 3]]
 
 
-def test_batch_path_memory_stays_flat(big: dict) -> None:
-    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+@pytest.mark.parametrize("layout", ["csr", "zarr3-csr-sharded"])
+def test_batch_path_memory_stays_flat(big: dict, layout: str) -> None:
+    """Over epochs nothing accumulates; for zarr, the chunk cache is full after the first."""
+    ds = MappedCollection(list(big["paths"][layout]), join="outer", obs_keys="cell_type")
     loader = DataLoader(
         ds, batch_size=None, sampler=BatchSampler(RandomSampler(ds), batch_size=32, drop_last=False)
     )
@@ -1078,6 +1080,36 @@ def test_zarr_batch_reads_each_chunk_once(tmp_path: Path, monkeypatch: pytest.Mo
         reads.clear()
         np.testing.assert_array_equal(ds[rows[::-1]]["X"], x[rows[::-1]].toarray())
         assert reads == []  # every chunk was cached
+
+
+def test_zarr_chunk_cache_keeps_its_chunks_when_batches_need_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that need more chunks than the cache holds do not wipe it (plain LRU would drop
+    each chunk before the next batch asks for it again): the next batch finds every chunk the
+    cache kept, and reads only the others."""
+    path = tmp_path / "wide.zarr"
+    x = _zarr_csr_store(path, 1000, chunk=100)  # ~4,000 values: ~40 chunks per array, 400 B each
+    monkeypatch.setattr(loaders.mapped, "ZARR_CHUNK_CACHE_BYTES", 20 * 400)  # 20 chunks fit
+    reads: list[int] = []
+    original = zarr.Array.__getitem__
+
+    def counting(self: zarr.Array, selection: Any) -> Any:
+        if isinstance(selection, slice) and self.path.startswith("X/"):
+            reads.append(-(-(selection.stop - selection.start) // 100))
+        return original(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counting)
+    everything = list(range(1000))
+    with MappedCollection([path]) as ds:
+        for round_ in range(3):
+            reads.clear()
+            kept = len(ds._chunks._chunks)
+            np.testing.assert_array_equal(ds[everything[::-1]]["X"], x[::-1].toarray())
+            n_chunks = sum(-(-n // 100) for n in (len(x.data), len(x.indices)))
+            assert sum(reads) == n_chunks - kept  # every kept chunk was a hit
+            assert kept == (0 if round_ == 0 else 20)
+            assert ds._chunks.nbytes <= 20 * 400
 
 
 def test_zarr_obs_columns_read_as_from_h5ad(tmp_path: Path) -> None:
