@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,34 @@ def test_processes_started_together_download_once(
     assert len({r["path"] for r in results}) == 1
     assert Path(results[0]["path"]).read_bytes() == body
     assert gets(requests, s3_bucket, "together/x.bin") == 1
+
+
+def test_a_folder_synced_at_once_by_several_is_downloaded_once(
+    s3_bucket: S3Bucket, tmp_path: Path, requests: list[str]
+) -> None:
+    """A folder is one cached object under one lock: threads (as processes would) syncing the
+    same prefix together fetch each of its files once."""
+    keys = [f"folder/store.zarr/{rel}" for rel in (".zgroup", "X/0", "X/1", "obs/c/0")]
+    for key in keys:
+        put(s3_bucket, key, os.urandom(300_000))
+    cache = tmp_path / "cache"
+    barrier = threading.Barrier(3)
+    results: list[Path] = []
+
+    def sync() -> None:
+        barrier.wait()
+        results.append(loaders.sync_dir(f"{s3_bucket.uri}/folder/store.zarr", cache,
+                                        s3_bucket.storage_options))  # fmt: skip
+
+    threads = [threading.Thread(target=sync) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 3 and len(set(results)) == 1
+    assert [gets(requests, s3_bucket, key) for key in keys] == [1, 1, 1, 1]
+    [entry] = loaders.entries(cache)
+    assert (entry.is_folder, entry.n_files, entry.size, entry.held) == (True, 4, 1_200_000, True)
 
 
 # -- stale locks -----------------------------------------------------------------------------------
