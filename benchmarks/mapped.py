@@ -5,11 +5,15 @@ single-cell loaders (scDataset, annbatch), same cells, same run, warm and cold.
     python benchmarks/mapped.py --quick               # 4 files x 5k cells: a quick look
     python benchmarks/mapped.py --data /tmp/mc-data   # keep the h5ad files and reuse them next time
     python benchmarks/mapped.py --device cuda --no-lamindb --no-peers   # on a GPU machine
+    python benchmarks/mapped.py --store zarr          # the same cells as AnnData zarr stores
 
 Inputs: `--files` h5ad files of `--cells` x `--genes`, X a CSR float32 matrix at `--density`
 (default 5%), obs with two categoricals, `cell_type` (20 categories, uneven) and `batch` (4), all
 written by anndata (uncompressed) into a temporary directory, or into `--data DIR` and reused when
-their parameters match (`bench-params.json` there).
+their parameters match (`bench-params.json` there). With `--store zarr` the same cells
+are written as AnnData zarr stores instead (`--zarr-format`, default 3; anndata's default chunks
+and compression), read by lamindb and ours (random, block, balanced, weighted, workers), warm only;
+the ceiling, the pre-shuffled copy, the peers and the stream mode need .h5ad files and are left out.
 
 Loaders, each in its own fresh subprocess so that its peak RSS (VmHWM) is its own, batches of 256
 rows with `cell_type`, `num_workers=0`:
@@ -84,6 +88,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 # Standard library only above this line: `--worker lamindb` runs this file with the lamindb
@@ -138,7 +143,7 @@ def _say(tag: str, message: str) -> None:
 
 
 def _file_params(args: argparse.Namespace) -> dict:
-    return {
+    params = {
         "files": args.files,
         "cells": args.cells,
         "genes": args.genes,
@@ -146,6 +151,9 @@ def _file_params(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "format": 1,  # bump when the generator changes
     }
+    if args.store == "zarr":
+        params["zarr_format"] = args.zarr_format
+    return params
 
 
 def _random_csr(rng, n_cells: int, n_genes: int, density: float, chunk_rows: int = 4096):
@@ -180,7 +188,7 @@ def _random_csr(rng, n_cells: int, n_genes: int, density: float, chunk_rows: int
 def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], float, bool]:
     """The h5ad files (generated, or reused when `bench-params.json` matches); (paths, seconds, reused)."""
     params = _file_params(args)
-    paths = [data_dir / f"cells-{i}.h5ad" for i in range(args.files)]
+    paths = [data_dir / f"cells-{i}.{args.store}" for i in range(args.files)]
     marker = data_dir / PARAMS_FILE
     if marker.exists() and all(p.exists() for p in paths):
         try:
@@ -214,7 +222,15 @@ def make_files(args: argparse.Namespace, data_dir: Path) -> tuple[list[Path], fl
             },
             index=pd.Index([f"f{i}-c{j}" for j in range(args.cells)]),
         )
-        ad.AnnData(X=x, obs=obs, var=var).write_h5ad(path)
+        adata = ad.AnnData(X=x, obs=obs, var=var)
+        if args.store == "zarr":
+            ad.settings.zarr_write_format = args.zarr_format
+            shutil.rmtree(path, ignore_errors=True)
+            with warnings.catch_warnings():  # anndata's and zarr's notes on future defaults
+                warnings.simplefilter("ignore")
+                adata.write_zarr(path)
+        else:
+            adata.write_h5ad(path)
         _say("data", f"{path.name}: {args.cells} x {args.genes}, {x.nnz} stored values")
     marker.write_text(json.dumps(params))
     return paths, time.perf_counter() - t0, False
@@ -251,6 +267,17 @@ def make_shuffled(
 
 def _h5_layout(path: Path) -> dict:
     """How X/data is stored (chunking and compression matter for every reader)."""
+    if path.is_dir():  # a zarr store
+        import zarr
+
+        data = zarr.open_group(path, mode="r")["X"]["data"]
+        return {
+            "x_encoding": "csr_matrix",
+            "zarr_format": data.metadata.zarr_format,
+            "x_data_chunks": list(data.chunks),
+            "x_data_shards": list(data.shards) if getattr(data, "shards", None) else None,
+            "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+        }
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -1588,6 +1615,10 @@ def main() -> int:
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--store", choices=("h5ad", "zarr"), default="h5ad", help="write .h5ad files or zarr stores"
+    )
+    parser.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
+    parser.add_argument(
         "--data", type=Path, default=None, help="keep the h5ad files here and reuse them"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -1674,6 +1705,12 @@ def main() -> int:
     if args.no_peers:
         modes = [m for m in modes if m not in ("scdataset", "annbatch")]
     args.worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    if args.store == "zarr":
+        # The ceiling reads HDF5 slices with h5py; the pre-shuffled copy, the peers' inputs, the
+        # stream mode and the cold eviction (per file) are built from and for .h5ad files.
+        dropped = ("ceiling", "preshuffled", "scdataset", "annbatch", "stream")
+        modes = [m for m in modes if m not in dropped]
+        args.no_cold = True
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     if min(args.files, args.cells, args.genes) < 1 or not 0 < args.density <= 1:
@@ -1718,7 +1755,8 @@ def main() -> int:
             data_reused=reused,
             layout=_h5_layout(paths[0]),
             shape_text=f"{args.files} files x {args.cells:,} cells x {args.genes:,} genes, "
-            f"CSR float32 at {args.density:.0%}",
+            f"CSR float32 at {args.density:.0%}"
+            + (f", zarr format {args.zarr_format} stores" if args.store == "zarr" else ""),
         )
         _say(
             "bench",

@@ -33,6 +33,7 @@ from lineage._data import (
     loaded_rows,
     loader_errors,
     mapped_artifacts,
+    release_cached,
     split_twins,
     starts_a_family,
     storage_options,
@@ -824,8 +825,12 @@ class Artifact(DataRecord):
         """
         check_loadable([self])
         path = cache_artifacts([self])[0]
-        with loader_errors():
-            data = loaders.load_file(path, self.suffix or "", **kwargs)
+        try:
+            with loader_errors():
+                data = loaders.load_file(path, self.suffix or "", **kwargs)
+        finally:
+            if kwargs.get("backed") is None:  # read into memory: the copy may go
+                release_cached([path])
         track_input([self], is_run_input)
         rows = loaded_rows([self], data)
         if rows is not None:

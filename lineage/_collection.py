@@ -389,9 +389,9 @@ class Collection(DataRecord):
         stream: bool = False,
         is_run_input: bool | None = None,
     ) -> Any:
-        """A PyTorch map-style dataset over the members' `.h5ad` files, virtually concatenated
-        in order (`loaders.MappedCollection`). Cloud files are cached first, unless
-        `stream=True`, which reads them in place.
+        """A PyTorch map-style dataset over the members' `.h5ad` files and AnnData `.zarr`
+        stores, virtually concatenated in order (`loaders.MappedCollection`). Cloud files are
+        cached first, unless `stream=True`, which reads them in place.
 
         >>> from torch.utils.data import DataLoader
         >>> mapped = collection.mapped(obs_keys=["cell_type", "batch"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,19 +230,23 @@ def track_rows(
 
 
 def loaded_rows(artifacts: Sequence[Model], data: Any) -> list[tuple[Any, int]] | None:
-    """Per artifact, every row (as `track_rows` takes them) of loaded `.h5ad` data: a whole
-    file, or several concatenated with the source uid in `obs["artifact_uid"]`; None for other
-    data."""
+    """Per artifact, every row (as `track_rows` takes them) of loaded AnnData (`.h5ad` files,
+    `.zarr` stores): a whole file, or several concatenated with the source uid in
+    `obs["artifact_uid"]`; None for other data."""
     if not (hasattr(data, "obs") and hasattr(data, "n_obs")):
         return None
-    if any((a.suffix or "").lower() != ".h5ad" for a in artifacts):
-        return None  # an AnnData .zarr folder: its obs names are not read from an h5ad index
+    if any((a.suffix or "").lower() not in MAPPABLE_SUFFIXES for a in artifacts):
+        return None
     if len(artifacts) == 1:
         return [(slice(None), int(data.n_obs))]
     if "artifact_uid" not in data.obs:
         return None
     counts = data.obs["artifact_uid"].astype(str).value_counts()
     return [(slice(None), int(counts.get(a.uid, 0))) for a in artifacts]
+
+
+# What `mapped()` reads and whose rows a run's samples record: AnnData files and zarr stores.
+MAPPABLE_SUFFIXES = (".h5ad", ".zarr")
 
 
 def storage_options() -> dict[str, Any]:
@@ -274,28 +279,45 @@ def is_folder(artifact: DataRecord) -> bool:
 
 def cache_artifacts(artifacts: Sequence[DataRecord]) -> list[Path]:
     """Local paths of the artifacts' files and folders, in order (remote ones synced into the
-    cache: files with `loaders.sync`, folders file by file with `loaders.sync_dir`)."""
+    cache: files with `loaders.sync`, folders file by file with `loaders.sync_dir`, then the
+    cache trimmed to `ln.settings.cache_max_bytes`). The cached copies stay held by this
+    process, so no process evicts them, until `release_cached(paths)` or the process ends."""
     files = [i for i, a in enumerate(artifacts) if not is_folder(a)]
     out: list[Path] = [Path()] * len(artifacts)
-    with loader_errors():
-        paths = loaders.sync(
-            [uri_of(artifacts[i]) for i in files],
-            settings.cache_dir,
-            storage_options=settings.storage_options,
-            hashes=[artifacts[i].hash for i in files],
-            sizes=[artifacts[i].size for i in files],
-        )
-        for i, path in zip(files, paths):
-            out[i] = path
-        for i, artifact in enumerate(artifacts):
-            if is_folder(artifact):
-                out[i] = loaders.sync_dir(
-                    uri_of(artifact),
-                    settings.cache_dir,
-                    storage_options=settings.storage_options,
-                    expected_hash=artifact.hash,
-                )
+    limit = settings.cache_max_bytes
+    done: list[Path] = []
+    try:
+        with loader_errors():
+            paths = loaders.sync(
+                [uri_of(artifacts[i]) for i in files],
+                settings.cache_dir,
+                storage_options=settings.storage_options,
+                hashes=[artifacts[i].hash for i in files],
+                sizes=[artifacts[i].size for i in files],
+                max_bytes=limit,
+            )
+            done += paths
+            for i, path in zip(files, paths):
+                out[i] = path
+            for i, artifact in enumerate(artifacts):
+                if is_folder(artifact):
+                    out[i] = loaders.sync_dir(
+                        uri_of(artifact),
+                        settings.cache_dir,
+                        storage_options=settings.storage_options,
+                        expected_hash=artifact.hash,
+                        max_bytes=limit,
+                    )
+                    done.append(out[i])
+    except BaseException:
+        release_cached(done)  # nothing is handed out: hold nothing
+        raise
     return out
+
+
+def release_cached(paths: Sequence[Path]) -> None:
+    """Let other processes evict these cached copies again (`cache_artifacts` held them)."""
+    loaders.release(paths, settings.cache_dir)
 
 
 def check_loadable(artifacts: Sequence[DataRecord], concat: bool = False) -> list[str]:
@@ -332,18 +354,19 @@ def load_artifacts(artifacts: Sequence[DataRecord], join: str = "outer", **kwarg
         raise InvalidArgument(f"join must be 'inner' or 'outer', not {join!r}")
     suffixes = check_loadable(artifacts, concat=True)
     paths = cache_artifacts(artifacts)
-    with loader_errors():
-        return loaders.load_files(
-            paths, suffixes, join=join, keys=[a.uid for a in artifacts], **kwargs
-        )
-
-
-MAPPABLE_SUFFIXES = (".h5ad",)
+    try:
+        with loader_errors():
+            return loaders.load_files(
+                paths, suffixes, join=join, keys=[a.uid for a in artifacts], **kwargs
+            )
+    finally:
+        if kwargs.get("backed") is None:  # read into memory: the copies may go
+            release_cached(paths)
 
 
 def mapped_artifacts(artifacts: Sequence[DataRecord], stream: bool = False, **kwargs: Any) -> Any:
-    """A `loaders.MappedCollection` over .h5ad artifacts: cached local paths, or with
-    `stream=True` the stored URIs read in place."""
+    """A `loaders.MappedCollection` over `.h5ad` and AnnData `.zarr` artifacts: cached local
+    paths, or with `stream=True` the stored URIs read in place."""
     if not artifacts:
         raise InvalidArgument("nothing to map: no artifacts")
     bad = sorted({a.suffix or "" for a in artifacts} - set(MAPPABLE_SUFFIXES))
@@ -352,12 +375,25 @@ def mapped_artifacts(artifacts: Sequence[DataRecord], stream: bool = False, **kw
             f"mapped() works on {', '.join(MAPPABLE_SUFFIXES)} artifacts only; got suffix(es) "
             f"{', '.join(repr(s or 'none') for s in bad)}"
         )
-    paths: list[str | Path]
     if stream:
-        paths = [uri_of(a) for a in artifacts]
-    else:
-        paths = [str(p) for p in cache_artifacts(artifacts)]
-    with loader_errors():
-        return loaders.MappedCollection(
-            paths, stream=stream, storage_options=storage_options(), **kwargs
-        )
+        with loader_errors():
+            return loaders.MappedCollection(
+                [uri_of(a) for a in artifacts],
+                stream=True,
+                storage_options=storage_options(),
+                **kwargs,
+            )
+    cached = cache_artifacts(artifacts)
+    try:
+        with loader_errors():
+            dataset = loaders.MappedCollection(
+                [str(p) for p in cached], storage_options=storage_options(), **kwargs
+            )
+    except BaseException:
+        release_cached(cached)
+        raise
+    # The copies stay held while the dataset is open: close() (or its garbage collection)
+    # lets other processes evict them.
+    release = weakref.finalize(dataset, loaders.release, cached, settings.cache_dir)
+    dataset._on_close.append(release)
+    return dataset

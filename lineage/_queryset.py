@@ -441,8 +441,9 @@ class QuerySet(Generic[R]):
         )
 
     def mapped(self, is_run_input: bool | None = None, **options: Any) -> Any:
-        """A PyTorch map-style dataset over the matching `.h5ad` artifacts, in the QuerySet's
-        order (`loaders.MappedCollection`; `options` as for `Collection.mapped`).
+        """A PyTorch map-style dataset over the matching `.h5ad` and AnnData `.zarr` artifacts,
+        in the QuerySet's order (`loaders.MappedCollection`; `options` as for
+        `Collection.mapped`).
 
         >>> mapped = ln.Artifact.filter(suffix=".h5ad").order_by("key").mapped(obs_keys="cell_type")
         >>> len(mapped), sorted(mapped[0])

@@ -2,8 +2,8 @@
 `ln.lineage.samples` (what a run, or the run behind an output, saw) and `ln.lineage.used_by`
 (which runs, and what they made, saw given cells).
 
-When a tracked run reads `.h5ad` artifacts through `mapped()` (after `obs_filter`) or `load()`
-(every row), the rows are noted in memory: a mapped dataset knows its rows per file once it is
+When a tracked run reads AnnData artifacts (`.h5ad` files, `.zarr` stores) through `mapped()`
+(after `obs_filter`) or `load()` (every row), the rows are noted in memory: a mapped dataset knows its rows per file once it is
 built, so nothing is added to reading batches. `ln.finish()` writes them, in the transaction
 that completes the run, as properties of the run's `USED` edge to each artifact version: `rows`
 (a bitmap or row ranges, whichever is smaller: `loaders.rowsets`), `n_rows` (the file's rows) and `n_used` (how many the
@@ -353,7 +353,7 @@ def used_by(record: Model, obs: str | Iterable[str]) -> UsedBy:
     wanted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     found = np.zeros(len(names), dtype=bool)
     for version in versions:
-        if (version["suffix"] or "").lower() != ".h5ad":
+        if (version["suffix"] or "").lower() not in (".h5ad", ".zarr"):
             continue
         index = _obs_index(version["uid"], version["hash"], version["path"], "used_by()")
         if index.is_unique:

@@ -6,6 +6,9 @@
 's3://my-bucket/lineage'
 >>> ln.settings.cache_dir
 PosixPath('.../cache')
+>>> ln.settings.cache_max_bytes = "50GB"    # least recently used cached files go beyond that
+>>> ln.settings.cache_max_bytes
+50000000000
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 from graph import lineage_home
 from lineage import _instance
 from lineage.errors import InvalidArgument, InvalidType
-from loaders import is_remote
+from loaders import is_remote, parse_size
+
+CACHE_MAX_BYTES_ENV = "LINEAGE_CACHE_MAX_BYTES"
 
 
 class Settings:
@@ -27,6 +32,7 @@ class Settings:
     def __init__(self) -> None:
         self._storage: str | None = None
         self._cache_dir: Path | None = None
+        self._cache_max_bytes: int | None = None
         self.storage_options: dict[str, Any] | None = None
 
     @property
@@ -64,6 +70,42 @@ class Settings:
     @cache_dir.setter
     def cache_dir(self, path: str | os.PathLike) -> None:
         self._cache_dir = Path(path).expanduser().resolve()
+
+    @property
+    def cache_max_bytes(self) -> int | None:
+        """The most bytes of cloud copies `cache_dir` may hold, None for no limit (the
+        default; `LINEAGE_CACHE_MAX_BYTES` sets one for every process that does not set its
+        own). After each download, least recently used copies are removed until the cache fits,
+        except those a running process uses (shared caches: see `lineage cache --help`). Takes
+        bytes or a size with a unit: `"500MB"`, `"50GB"`, `"2GiB"`.
+
+        >>> ln.settings.cache_max_bytes = 2 * 1024**3
+        >>> ln.settings.cache_max_bytes = None          # no limit
+        """
+        if self._cache_max_bytes is not None:
+            return self._cache_max_bytes
+        text = os.environ.get(CACHE_MAX_BYTES_ENV)
+        if not text:
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"{CACHE_MAX_BYTES_ENV}={text!r}: {exc}") from None
+
+    @cache_max_bytes.setter
+    def cache_max_bytes(self, size: int | str | None) -> None:
+        if size is None:
+            self._cache_max_bytes = None
+            return
+        if isinstance(size, bool) or not isinstance(size, int | str):
+            raise InvalidType(
+                f"ln.settings.cache_max_bytes takes bytes (an int), a size such as '50GB', or "
+                f"None, not {size!r}"
+            )
+        try:
+            self._cache_max_bytes = parse_size(size)
+        except ValueError as exc:
+            raise InvalidArgument(f"ln.settings.cache_max_bytes: {exc}") from None
 
     @property
     def user(self) -> str:

@@ -30,9 +30,12 @@ import contextlib
 import json
 import os
 import sys
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import lineage as ln
+import loaders
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
 from lineage._lamindb import import_lamindb
@@ -165,6 +168,70 @@ def _add_serve(sub: Any) -> None:
     )  # fmt: skip
     serve.add_argument("--port", type=int, default=SERVE_PORT, help="port (0: a free one)")
     serve.set_defaults(func=_serve)
+
+
+def _bytes(n: int) -> str:
+    """A size for people: 1.2 GB (powers of 1000, as `parse_size` reads "GB").
+
+    >>> _bytes(0), _bytes(999), _bytes(1_234_567)
+    ('0 B', '999 B', '1.2 MB')
+    """
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """`lineage cache du|ls|clear|evict`: the download cache, shared by every process using it."""
+    folder = args.cache_dir if args.cache_dir is not None else ln.settings.cache_dir
+    limit = ln.settings.cache_max_bytes
+    if args.action == "du":
+        used = loaders.usage(folder)
+        if args.json:
+            print(json.dumps({**used.__dict__, "cache_dir": str(folder), "max_bytes": limit}))
+            return 0
+        print(
+            f"{folder}: {used.entries} cached objects, {_bytes(used.bytes)}; in use by running "
+            f"processes: {used.held_entries} ({_bytes(used.held_bytes)}); limit: "
+            f"{_bytes(limit) if limit is not None else 'none'}"
+        )
+        return 0
+    if args.action == "ls":
+        found = loaders.entries(folder)
+        if args.json:
+            rows = [{**e.__dict__, "path": str(e.path), "last_used": e.last_used} for e in found]
+            print(json.dumps(rows))
+            return 0
+        for e in found:
+            state = "downloading" if e.locked else "in use" if e.held else "-"
+            when = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M:%S")
+            name = e.name + ("/" if e.is_folder else "")
+            print(f"{when}  {_bytes(e.size):>9}  {state:<11}  {name}")
+        if not found:
+            print("(nothing cached)")
+        return 0
+    if args.action == "evict":
+        if args.max_bytes is not None:
+            try:
+                limit = loaders.parse_size(args.max_bytes)
+            except ValueError as exc:
+                raise InvalidArgument(f"--max-bytes: {exc}") from None
+        if limit is None:
+            raise InvalidArgument(
+                "lineage cache evict needs a limit: --max-bytes SIZE, or LINEAGE_CACHE_MAX_BYTES"
+            )
+        removed = loaders.evict(folder, limit)
+    else:  # clear
+        removed = loaders.clear(folder)
+    left = loaders.usage(folder)
+    print(
+        f"removed {len(removed)} cached objects ({_bytes(sum(e.size for e in removed))}); "
+        f"{left.entries} left ({_bytes(left.bytes)}), {left.held_entries} of them in use"
+    )
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -364,6 +431,32 @@ def build_parser() -> argparse.ArgumentParser:
     samples.set_defaults(func=_samples)
     _add_transfer_commands(sub, server_sub)
     _add_serve(sub)
+
+    cache = sub.add_parser(
+        "cache",
+        help="the download cache of cloud files, shared by every process that uses it",
+        description="Inspect and trim the cache of cloud files (ln.settings.cache_dir).\n"
+        "Several processes, even on several hosts of a shared filesystem, may use one\n"
+        "cache: a cached file or folder another process uses is never removed.",
+        epilog="examples:\n  lineage cache du\n  lineage cache ls --json\n"
+        "  lineage cache evict --max-bytes 50GB   (least recently used first)\n"
+        "  lineage cache clear                    (everything not in use)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cache.add_argument(
+        "action", choices=("du", "ls", "clear", "evict"),
+        help="du: how much is cached; ls: each cached object, least recently used first; "
+        "clear: remove all not in use; evict: remove the least recently used until under a limit",
+    )  # fmt: skip
+    cache.add_argument(
+        "--cache-dir", type=Path, default=None, help="the cache (default: ln.settings.cache_dir)"
+    )
+    cache.add_argument(
+        "--max-bytes", default=None, metavar="SIZE",
+        help="evict: the limit, e.g. 50GB or 2GiB (default: LINEAGE_CACHE_MAX_BYTES)",
+    )  # fmt: skip
+    cache.add_argument("--json", action="store_true", help="du, ls: print JSON")
+    cache.set_defaults(func=_cache)
     return parser
 
 

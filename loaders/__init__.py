@@ -10,7 +10,19 @@ works for any list of files.
 """
 
 from loaders.access import OPENABLE, open_file
-from loaders.cache import cache_path, sync, sync_dir
+from loaders.cache import (
+    CacheEntry,
+    CacheUsage,
+    cache_path,
+    clear,
+    entries,
+    evict,
+    parse_size,
+    release,
+    sync,
+    sync_dir,
+    usage,
+)
 from loaders.folders import dir_info, list_dir, put_dir, put_dirs
 from loaders.formats import describe_file, n_observations, otype_of, write_object
 from loaders.hashing import (
@@ -53,15 +65,20 @@ __all__ = [
     "OPENABLE",
     "BalancedBlockSampler",
     "BlockShuffleSampler",
+    "CacheEntry",
+    "CacheUsage",
     "FileInfo",
     "MappedCollection",
     "as_folder",
     "b16_to_b64",
     "cache_path",
+    "clear",
     "delete_file",
     "delete_files",
     "describe_file",
     "dir_info",
+    "entries",
+    "evict",
     "exists",
     "file_info",
     "filesystem",
@@ -79,15 +96,18 @@ __all__ = [
     "n_observations",
     "open_file",
     "otype_of",
+    "parse_size",
     "put_dir",
     "put_dirs",
     "put_file",
     "put_files",
+    "release",
     "restore_file",
     "suffix_of",
     "swap_in",
     "sync",
     "sync_dir",
     "to_b64_str",
+    "usage",
     "write_object",
 ]

@@ -1,12 +1,15 @@
-"""Many rows at once from the arrays of an .h5ad file (dense datasets and CSR groups).
+"""Many rows at once from the arrays of an AnnData store (dense arrays and CSR groups).
 
 The job: given a batch of row numbers, put those rows, densified, into a caller's array with as
 few reads as possible. Rows are sorted and merged into runs; a CSR array's `indptr` is held in
-memory (8 bytes a row), so its `data`/`indices` ranges are known without a read. Where the bytes
-lie uncompressed in a local file (HDF5's contiguous layout, or unfiltered chunks), the ranges are
-read with `os.preadv` straight into numpy buffers: h5py's per-slice cost (~5 us, more for a
-union of hyperslabs) would otherwise dominate a 256-row batch. Anything else (compression, a
-streamed file object) goes through h5py, one slice per merged run.
+memory (8 bytes a row), so its `data`/`indices` ranges are known without a read. `DenseRows` and
+`CsrRows` do that for any store: they hand the runs to a unit reader, which reads them into one
+buffer. This module's unit reader is HDF5's (`.h5ad`); `loaders._zarrrows` has zarr's.
+
+In HDF5, where the bytes lie uncompressed in a local file (the contiguous layout, or unfiltered
+chunks), the ranges are read with `os.preadv` straight into numpy buffers: h5py's per-slice cost
+(~5 us, more for a union of hyperslabs) would otherwise dominate a 256-row batch. Anything else
+(compression, a streamed file object) goes through h5py, one slice per merged run.
 
 Nothing here caches data: per reader only `indptr` and the chunk table are held.
 
@@ -23,20 +26,55 @@ Nothing here caches data: per reader only `indptr` and the chunk table are held.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
-__all__ = ["CsrRows", "DenseRows", "encoding_of", "open_rows"]
+__all__ = [
+    "CsrRows",
+    "DenseRows",
+    "Runs",
+    "UnitReader",
+    "encoding_of",
+    "expand_ranges",
+    "is_array",
+    "is_group",
+    "open_rows",
+]
 
 # Two ranges closer than this many bytes are read as one: a pread of page-cached bytes costs
 # about 2 us per call plus ~1 us per 8 KiB, so reading a small gap beats a second call.
 _MERGE_GAP_BYTES = 16 * 1024
 
 
-def encoding_of(elem: h5py.Group | h5py.Dataset) -> str:
-    """ "array", "csr_matrix", "csc_matrix" or another anndata encoding of an element.
+def is_array(node: Any) -> bool:
+    """Whether a node of an HDF5 file or a zarr store is an array (h5py.Dataset, zarr.Array)
+    rather than a group: arrays have a dtype, groups none.
+
+    >>> import h5py, io, numpy as np
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     _ = f.create_dataset("g/d", data=np.ones(2))
+    ...     is_array(f["g/d"]), is_array(f["g"])
+    (True, False)
+    """
+    return hasattr(node, "dtype") and hasattr(node, "shape")
+
+
+def is_group(node: Any) -> bool:
+    """Whether a node of an HDF5 file or a zarr store is a group (h5py.Group, zarr.Group).
+
+    >>> import h5py, io
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     is_group(f.create_group("g")), is_group(None)
+    (True, False)
+    """
+    return node is not None and not is_array(node) and hasattr(node, "attrs")
+
+
+def encoding_of(elem: Any) -> str:
+    """ "array", "csr_matrix", "csc_matrix" or another anndata encoding of an element (an HDF5 or
+    zarr node).
 
     >>> import h5py, numpy as np, io
     >>> with h5py.File(io.BytesIO(), "w") as f:  # closed before its buffer goes: h5py needs that
@@ -44,7 +82,7 @@ def encoding_of(elem: h5py.Group | h5py.Dataset) -> str:
     ...     encoding_of(f["d"])
     'array'
     """
-    if isinstance(elem, h5py.Dataset):
+    if is_array(elem):
         return "array"
     kind = elem.attrs.get("encoding-type")
     if kind is None:  # anndata < 0.8 marked sparse groups with h5sparse_format
@@ -109,7 +147,7 @@ class _RawLayout:
         return cls(unit_bytes, chunk_units, offsets)
 
 
-class _Runs:
+class Runs:
     """Sorted, non-overlapping [start, end) unit ranges merged into runs that are read whole:
     ranges closer than `gap` units share a run (reading the gap beats a second read)."""
 
@@ -128,8 +166,18 @@ class _Runs:
         self.range_at = self.at[run_of] + (starts - self.starts[run_of])
 
 
+class UnitReader(Protocol):
+    """Reads the units (elements of a 1-D array, rows of a 2-D one) of a `Runs` plan from one
+    stored array into one buffer: HDF5's `_Ranges` here, zarr's in `loaders._zarrrows`."""
+
+    dtype: np.dtype
+    merge_gap: int  # ranges closer than this many units are read as one run
+
+    def read(self, runs: Runs) -> np.ndarray: ...
+
+
 class _Ranges:
-    """Reads the runs of a `_Runs` plan from one dataset into one buffer."""
+    """Reads the runs of a `Runs` plan from one HDF5 dataset into one buffer."""
 
     def __init__(self, dset: h5py.Dataset, fd: int | None):
         self.dset = dset
@@ -140,7 +188,7 @@ class _Ranges:
         unit = dset.dtype.itemsize * (int(np.prod(self.tail)) if self.tail else 1)
         self.merge_gap = max(1, _MERGE_GAP_BYTES // max(unit, 1))
 
-    def read(self, runs: _Runs) -> np.ndarray:
+    def read(self, runs: Runs) -> np.ndarray:
         buf = np.empty((runs.total, *self.tail), dtype=self.dtype)
         if runs.total == 0:
             return buf
@@ -152,7 +200,7 @@ class _Ranges:
                     self.dset.read_direct(buf, np.s_[s:e], np.s_[at : at + e - s])
         return buf
 
-    def _pread(self, buf: np.ndarray, runs: _Runs) -> None:
+    def _pread(self, buf: np.ndarray, runs: Runs) -> None:
         layout = self.layout
         assert layout is not None and self.fd is not None
         unit, per_chunk, offsets = layout.unit_bytes, layout.chunk_units, layout.offsets
@@ -185,19 +233,19 @@ class _Ranges:
 
 
 class DenseRows:
-    """Rows of a dense 2-D dataset."""
+    """Rows of a dense 2-D array (an HDF5 dataset or a zarr array), read in bulk by `units`."""
 
-    def __init__(self, dset: h5py.Dataset, fd: int | None):
+    def __init__(self, dset: Any, units: UnitReader):
         if dset.ndim != 2:
             raise ValueError(f"expected a 2-D array, got shape {dset.shape}")
         self.dset = dset
         self.shape = tuple(int(n) for n in dset.shape)
-        self.dtype = dset.dtype
-        self._ranges = _Ranges(dset, fd)
+        self.dtype = units.dtype
+        self._ranges = units
 
     def read_row(self, row: int) -> np.ndarray:
-        """One row, read through h5py."""
-        return self.dset[row]
+        """One row, read through the array's own library (h5py, zarr)."""
+        return np.asarray(self.dset[row])
 
     def read_into(
         self,
@@ -210,7 +258,7 @@ class DenseRows:
         col_map[j] (dropped where -1). Rows may repeat and come in any order; out_rows are
         distinct."""
         unique, inverse = _unique(rows)
-        runs = _Runs(unique, unique + 1, self._ranges.merge_gap)
+        runs = Runs(unique, unique + 1, self._ranges.merge_gap)
         picked = self._ranges.read(runs)[runs.range_at[inverse]]
         if col_map is None:
             out[out_rows] = picked
@@ -221,24 +269,26 @@ class DenseRows:
 
 
 class CsrRows:
-    """Rows of a CSR group (`data`, `indices`, `indptr`); `indptr` is held in memory."""
+    """Rows of a CSR group (`data`, `indices`, `indptr`; HDF5 or zarr), read in bulk by the unit
+    readers of `data` and `indices`; `indptr` is held in memory. `where` names the group in
+    errors ("X in /data/a.h5ad")."""
 
-    def __init__(self, group: h5py.Group, fd: int | None):
-        self.group = group
+    def __init__(self, group: Any, data: UnitReader, indices: UnitReader, where: str):
+        self.where = where
         self.shape = tuple(int(n) for n in group.attrs["shape"])
         self.data = group["data"]
         self.indices = group["indices"]
-        self.dtype = self.data.dtype
-        self.indptr = group["indptr"][...].astype(np.int64, copy=False)
-        self._data = _Ranges(self.data, fd)
-        self._indices = _Ranges(self.indices, fd)
+        self.dtype = data.dtype
+        self.indptr = np.asarray(group["indptr"][...]).astype(np.int64, copy=False)
+        self._data = data
+        self._indices = indices
         # One plan serves both: merge by the wider of the two units.
         self._gap = min(self._data.merge_gap, self._indices.merge_gap)
 
     def read_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """(values, column indices) of one row, read through h5py."""
+        """(values, column indices) of one row, read through the group's own library."""
         s = slice(int(self.indptr[row]), int(self.indptr[row + 1]))
-        return self.data[s], self.indices[s]
+        return np.asarray(self.data[s]), np.asarray(self.indices[s])
 
     def read_into(
         self,
@@ -253,7 +303,7 @@ class CsrRows:
             out_rows, rows = out_rows[order], rows[order]
         unique, inverse = _unique(rows)
         starts, ends = self.indptr[unique], self.indptr[unique + 1]
-        runs = _Runs(starts, ends, self._gap)
+        runs = Runs(starts, ends, self._gap)
         values, columns, at = self._data.read(runs), self._indices.read(runs), runs.range_at
         lengths = (ends - starts)[inverse]
         ptr = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -264,8 +314,7 @@ class CsrRows:
         first = at[inverse]
         if total != len(values) or not np.array_equal(first, ptr[:-1]):
             # Positions of every stored value of every requested row, in request order.
-            take = np.repeat(first - ptr[:-1], lengths)
-            take += np.arange(total, dtype=np.int64)
+            take = expand_ranges(first, lengths)
             values, columns = values[take], columns[take]
         if col_map is not None:
             columns = col_map[columns]
@@ -284,15 +333,26 @@ class CsrRows:
         # scipy's fill does no bounds checks: a corrupt file would crash the process, not raise.
         if len(columns) and (columns.min() < 0 or columns.max() >= out.shape[1]):
             raise ValueError(
-                f"{self.group.name} in {self.group.file.filename} is corrupt: a column index lies "
-                f"outside 0..{out.shape[1] - 1}"
+                f"{self.where} is corrupt: a column index lies outside 0..{out.shape[1] - 1}"
             )
         if int(ptr[-1]) != len(values):
-            raise ValueError(
-                f"{self.group.name} in {self.group.file.filename} is corrupt: indptr does not "
-                "match the stored values"
-            )
+            raise ValueError(f"{self.where} is corrupt: indptr does not match the stored values")
         _fill_dense(out, ptr, columns, values)
+
+
+def expand_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Every integer of the ranges [starts[i], starts[i] + lengths[i]), in order: concatenated
+    aranges without a Python loop.
+
+    >>> expand_ranges(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
+    [5, 6, 9, 10, 11]
+    """
+    total = int(lengths.sum())
+    offsets = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    out = np.repeat(np.asarray(starts, dtype=np.int64) - offsets, lengths)
+    out += np.arange(total, dtype=np.int64)
+    return out
 
 
 def _unique(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,9 +382,9 @@ def _fill_dense(out: np.ndarray, ptr: np.ndarray, columns: np.ndarray, values: n
 
 
 def open_rows(elem: h5py.Group | h5py.Dataset, fd: int | None) -> DenseRows | CsrRows:
-    """The row reader for a dense dataset or a CSR group; `fd` (an `os.open` descriptor of the
-    same local file) enables direct reads, None reads through h5py. CSC and other encodings
-    raise ValueError.
+    """The row reader for a dense dataset or a CSR group of an HDF5 file; `fd` (an `os.open`
+    descriptor of the same local file) enables direct reads, None reads through h5py. CSC and
+    other encodings raise ValueError.
 
     >>> import h5py, io, numpy as np
     >>> with h5py.File(io.BytesIO(), "w") as f:
@@ -334,9 +394,10 @@ def open_rows(elem: h5py.Group | h5py.Dataset, fd: int | None) -> DenseRows | Cs
     """
     kind = encoding_of(elem)
     if kind == "array":
-        return DenseRows(elem, fd)
+        return DenseRows(elem, _Ranges(elem, fd))
     if kind == "csr_matrix":
-        return CsrRows(elem, fd)
+        where = f"{elem.name} in {elem.file.filename}"
+        return CsrRows(elem, _Ranges(elem["data"], fd), _Ranges(elem["indices"], fd), where)
     raise ValueError(
         f"{elem.name} in {elem.file.filename} is a {kind} element; only dense arrays and CSR "
         "matrices can be read by row"

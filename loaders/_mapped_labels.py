@@ -27,14 +27,19 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from loaders._h5rows import is_array, is_group
+
 __all__: list[str] = []
 
 
-def _decode(dset: h5py.Dataset) -> np.ndarray:
-    """A dataset's values with strings as Python str (h5py gives bytes)."""
-    if h5py.check_string_dtype(dset.dtype) is not None:
+def _decode(dset: Any) -> np.ndarray:
+    """An HDF5 dataset's or zarr array's values with strings as Python str (h5py gives bytes,
+    zarr numpy's StringDType)."""
+    if isinstance(dset, h5py.Dataset) and h5py.check_string_dtype(dset.dtype) is not None:
         return dset.asstr()[...]
-    values = dset[...]
+    values = np.asarray(dset[...])
+    if values.dtype.kind == "T":  # numpy's variable-width strings
+        return values.astype(object)
     if values.dtype.kind == "S":
         return np.char.decode(values, "utf-8").astype(object)
     if values.dtype.kind == "O":
@@ -61,26 +66,28 @@ class _Labels:
         self.categorical = categorical
 
     @classmethod
-    def read(cls, file: h5py.File, key: str, path: str) -> _Labels | None:
-        """The column `key` of `file`'s obs, None where the file has no such column."""
+    def read(cls, file: Any, key: str, path: str) -> _Labels | None:
+        """The column `key` of the obs of `file` (an h5py file or a zarr group), None where it
+        has no such column."""
         obs = file["obs"]
-        if isinstance(obs, h5py.Dataset):
+        if is_array(obs):
             raise ValueError(
                 f"{path} stores obs in the pre-0.7 anndata format; write it again with a "
                 "current anndata to read it with MappedCollection"
             )
         legacy = obs.get("__categories")
-        if isinstance(legacy, h5py.Group) and key in legacy and key in obs:
-            return cls(obs[key][...], _decode(legacy[key]).astype(object), True)
+        if is_group(legacy) and key in legacy and key in obs:
+            return cls(np.asarray(obs[key][...]), _decode(legacy[key]).astype(object), True)
         if key not in obs:
             return None
         column = obs[key]
-        if isinstance(column, h5py.Group):
+        if is_group(column):
             if "codes" in column and "categories" in column:
-                return cls(column["codes"][...], _decode(column["categories"]).astype(object), True)
+                codes = np.asarray(column["codes"][...])
+                return cls(codes, _decode(column["categories"]).astype(object), True)
             if "values" in column and "mask" in column:  # nullable integer/boolean/string
                 raw = _decode(column["values"]).astype(object)
-                raw[column["mask"][...].astype(bool)] = np.nan
+                raw[np.asarray(column["mask"][...]).astype(bool)] = np.nan
                 return cls._factorize(raw)
             raise ValueError(f"obs/{key} in {path} has an unsupported encoding")
         return cls._factorize(_decode(column))
@@ -104,7 +111,7 @@ def _with_nan(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return lookup
 
 
-def _filter_mask(file: h5py.File, path: str, n_obs: int, obs_filter: dict[str, Any]) -> np.ndarray:
+def _filter_mask(file: Any, path: str, n_obs: int, obs_filter: dict[str, Any]) -> np.ndarray:
     """Which rows of `file` pass lamindb's `obs_filter` ({column: value or values}; NaN among
     the values keeps missing labels; a column the file lacks matches nothing)."""
     keep = np.ones(n_obs, dtype=bool)

@@ -1,15 +1,19 @@
-"""One .h5ad file of a `MappedCollection`: its handles and row readers, and what it holds.
+"""One AnnData store of a `MappedCollection` (an .h5ad file or a zarr store): its handles and
+row readers, and what it holds.
 
-`_Store` opens the file (local, or streamed from S3) and keeps one row reader per array
-(`loaders._h5rows`); its handles belong to the process that opened them, so a DataLoader worker,
-forked or spawned, opens its own on first use, and pickling drops them. `_FileState` is the
-collection's one object per file: its store, which rows it contributes, where each requested
-array lies, its label columns and how its variables map onto the joined ones.
+`_Store` opens the store (local, or streamed from S3) and keeps one row reader per array
+(`loaders._h5rows` for HDF5, `loaders._zarrrows` for zarr); its handles belong to the process
+that opened them, so a DataLoader worker, forked or spawned, opens its own on first use, and
+pickling drops them. A store is zarr, as in lamindb, when it is not a file: a local directory, or
+an `s3://` URI ending in `.zarr` (or naming a prefix). `_FileState` is the collection's one
+object per store: its store, which rows it contributes, where each requested array lies, its
+label columns and how its variables map onto the joined ones. Both formats lay an AnnData out
+alike (`X`, `layers/`, `obs/`, ...), so everything above the row readers reads either.
 
 >>> import anndata as ad, numpy as np, pandas as pd
 >>> obs = pd.DataFrame({"t": pd.Categorical(["x", "y"])}, index=["a", "b"])
 >>> ad.AnnData(X=np.ones((2, 3), dtype="float32"), obs=obs).write_h5ad("one.h5ad")
->>> state = _FileState.read(_Store("one.h5ad", False, None), ["X"], [], ["t"], None)
+>>> state = _FileState.read(_Store("one.h5ad", False, None, ChunkCache(0)), ["X"], [], ["t"], None)
 >>> state.n_obs, state.arrays["X"], state.labels["t"].values.tolist()
 (2, _Element(path='X', dtype=dtype('float32'), shape=(2, 3), aligned=True), ['x', 'y'])
 >>> state.store.close()
@@ -26,9 +30,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from loaders._h5rows import CsrRows, DenseRows, encoding_of, open_rows
+from loaders._h5rows import CsrRows, DenseRows, encoding_of, is_group, open_rows
 from loaders._mapped_labels import _decode, _filter_mask, _Labels
-from loaders.storage import filesystem, is_remote
+from loaders._zarrrows import ChunkCache, open_zarr_rows
+from loaders.access import open_file
+from loaders.storage import filesystem, is_remote, suffix_of
 
 __all__: list[str] = []
 
@@ -40,25 +46,35 @@ _STREAM_BLOCK_BYTES = 2**20
 
 
 class _Store:
-    """One .h5ad file's handles and row readers; they belong to the process that opened them."""
+    """One AnnData store's handles and row readers; they belong to the process that opened
+    them. Decoded zarr chunks go to `chunks`, the collection's cache."""
 
-    def __init__(self, path: str | os.PathLike[str], stream: bool, storage_options: dict | None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        stream: bool,
+        storage_options: dict | None,
+        chunks: ChunkCache,
+    ):
         self.uri = str(path)
         self.remote = is_remote(self.uri)
         self.storage_options = storage_options
+        self.chunks = chunks
         if self.remote and not stream:
             raise ValueError(
                 f"{self.uri} is remote: cache it first (e.g. collection.cache()) and map the local "
                 "copies, or pass stream=True to read it over the network"
             )
-        _, self.path = filesystem(self.uri, storage_options)
+        fs, self.path = filesystem(self.uri, storage_options)
         if not self.remote:
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"No such file: {self.uri}")
-            if os.path.isdir(self.path):
-                raise ValueError(f"{self.uri} is a directory; MappedCollection reads .h5ad files")
+            self.zarr = os.path.isdir(self.path)
+        else:
+            suffix = suffix_of(self.uri.rstrip("/")).lower()
+            self.zarr = suffix == ".zarr" or (suffix != ".h5ad" and not fs.isfile(self.path))
         self._pid: int | None = None
-        self._file: h5py.File | None = None
+        self._file: Any = None  # an h5py.File, or a zarr.Group
         self._fobj: Any = None
         self._raw: Any = None  # an unbuffered file object: its fd serves direct reads
         self._readers: dict[str, DenseRows | CsrRows | None] = {}
@@ -75,13 +91,16 @@ class _Store:
         self._readers = {}
         self._pid = None
 
-    def file(self) -> h5py.File:
-        """The open h5py file of this process (opened now if need be)."""
+    def file(self) -> Any:
+        """This process's open h5py file or zarr group (opened now if need be)."""
         if self._pid != os.getpid():
             self._forget()
         if self._file is None:
             try:
-                if self.remote:
+                if self.zarr:
+                    # zarr fetches its own chunks (through fsspec for s3://): no handle to keep.
+                    self._file = open_file(self.uri, ".zarr", self.storage_options)
+                elif self.remote:
                     fs, _ = filesystem(self.uri, self.storage_options)
                     self._fobj = fs.open(
                         self.path, "rb", cache_type="blockcache", block_size=_STREAM_BLOCK_BYTES
@@ -97,12 +116,18 @@ class _Store:
         return self._file
 
     def reader(self, elem_path: str) -> DenseRows | CsrRows | None:
-        """The row reader of the array at `elem_path`, None where the file has none."""
+        """The row reader of the array at `elem_path`, None where the store has none."""
         file = self.file()
         if elem_path not in self._readers:
             elem = file.get(elem_path)
-            fd = self._raw.fileno() if self._raw is not None else None
-            self._readers[elem_path] = None if elem is None else open_rows(elem, fd)
+            if elem is None:
+                self._readers[elem_path] = None
+            elif self.zarr:
+                where = f"{elem_path} in {self.uri}"
+                self._readers[elem_path] = open_zarr_rows(elem, self.chunks, where)
+            else:
+                fd = self._raw.fileno() if self._raw is not None else None
+                self._readers[elem_path] = open_rows(elem, fd)
         return self._readers[elem_path]
 
     def close(self) -> None:
@@ -195,7 +220,7 @@ class _FileState:
         file = store.file()
         uri = store.uri
         if "X" not in file:
-            raise ValueError(f"{uri} has no X: is it an .h5ad file?")
+            raise ValueError(f"{uri} has no X: is it an AnnData store (.h5ad or .zarr)?")
         x = _element(file, "X", "X", uri, aligned=True)
         assert x is not None
         n_rows, width = x.shape
@@ -227,13 +252,11 @@ class _FileState:
         return self.var_names
 
 
-def _element(
-    file: h5py.File, elem_path: str, name: str, uri: str, aligned: bool
-) -> _Element | None:
-    """The array at `elem_path`, None where absent; CSC and other encodings raise, as rows
-    cannot be read from them."""
+def _element(file: Any, elem_path: str, name: str, uri: str, aligned: bool) -> _Element | None:
+    """The array at `elem_path` of an h5py file or zarr group, None where absent; CSC and other
+    encodings raise, as rows cannot be read from them."""
     elem = file.get(elem_path)
-    if elem is None or (elem_path == "raw/X" and not isinstance(file.get("raw"), h5py.Group)):
+    if elem is None or (elem_path == "raw/X" and not is_group(file.get("raw"))):
         return None
     kind = encoding_of(elem)
     if kind == "csc_matrix":
@@ -258,5 +281,6 @@ def _element(
         )
     # h5py's numeric dtypes spell their byte order ('<f4'); the same dtype from its string
     # prints as numpy's own (float32).
-    dtype = np.dtype(dtype.str) if dtype.kind in "biufc" else np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype.str) if dtype.kind in "biufc" else dtype
     return _Element(elem_path, dtype, (shape[0], shape[1]), aligned)

@@ -1,4 +1,5 @@
-"""MappedCollection: a PyTorch map-style dataset over many .h5ad files, read in whole batches.
+"""MappedCollection: a PyTorch map-style dataset over many AnnData stores (.h5ad files and zarr
+stores), read in whole batches.
 
 API-compatible with lamindb's `MappedCollection` (same constructor arguments, attributes, sample
 dicts and label encoders), with a second, faster way to read it:
@@ -6,10 +7,11 @@ dicts and label encoders), with a second, faster way to read it:
 - **Whole batches, the fast path.** `ds[indices]`, with a list (or array, or slice) of row
   indices, is one batch as a dict of numpy arrays: `"X"` and each layer a 2-D array (rows in the
   order asked), `"obsm_<key>"` likewise, `"_store_idx"` and each obs key a 1-D array. Rows are
-  grouped by file, sorted, merged into runs and read with a few bulk reads (`loaders._h5rows`)
-  straight into that array. Hand a DataLoader the indices of a batch at a time (a `BatchSampler`)
-  with `batch_size=None`: each item it fetches is then a whole batch, and it turns the arrays
-  into tensors one array at a time, with no work per row.
+  grouped by file, sorted, merged into runs and read with a few bulk reads straight into that
+  array: byte ranges of an .h5ad file (`loaders._h5rows`), whole chunks of a zarr store,
+  decoded once and cached (`loaders._zarrrows`). Hand a DataLoader the indices of a batch at a
+  time (a `BatchSampler`) with `batch_size=None`: each item it fetches is then a whole batch,
+  and it turns the arrays into tensors one array at a time, with no work per row.
 - **Per sample, lamindb's path.** `ds[i]` is lamindb's sample dict, and
   `DataLoader(ds, batch_size=B, shuffle=True)` yields what lamindb's does (a dict of tensors per
   key). The DataLoader fetches each batch through `__getitems__`, which reads it in bulk as above
@@ -27,9 +29,10 @@ is. A file without an obs column gives its rows NaN there (its samples leave the
 file without a requested layer or obsm key, or arrays of different widths, cannot be batched and
 `ds[indices]` says which (the per-sample path still reads them).
 
-Only `indptr`, label codes, categories and open handles are kept; no data is cached, so memory
-stays flat over an epoch. File handles belong to one process: a DataLoader worker (forked or
-spawned) opens its own on first use, and pickling drops them. Nothing here touches another
+Only `indptr`, label codes, categories and open handles are kept, plus, for zarr stores, decoded
+chunks up to `ZARR_CHUNK_CACHE_BYTES` per collection and process (a zarr chunk is decoded whole
+to read any row of it); memory stays flat over an epoch. File handles belong to one process: a
+DataLoader worker (forked or spawned) opens its own on first use, and pickling drops them. Nothing here touches another
 library's state: importing or using this changes how no other DataLoader collates.
 
 >>> import anndata as ad, numpy as np, pandas as pd
@@ -65,7 +68,7 @@ import operator
 import os
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import reduce
 from pathlib import Path
 from typing import Any, Literal
@@ -90,13 +93,20 @@ from loaders._mapped_rows import (
     _sample_labels,
 )
 from loaders._mapped_store import _FileState, _Store
+from loaders._zarrrows import ChunkCache
 from loaders.rowsets import decode_rows, encode_rows
 
-__all__ = ["MappedCollection"]
+__all__ = ["ZARR_CHUNK_CACHE_BYTES", "MappedCollection"]
+
+# Decoded zarr chunks kept per collection and process: a few chunks per array serve block
+# sampling (anndata's chunks decode to ~0.5-5 MB); uniformly random rows gain only while the
+# cache holds much of the data.
+ZARR_CHUNK_CACHE_BYTES = 128 * 2**20
 
 
 class MappedCollection:
-    """Map-style PyTorch dataset that virtually concatenates the rows of many .h5ad files.
+    """Map-style PyTorch dataset that virtually concatenates the rows of many AnnData stores:
+    .h5ad files and zarr stores (format 2 or 3, sharded or not), as lamindb's does.
 
     Same arguments and behaviour as lamindb's `MappedCollection`: `ds[i]` is a dict with one
     entry per layer in `layers_keys` (`"X"` is `.X`, `"raw.X"` is `.raw.X`), `"obsm_<key>"` per
@@ -105,7 +115,8 @@ class MappedCollection:
     is a whole batch, the same keys as arrays (see the module's docstring): the fast path.
 
     Args:
-        path_list: local .h5ad paths, or s3:// URIs together with `stream=True`.
+        path_list: local .h5ad files or zarr folders, or s3:// URIs together with
+            `stream=True`. A path that is not a file is read as a zarr store.
         layers_keys: keys of `.layers`; None or "X" means `.X`, "raw.X" means `.raw.X`.
         obs_keys: `.obs` columns to return.
         obsm_keys: `.obsm` keys to return, as `"obsm_<key>"`.
@@ -152,7 +163,9 @@ class MappedCollection:
             raise TypeError("path_list must be a list of paths, not a single path")
         path_list = list(path_list)
         if not path_list:
-            raise ValueError("path_list is empty: MappedCollection needs at least one .h5ad file")
+            raise ValueError(
+                "path_list is empty: MappedCollection needs at least one .h5ad file or zarr store"
+            )
         self.filtered = obs_filter is not None
         if self.filtered and not isinstance(obs_filter, dict):
             warnings.warn(
@@ -194,13 +207,17 @@ class MappedCollection:
         self.stream = stream
         self._dtype = np.dtype(dtype) if dtype is not None else None
         self._closed = False
+        # Called once by close(): what whoever built this dataset must undo then (lineage's
+        # mapped() releases its hold on the cached copies).
+        self._on_close: list[Callable[[], Any]] = []
         # Output keys of the arrays, in sample order, and of the labels (obs keys, once each).
         self._array_keys = list(dict.fromkeys(self.layers_keys)) + [
             f"obsm_{key}" for key in dict.fromkeys(self.obsm_keys or [])
         ]
         self._label_keys = list(dict.fromkeys(self.obs_keys or []))
 
-        stores = [_Store(p, stream, storage_options) for p in path_list]
+        self._chunks = ChunkCache(ZARR_CHUNK_CACHE_BYTES)
+        stores = [_Store(p, stream, storage_options, self._chunks) for p in path_list]
         self._files: list[_FileState] = []
         try:
             for store in stores:
@@ -430,8 +447,8 @@ class MappedCollection:
 
     @property
     def storages(self) -> list[Any]:
-        """The open h5py files, one per path (the paths themselves when parallel=True, as in
-        lamindb, where each process opens its own).
+        """The open h5py files and zarr groups, one per path (the paths themselves when
+        parallel=True, as in lamindb, where each process opens its own).
 
         >>> MappedCollection(["sample.h5ad"], parallel=True).storages
         ['sample.h5ad']
@@ -503,6 +520,7 @@ class MappedCollection:
         if self._batch_problem is not None:
             raise ValueError(self._batch_problem)
         idx = self._positions(indices)
+        self._chunks.begin()
         stores = self.storage_idx[idx]
         rows = self.indices[idx]
         groups = _group_by_file(stores)
@@ -532,6 +550,7 @@ class MappedCollection:
         idx = self._positions(indices)
         if len(idx) == 0:
             return []
+        self._chunks.begin()
         stores = self.storage_idx[idx]
         rows = self.indices[idx]
         groups = _group_by_file(stores)
@@ -660,6 +679,9 @@ class MappedCollection:
         about 1 byte per row and obs key."""
         state = self.__dict__.copy()
         del state["indices"], state["storage_idx"]
+        # A copy in a DataLoader worker is not the owner: closing it must not undo the
+        # original's holds on the shared cache. (The decoded-chunk cache pickles empty.)
+        state["_on_close"] = []
         files = []
         for file in self._files:
             light = copy.copy(file)
@@ -688,6 +710,11 @@ class MappedCollection:
         """
         for file in getattr(self, "_files", []):
             file.store.close()
+        if hasattr(self, "_chunks"):
+            self._chunks.clear()
+        callbacks, self._on_close = getattr(self, "_on_close", []), []
+        for callback in callbacks:
+            callback()
         self._closed = True
 
     @property

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loaders.access import open_file
 from loaders.storage import filesystem, is_remote, suffix_of
 
 __all__ = ["SUMMARIZED_SUFFIXES", "obs_names", "summarize"]
@@ -76,16 +77,26 @@ def summarize(
 def obs_names(
     uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
 ) -> pd.Index:
-    """The obs index (cell names) of an `.h5ad` file, local or `s3://`, read from that one
-    dataset (h5py opens `obs` alone, never `X`). FileNotFoundError if the file is not there;
-    ValueError if it is not a readable h5ad file.
+    """The obs index (cell names) of an `.h5ad` file or an AnnData zarr store (a folder, or a
+    URI ending in `.zarr`), local or `s3://`, read from that one array (never `X`).
+    FileNotFoundError if it is not there; ValueError if it is not a readable AnnData store.
 
     >>> obs_names("sample.h5ad")[:2].tolist()
+    ['cell0', 'cell1']
+    >>> adata.write_zarr("sample.zarr")
+    >>> obs_names("sample.zarr")[:2].tolist()
     ['cell0', 'cell1']
     """
     fs, path = filesystem(uri, storage_options)
     if not fs.exists(path):
         raise FileNotFoundError(f"No such file: {uri}")
+    if suffix_of(str(uri).rstrip("/")).lower() == ".zarr" or fs.isdir(path):
+        try:
+            obs = open_file(str(uri), ".zarr", storage_options)["obs"]
+            index = obs[_text(obs.attrs.get("_index", "_index"))]
+            return pd.Index(np.asarray(index[...]).astype(object), dtype=object)
+        except Exception as exc:
+            raise ValueError(f"{uri} is not a readable AnnData zarr store: {exc}") from exc
     try:
         if not is_remote(str(uri)):
             return _obs_index(path)

@@ -150,7 +150,12 @@ def db(neo4j: Neo4jUnderTest) -> Iterator[ln.Instance]:
 @pytest.fixture
 def storage(db: ln.Instance, tmp_path: Path) -> Iterator[Path]:
     """An empty graph plus a fresh local storage root and cache directory for this test."""
-    saved = (ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options)
+    saved = (
+        ln.settings._storage,
+        ln.settings._cache_dir,
+        ln.settings.storage_options,
+        ln.settings._cache_max_bytes,
+    )
     root = tmp_path / "storage"
     ln.settings.storage = root
     ln.settings.cache_dir = tmp_path / "cache"
@@ -158,7 +163,12 @@ def storage(db: ln.Instance, tmp_path: Path) -> Iterator[Path]:
     try:
         yield root
     finally:
-        ln.settings._storage, ln.settings._cache_dir, ln.settings.storage_options = saved
+        (
+            ln.settings._storage,
+            ln.settings._cache_dir,
+            ln.settings.storage_options,
+            ln.settings._cache_max_bytes,
+        ) = saved
         ln.context.run = ln.context.transform = None
 
 

@@ -8,20 +8,31 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import subprocess
+import warnings
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
+import zarr
+from anndata.io import write_elem
 
 import graph.records
 import lineage as ln
 import loaders
 import loaders.cache
+from benchmarks._lamindb_env import default_venv_dir, ensure_lamindb, isolated_env
 from lineage import errors as E
 from tests.s3 import S3Bucket
+
+# lamindb's own venv (made by the benchmarks, reused here): found before the tests point
+# LINEAGE_HOME at a temporary home.
+LAMINDB_VENV = default_venv_dir()
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -294,6 +305,140 @@ def test_cache_and_load_of_a_folder_are_run_inputs(storage: Path, tmp_path: Path
     finally:
         ln.finish()
     assert [a.uid for a in run.input_artifacts] == [artifact.uid]
+
+
+# -- zarr stores ------------------------------------------------------------------------------------
+def write_zarr_store(adata: ad.AnnData, path: Path, fmt: int, x_kwargs: dict | None = None) -> Path:
+    """`adata` as an AnnData zarr store of format `fmt`; `x_kwargs` rewrite X with those zarr
+    settings (chunks, shards, compressors)."""
+    previous, ad.settings.zarr_write_format = ad.settings.zarr_write_format, fmt
+    try:
+        with warnings.catch_warnings():  # anndata's notes on format 2 and on sharding
+            warnings.simplefilter("ignore", UserWarning)
+            adata.write_zarr(path)
+    finally:
+        ad.settings.zarr_write_format = previous
+    if x_kwargs is not None:
+        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+        write_elem(group, "X", adata.X, dataset_kwargs=x_kwargs)
+        with warnings.catch_warnings():  # zarr's note that format 3 has no consolidated metadata
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(path)  # as anndata left it
+    return path
+
+
+@pytest.fixture(scope="module")
+def lamindb_python() -> Path:
+    """The interpreter of lamindb 2.x's own venv (created on first use, as the benchmarks do)."""
+    return ensure_lamindb(LAMINDB_VENV).python
+
+
+def lamindb_hash_dir(python: Path, folder: Path, tmp: Path) -> list:
+    """lamindb_setup's `hash_dir(folder)`, `[size, hash, hash_type, n_files]`, computed by
+    lamindb itself in its venv (isolated from the user's lamin settings)."""
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from lamindb_setup.core.hashing import hash_dir; "
+        "print(json.dumps(hash_dir(Path(sys.argv[1]))))"
+    )
+    proc = subprocess.run(
+        [str(python), "-c", code, str(folder)],
+        capture_output=True, text=True, env=isolated_env(tmp), cwd=tmp, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_zarr_store_hash_is_lamindbs(storage: Path, tmp_path: Path, lamindb_python: Path) -> None:
+    """Registering a zarr store (format 2, format 3, sharded with a shard over lamindb's 50 MiB
+    chunk, so that file is hashed by its first and last chunk) gives lamindb's own folder hash,
+    size and file count."""
+    rng = np.random.default_rng(0)
+    x = sp.random(300, 50, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    obs = pd.DataFrame({"t": ["a", "b", "c"] * 100}, index=[f"c{i}" for i in range(300)])
+    small = ad.AnnData(X=x, obs=obs)
+    big = ad.AnnData(X=rng.random((7000, 2000), dtype=np.float32))  # 56 MB, stored raw
+    stores = [
+        write_zarr_store(small, tmp_path / "v2.zarr", 2),
+        write_zarr_store(small, tmp_path / "v3.zarr", 3),
+        write_zarr_store(
+            big,
+            tmp_path / "sharded.zarr",
+            3,
+            {"chunks": (500, 2000), "shards": (7000, 2000), "compressors": None},
+        ),
+    ]
+    assert max(p.stat().st_size for p in stores[2].rglob("*")) > loaders.CHUNK_SIZE
+    for store in stores:
+        size, hash_, hash_type, n_files = lamindb_hash_dir(lamindb_python, store, tmp_path)
+        artifact = ln.Artifact(store, key=f"stores/{store.name}").save()
+        assert (artifact.hash, artifact.hash_type) == (hash_, hash_type) == (hash_, "md5-d")
+        assert (artifact.size, artifact.n_files) == (size, n_files)
+        assert (artifact.otype, artifact.suffix) == ("AnnData", ".zarr")
+
+
+def zarr_cells(n: int, tag: str, seed: int) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    x = sp.random(n, 6, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK"], n))},
+        index=[f"{tag}{i}" for i in range(n)],
+    )
+    return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+
+
+def test_zarr_artifacts_map_like_h5ad_and_record_samples(storage: Path, tmp_path: Path) -> None:
+    """`mapped()` of a collection (and a QuerySet) of zarr artifacts reads what `load()` reads;
+    a tracked run records the rows it saw, with the stores' obs names."""
+    one, two = zarr_cells(30, "a", 1), zarr_cells(20, "b", 2)
+    first = ln.Artifact(write_zarr_store(one, tmp_path / "one.zarr", 2), key="z/one.zarr").save()
+    second = ln.Artifact(
+        write_zarr_store(two, tmp_path / "two.zarr", 3, {"chunks": (16,), "shards": (64,)}),
+        key="z/two.zarr",
+    ).save()
+    collection = ln.Collection([first, second], key="zarr-cells").save()
+    loaded = collection.load()
+    expected = loaded.X.toarray()
+    with collection.mapped(obs_keys="cell_type") as ds:
+        assert ds.shape == (50, 6)
+        order = np.random.default_rng(3).permutation(50)
+        batch = ds[order]
+        np.testing.assert_array_equal(batch["X"], expected[order])
+        labels = loaded.obs["cell_type"].astype(str).to_numpy()[order]
+        assert [ds.encoders["cell_type"][v] for v in labels] == batch["cell_type"].tolist()
+    with ln.Artifact.filter(suffix=".zarr").order_by("key").mapped() as ds:
+        np.testing.assert_array_equal(ds[list(range(50))]["X"], expected)
+
+    run = ln.track("train-on-zarr.py")
+    collection.mapped(obs_filter={"cell_type": "NK"}).close()
+    ln.finish()
+    found = {a.uid: a for a in ln.lineage.samples(run)}
+    for artifact, adata in ((first, one), (second, two)):
+        rows = np.flatnonzero(adata.obs["cell_type"] == "NK")
+        assert found[artifact.uid].rows.tolist() == rows.tolist()
+        assert found[artifact.uid].obs_names == adata.obs_names[rows].tolist()
+    nk = two.obs_names[np.flatnonzero(two.obs["cell_type"] == "NK")[0]]
+    assert [r.run for r in ln.lineage.used_by(second, obs=[nk])] == [run.uid]
+
+
+def test_s3_zarr_artifacts_map_cached_and_streamed(s3_storage: S3Bucket, tmp_path: Path) -> None:
+    """Zarr artifacts on S3: `mapped()` caches each store as one folder and reads the copies;
+    `mapped(stream=True)` reads them in place; both give what anndata reads."""
+    one, two = zarr_cells(24, "a", 4), zarr_cells(12, "b", 5)
+    arts = [
+        ln.Artifact(write_zarr_store(one, tmp_path / "s1.zarr", 3), key="s/one.zarr").save(),
+        ln.Artifact(write_zarr_store(two, tmp_path / "s2.zarr", 2), key="s/two.zarr").save(),
+    ]
+    expected = np.vstack([one.X.toarray(), two.X.toarray()])
+    collection = ln.Collection(arts, key="s3-zarr").save()
+    with collection.mapped() as cached:
+        np.testing.assert_array_equal(cached[list(range(36))]["X"], expected)
+        stores = [Path(f.uri) for f in cached._files]
+    assert stores == [a.cache() for a in arts]
+    assert all(p.is_dir() and p.is_relative_to(ln.settings.cache_dir) for p in stores)
+    with collection.mapped(stream=True) as streamed:
+        assert [f.uri for f in streamed._files] == [a.storage_path for a in arts]
+        np.testing.assert_array_equal(streamed[list(range(35, -1, -1))]["X"], expected[::-1])
 
 
 # -- doctor ----------------------------------------------------------------------------------------

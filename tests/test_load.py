@@ -253,7 +253,7 @@ def test_mapped_refuses_other_suffixes(storage: Path) -> None:
     a = make_artifact(storage, "a.csv", "a\n1\n")
     adata = ln.Artifact(make_adata(2, ["g"], "b", 0), key="x.h5ad").save()
     collection = ln.Collection([a, adata], key="mixed").save()
-    with pytest.raises(ValueError, match=r"\.h5ad artifacts only.*'\.csv'"):
+    with pytest.raises(ValueError, match=r"\.h5ad, \.zarr artifacts only.*'\.csv'"):
         collection.mapped()
     with pytest.raises(ValueError, match=r"'\.csv'"):
         ln.Artifact.filter(suffix=".csv").mapped()

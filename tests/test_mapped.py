@@ -1,4 +1,5 @@
-"""MappedCollection on real .h5ad files: lamindb's mapped tests, joins, DataLoader, S3 streaming.
+"""MappedCollection on real .h5ad files and zarr stores: lamindb's mapped tests, joins,
+DataLoader, S3 streaming.
 
 No Neo4j: these exercise `loaders` alone. Ground truth comes from anndata reading the same files.
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 import gc
 import pickle
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import h5py
@@ -18,6 +21,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+import zarr
 from anndata.io import write_elem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -352,9 +356,45 @@ def test_bad_inputs(files: dict[str, str], tmp_path: Path) -> None:
 # -- ground truth over larger files, DataLoader, pickling ----------------------------------------
 
 
+def _write_zarr(adata: ad.AnnData, path: Path, layout: str) -> str:
+    """Write `adata` as a zarr store with X stored as `layout`: zarr<format>-<X>[-...], e.g.
+    zarr2-csr (anndata's defaults, format 2), zarr3-csr-sharded (small chunks inside shards, so
+    reads cross both), zarr2-dense-chunks (X cut into bands of 7 rows and 13 columns)."""
+    fmt = int(layout[4])
+    x = adata.X
+    dense = x.toarray() if sp.issparse(x) else np.asarray(x)
+    previous = ad.settings.zarr_write_format
+    ad.settings.zarr_write_format = fmt
+    try:
+        with warnings.catch_warnings():  # anndata's note that format 2 stops being its default
+            warnings.simplefilter("ignore", UserWarning)
+            adata.write_zarr(path)
+        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+        kwargs: dict = {
+            "zarr3-csr-sharded": {"chunks": (50,), "shards": (200,)},
+            "zarr2-csr-chunks": {"chunks": (50,)},
+            "zarr3-csr-raw": {"chunks": (64,), "compressors": None},
+            "zarr2-dense-chunks": {"chunks": (7, 13)},
+            "zarr3-dense-sharded": {"chunks": (7, 15), "shards": (28, 30)},
+        }.get(layout, {})
+        if "-csr" in layout:
+            write_elem(group, "X", csr_matrix(dense), dataset_kwargs=kwargs)
+        else:
+            write_elem(group, "X", dense, dataset_kwargs=kwargs)
+        with warnings.catch_warnings():  # zarr's note that format 3 has no consolidated metadata
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(path)  # anndata writes consolidated metadata: keep it true
+    finally:
+        ad.settings.zarr_write_format = previous
+    return str(path)
+
+
 def _write(adata: ad.AnnData, path: Path, layout: str) -> str:
     """Write `adata` with X stored as `layout`: csr (anndata's chunked default), csr-chunks,
-    csr-gzip, csr-contiguous, dense, dense-gzip, dense-chunked."""
+    csr-gzip, csr-contiguous, dense, dense-gzip, dense-chunked; zarr layouts (`_write_zarr`)
+    go to a `.zarr` store beside `path`."""
+    if layout.startswith("zarr"):
+        return _write_zarr(adata, path.with_suffix(".zarr"), layout)
     adata = adata.copy()
     x = adata.X
     adata.X = None
@@ -406,7 +446,7 @@ def _random_adata(
     return out
 
 
-LAYOUTS = [
+H5_LAYOUTS = [
     "csr",
     "csr-chunks",
     "csr-gzip",
@@ -415,6 +455,18 @@ LAYOUTS = [
     "dense-gzip",
     "dense-chunked",
 ]
+ZARR_LAYOUTS = [
+    "zarr2-csr",
+    "zarr3-csr",
+    "zarr3-csr-sharded",
+    "zarr2-csr-chunks",
+    "zarr3-csr-raw",
+    "zarr2-dense",
+    "zarr3-dense",
+    "zarr2-dense-chunks",
+    "zarr3-dense-sharded",
+]
+LAYOUTS = H5_LAYOUTS + ZARR_LAYOUTS
 
 
 @pytest.fixture(scope="module")
@@ -434,8 +486,16 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return out
 
 
-def _truth(big: dict, join: str) -> tuple[np.ndarray, pd.Index]:
-    joined = ad.concat([big["a"], big["b"]], join=join)
+def _read(path: str) -> ad.AnnData:
+    """anndata's own reading of a file or store."""
+    return ad.read_zarr(path) if path.endswith(".zarr") else ad.read_h5ad(path)
+
+
+def _truth(big: dict, join: str, layout: str | None = None) -> tuple[np.ndarray, pd.Index]:
+    """X of the files joined as `join` (anndata reads them; without `layout`, the objects that
+    were written), and its variables."""
+    parts = [big["a"], big["b"]] if layout is None else [_read(p) for p in big["paths"][layout]]
+    joined = ad.concat(parts, join=join, fill_value=0)  # an outer join's gaps are zeros
     genes = joined.var_names.sort_values() if join == "outer" else joined.var_names
     x = joined[:, genes].X
     return (x.toarray() if sp.issparse(x) else np.asarray(x)), genes
@@ -444,7 +504,7 @@ def _truth(big: dict, join: str) -> tuple[np.ndarray, pd.Index]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("join", ["outer", "inner"])
 def test_all_rows_match_anndata(big: dict, layout: str, join: str) -> None:
-    expected, genes = _truth(big, join)
+    expected, genes = _truth(big, join, layout)
     with MappedCollection(list(big["paths"][layout]), join=join, obs_keys="cell_id") as ds:
         assert list(ds.var_joint) == list(genes)
         order = np.random.default_rng(0).permutation(len(ds))
@@ -746,7 +806,7 @@ def test_duplicate_columns_in_a_csr_row_add_up_as_in_scipy(tmp_path: Path) -> No
         assert ds.__getitems__([0])[0]["X"].tolist() == [3.0, 5.0]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", H5_LAYOUTS)
 def test_row_reader_scatters_rows_in_any_order(big: dict, layout: str) -> None:
     from loaders._h5rows import open_rows
 
@@ -917,8 +977,10 @@ def test_batch_dtypes_follow_the_files_or_dtype(files: dict[str, str]) -> None:
         assert batch["X"].dtype == np.float32 and batch["X"].tolist() == [[40, 50, 60], [1, 2, 3]]
 
 
-def test_batch_path_memory_stays_flat(big: dict) -> None:
-    ds = MappedCollection(list(big["paths"]["csr"]), join="outer", obs_keys="cell_type")
+@pytest.mark.parametrize("layout", ["csr", "zarr3-csr-sharded"])
+def test_batch_path_memory_stays_flat(big: dict, layout: str) -> None:
+    """Over epochs nothing accumulates; for zarr, the chunk cache is full after the first."""
+    ds = MappedCollection(list(big["paths"][layout]), join="outer", obs_keys="cell_type")
     loader = DataLoader(
         ds, batch_size=None, sampler=BatchSampler(RandomSampler(ds), batch_size=32, drop_last=False)
     )
@@ -1008,3 +1070,254 @@ def _growth_over_epochs(epoch: Callable[[], None]) -> int:
         return tracemalloc.get_traced_memory()[0] - first
     finally:
         tracemalloc.stop()
+
+
+# -- zarr stores: what only zarr has ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ZARR_LAYOUTS)
+@pytest.mark.parametrize("cache_bytes", [0, 2048, 2**30])
+def test_zarr_row_reader_scatters_rows_in_any_order(
+    big: dict, layout: str, cache_bytes: int
+) -> None:
+    """Bulk reads of a zarr X are the rows anndata reads, whether the chunk cache keeps nothing,
+    a few chunks, or everything; twice in a row (the second read from what the cache kept)."""
+    from loaders._zarrrows import ChunkCache, open_zarr_rows
+
+    path = big["paths"][layout][0]
+    x = _read(path).X
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    rows = np.array([5, 3, 5, 200, 0, 229, 3, 51, 50, 49])  # repeats, any order, chunk edges
+    out_rows = np.array([9, 2, 4, 0, 7, 1, 8, 10, 11, 3])  # distinct, any order
+    cache = ChunkCache(cache_bytes)
+    reader = open_zarr_rows(zarr.open_group(path, mode="r")["X"], cache, "X")
+    for _ in range(2):
+        out = np.zeros((12, x.shape[1]), dtype=np.float64)
+        reader.read_into(out, out_rows, rows)
+        expected = np.zeros_like(out)
+        expected[out_rows] = x[rows]
+        np.testing.assert_array_equal(out, expected)
+    one = reader.read_row(200)  # the plain path: zarr's own slicing
+    if "dense" in layout:
+        assert one.tolist() == x[200].tolist()
+    else:
+        row = np.zeros(x.shape[1])
+        np.add.at(row, one[1], one[0])
+        assert row.tolist() == x[200].tolist()
+    assert 0 <= cache.nbytes <= cache_bytes
+    if cache_bytes == 2**30:
+        assert cache.nbytes > 0
+
+
+def _zarr_csr_store(path: Path, n_obs: int, chunk: int, seed: int = 1) -> sp.csr_matrix:
+    """A format-3 AnnData zarr store whose CSR X has `chunk` values per chunk; returns X."""
+    x = sp.random(n_obs, 20, density=0.2, format="csr", dtype=np.float32, random_state=seed)
+    ad.AnnData(X=x).write_zarr(path)
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    write_elem(group, "X", x, dataset_kwargs={"chunks": (chunk,)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
+    return x
+
+
+def test_zarr_batch_reads_each_chunk_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch fetches the chunks its rows touch, each once, as whole chunks (neighbours in one
+    call), and a batch whose chunks are cached reads nothing."""
+    path = tmp_path / "chunks.zarr"
+    x = _zarr_csr_store(path, 1000, chunk=100)
+    reads: list[tuple[str, slice]] = []
+    original = zarr.Array.__getitem__
+
+    def counting(self: zarr.Array, selection: Any) -> Any:
+        reads.append((self.path, selection))
+        return original(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counting)
+    rows = np.sort(np.random.default_rng(2).choice(1000, 64, replace=False))
+    with MappedCollection([path]) as ds:
+        reads.clear()  # opening read indptr and obs
+        batch = ds[rows.tolist()]
+        np.testing.assert_array_equal(batch["X"], x[rows].toarray())
+        starts, ends = x.indptr[rows], x.indptr[rows + 1]
+        touched = set()
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            touched |= set(range(s // 100, (e - 1) // 100 + 1)) if e > s else set()
+        for name in ("X/data", "X/indices"):
+            slices = [sel for p, sel in reads if p == name]
+            read = [c for sel in slices for c in range(sel.start // 100, -(-sel.stop // 100))]
+            assert all(sel.start % 100 == 0 for sel in slices)  # whole chunks
+            assert sorted(read) == sorted(touched)  # those the rows touch, each once
+            assert len(slices) < len(touched)  # neighbouring chunks share a call
+        reads.clear()
+        np.testing.assert_array_equal(ds[rows[::-1]]["X"], x[rows[::-1]].toarray())
+        assert reads == []  # every chunk was cached
+
+
+def test_zarr_chunk_cache_keeps_its_chunks_when_batches_need_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that need more chunks than the cache holds do not wipe it (plain LRU would drop
+    each chunk before the next batch asks for it again): the next batch finds every chunk the
+    cache kept, and reads only the others."""
+    path = tmp_path / "wide.zarr"
+    x = _zarr_csr_store(path, 1000, chunk=100)  # ~4,000 values: ~40 chunks per array, 400 B each
+    monkeypatch.setattr(loaders.mapped, "ZARR_CHUNK_CACHE_BYTES", 20 * 400)  # 20 chunks fit
+    reads: list[int] = []
+    original = zarr.Array.__getitem__
+
+    def counting(self: zarr.Array, selection: Any) -> Any:
+        if isinstance(selection, slice) and self.path.startswith("X/"):
+            reads.append(-(-(selection.stop - selection.start) // 100))
+        return original(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counting)
+    everything = list(range(1000))
+    with MappedCollection([path]) as ds:
+        for round_ in range(3):
+            reads.clear()
+            kept = len(ds._chunks._chunks)
+            np.testing.assert_array_equal(ds[everything[::-1]]["X"], x[::-1].toarray())
+            n_chunks = sum(-(-n // 100) for n in (len(x.data), len(x.indices)))
+            assert sum(reads) == n_chunks - kept  # every kept chunk was a hit
+            assert kept == (0 if round_ == 0 else 20)
+            assert ds._chunks.nbytes <= 20 * 400
+
+
+def test_zarr_obs_columns_read_as_from_h5ad(tmp_path: Path) -> None:
+    """Every obs encoding (categorical with NaN, string array, nullable integer and boolean,
+    numbers, booleans) gives the same labels, encoders, filters and weights from a zarr store,
+    format 2 or 3, as from the same AnnData written as .h5ad."""
+    n = 40
+    rng = np.random.default_rng(3)
+    obs = pd.DataFrame(
+        {
+            "cat": pd.Categorical(rng.choice(["T", "B", None], n)),
+            "text": rng.choice(["x", "y", "z"], n).astype(object),
+            "nint": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
+            "nbool": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+            "num": rng.normal(size=n),
+            "count": rng.integers(0, 5, n),
+            "flag": rng.random(n) > 0.5,
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    adata = ad.AnnData(X=rng.normal(size=(n, 3)).astype(np.float32), obs=obs)
+    h5 = tmp_path / "cells.h5ad"
+    adata.write_h5ad(h5, convert_strings_to_categoricals=False)
+    stores = []
+    for fmt in (2, 3):
+        store = tmp_path / f"cells{fmt}.zarr"
+        previous, ad.settings.zarr_write_format = ad.settings.zarr_write_format, fmt
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                adata.write_zarr(store, convert_strings_to_categoricals=False)
+        finally:
+            ad.settings.zarr_write_format = previous
+        stores.append(store)
+    keys = list(obs.columns)
+    order = rng.permutation(n).tolist()
+    for encode in (True, False, ["cat", "text"]):
+        with MappedCollection([h5], obs_keys=keys, encode_labels=encode) as want:
+            for store in stores:
+                with MappedCollection([store], obs_keys=keys, encode_labels=encode) as got:
+                    assert got.encoders == want.encoders
+                    for i in order[:10]:
+                        _same_sample(got[i], want[i])
+                    b1, b2 = got[order], want[order]
+                    for key in b2:
+                        assert b1[key].dtype == b2[key].dtype, key
+                        if b2[key].ndim == 2:
+                            np.testing.assert_array_equal(b1[key], b2[key])
+                        else:
+                            assert pd.Series(b1[key]).equals(pd.Series(b2[key])), key
+                    for key in keys:
+                        assert pd.Series(got.get_merged_labels(key)).equals(
+                            pd.Series(want.get_merged_labels(key))
+                        ), key
+                    assert got.get_label_weights("text").tolist() == (
+                        want.get_label_weights("text").tolist()
+                    )
+    for store in stores:
+        with (
+            MappedCollection([store], obs_filter={"text": ("x", "z"), "cat": "T"}) as got,
+            MappedCollection([h5], obs_filter={"text": ("x", "z"), "cat": "T"}) as want,
+        ):
+            assert got.file_rows()[0][0].tolist() == want.file_rows()[0][0].tolist() != []
+
+
+@pytest.mark.parametrize("context", [None, "forkserver"])
+def test_zarr_through_dataloader_workers(big: dict, context: str | None) -> None:
+    """Two workers, forked or started fresh (the dataset pickled, its chunk cache empty), read
+    a sharded zarr store as anndata does, in whole batches and per sample."""
+    expected, _ = _truth(big, "outer", "zarr3-csr-sharded")
+    ds = MappedCollection(list(big["paths"]["zarr3-csr-sharded"]), join="outer", dtype="float32")
+    ds[[0, 1, 399]]  # the parent's cache holds chunks now; the workers must not count on them
+    assert len(pickle.dumps(ds)) < 100_000
+    order = np.random.default_rng(4).permutation(len(ds)).tolist()
+    batches = BatchSampler(order, batch_size=50, drop_last=False)
+    loader = DataLoader(
+        ds, batch_size=None, sampler=batches, num_workers=2, multiprocessing_context=context
+    )
+    np.testing.assert_array_equal(np.concatenate([b["X"] for b in loader]), expected[order])
+    per_sample = DataLoader(
+        ds, batch_size=64, sampler=order, num_workers=2, multiprocessing_context=context
+    )
+    np.testing.assert_array_equal(np.concatenate([b["X"] for b in per_sample]), expected[order])
+    ds.close()
+
+
+def _upload_folder(bucket: Any, folder: str, key: str) -> str:
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            bucket.client.upload_file(str(path), bucket.name, f"{key}/{rel}")
+    return f"{bucket.uri}/{key}"
+
+
+@pytest.mark.parametrize("layout", ["zarr2-csr", "zarr3-csr-sharded", "zarr3-dense-sharded"])
+def test_zarr_streamed_from_s3(big: dict, layout: str, s3_bucket: Any) -> None:
+    """Zarr stores read in place over S3 (moto over HTTP) give the local stores' batches and
+    samples; a prefix without the .zarr suffix is a zarr store too (it is not a file)."""
+    local_paths = list(big["paths"][layout])
+    uris = [
+        _upload_folder(s3_bucket, local_paths[0], f"{layout}/a.zarr"),
+        _upload_folder(s3_bucket, local_paths[1], f"{layout}/b-store"),
+    ]
+    keys = {"join": "outer", "obs_keys": ["cell_type", "cell_id"], "obsm_keys": "emb"}
+    with (
+        MappedCollection(local_paths, **keys) as local,
+        MappedCollection(
+            uris, stream=True, storage_options=s3_bucket.storage_options, **keys
+        ) as ds,
+    ):
+        assert ds.shape == local.shape and ds.encoders == local.encoders
+        order = np.random.default_rng(5).permutation(len(ds))
+        for part in np.array_split(order, 4):
+            got, want = ds[part], local[part]
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key])
+        for i in (0, 229, 230, 399):
+            _same_sample(ds[i], local[i])
+        if layout == "zarr2-csr":
+            workers = DataLoader(ds, batch_size=None, sampler=BatchSampler(order, 100, False),
+                                 num_workers=2)  # fmt: skip
+            np.testing.assert_array_equal(
+                np.concatenate([b["X"] for b in workers]), local[order]["X"]
+            )
+
+
+def test_zarr_stores_that_cannot_be_mapped_say_why(tmp_path: Path) -> None:
+    csc = tmp_path / "csc.zarr"
+    ad.AnnData(X=csc_matrix(np.eye(3, dtype=np.float32))).write_zarr(csc)
+    with pytest.raises(ValueError, match=r"X in .*csc\.zarr is a csc matrix"):
+        MappedCollection([csc])
+    plain = tmp_path / "plain"
+    (plain / "sub").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"plain is not a readable zarr group"):
+        MappedCollection([plain])
+    no_x = tmp_path / "no_x.zarr"
+    zarr.open_group(no_x, mode="w").create_group("obs")
+    with pytest.raises(ValueError, match=r"no_x\.zarr has no X"):
+        MappedCollection([no_x])

@@ -152,7 +152,11 @@ def s3_storage(storage: Path, s3_bucket: S3Bucket) -> S3Bucket:
 
 def downloaded() -> list[Path]:
     cached = [p for p in ln.settings.cache_dir.rglob("*") if p.is_file()]
-    return [p for p in cached if "staging" not in p.parts and not p.name.endswith(".json")]
+    return [
+        p
+        for p in cached
+        if not {"staging", ".readers"} & set(p.parts) and not p.name.endswith(".json")
+    ]
 
 
 def test_open_streams_from_s3_without_caching(s3_storage: S3Bucket, tmp_path: Path) -> None:
