@@ -106,39 +106,72 @@ def lamindb_worker(n: int) -> dict[str, Any]:
     n_transforms, n_runs, n_coll = max(n // 100, 1), max(n // 10, 1), max(n // 100, 1)
     transforms = ln.Transform.objects.bulk_create(
         [
-            raw(ln.Transform, uid=f"T{i:011d}0000", key=f"pipe/{i}.py", kind="pipeline",
-                is_latest=True, created_by=user)  # fmt: skip
+            raw(
+                ln.Transform,
+                uid=f"T{i:011d}0000",
+                key=f"pipe/{i}.py",
+                kind="pipeline",
+                is_latest=True,
+                created_by=user,
+            )
             for i in range(n_transforms)
         ],
         batch_size=batch,
     )
     runs = ln.Run.objects.bulk_create(
         [
-            raw(ln.Run, uid=f"R{i:019d}", transform=transforms[i % n_transforms],
-                created_by=user, name=f"run {i}")  # fmt: skip
+            raw(
+                ln.Run,
+                uid=f"R{i:019d}",
+                transform=transforms[i % n_transforms],
+                created_by=user,
+                name=f"run {i}",
+            )
             for i in range(n_runs)
         ],
         batch_size=batch,
     )
     labels = ln.ULabel.objects.bulk_create(
-        [raw(ln.ULabel, uid=f"L{i:07d}", name=f"label {i}", created_by=user) for i in range(N_LABELS)],
+        [
+            raw(ln.ULabel, uid=f"L{i:07d}", name=f"label {i}", created_by=user)
+            for i in range(N_LABELS)
+        ],
         batch_size=batch,
     )
     artifacts = ln.Artifact.objects.bulk_create(
         [
-            raw(ln.Artifact, uid=f"A{i // VERSIONS:015d}{i % VERSIONS:04d}",
-                key=f"bench/{i // VERSIONS}.txt", suffix=".txt", kind="dataset", size=100 + i,
-                hash=f"h{i:021d}", _hash_type="md5", storage=storage, run=runs[i // 10],
-                created_by=user, is_latest=(i % VERSIONS == VERSIONS - 1 or i == n - 1),
-                version=str(i % VERSIONS + 1), _key_is_virtual=True, _overwrite_versions=False)  # fmt: skip
+            raw(
+                ln.Artifact,
+                uid=f"A{i // VERSIONS:015d}{i % VERSIONS:04d}",
+                key=f"bench/{i // VERSIONS}.txt",
+                suffix=".txt",
+                kind="dataset",
+                size=100 + i,
+                hash=f"h{i:021d}",
+                _hash_type="md5",
+                storage=storage,
+                run=runs[i // 10],
+                created_by=user,
+                is_latest=(i % VERSIONS == VERSIONS - 1 or i == n - 1),
+                version=str(i % VERSIONS + 1),
+                _key_is_virtual=True,
+                _overwrite_versions=False,
+            )
             for i in range(n)
         ],
         batch_size=batch,
     )
     collections = ln.Collection.objects.bulk_create(
         [
-            raw(ln.Collection, uid=f"C{i:015d}0000", key=f"coll/{i}", hash=f"c{i:021d}",
-                run=runs[i % n_runs], created_by=user, is_latest=True)  # fmt: skip
+            raw(
+                ln.Collection,
+                uid=f"C{i:015d}0000",
+                key=f"coll/{i}",
+                hash=f"c{i:021d}",
+                run=runs[i % n_runs],
+                created_by=user,
+                is_latest=True,
+            )
             for i in range(n_coll)
         ],
         batch_size=batch,
@@ -160,7 +193,11 @@ def lamindb_worker(n: int) -> dict[str, Any]:
     )
     through = ln.Artifact.input_of_runs.through
     inputs = through.objects.bulk_create(
-        [through(artifact=a, run=runs[i // 10 + 1]) for i, a in enumerate(artifacts) if i // 10 + 1 < n_runs],
+        [
+            through(artifact=a, run=runs[i // 10 + 1])
+            for i, a in enumerate(artifacts)
+            if i // 10 + 1 < n_runs
+        ],
         batch_size=batch,
     )
     return {
