@@ -271,7 +271,6 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
     from _lineage_env import free_port
 
     from graph.server import LocalServer
-    from graph.transfer import wipe
 
     fig: dict[str, Any] = {"artifacts": n}
     root, storage = tmp / f"lamin-{n}", tmp / f"lamin-{n}" / "storage"
@@ -281,8 +280,7 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
     _say(f"[{n}] filling the lamindb instance (bulk_create)")
     fig["build"] = run_worker(lenv, root, [__file__, "--worker", "lamindb", "--n", str(n)])
     _say(f"[{n}] built: {fig['build']}")
-    conn = ln.connect().connection
-    wipe(conn)
+    ln.connect()
 
     _say(f"[{n}] ln.import_lamindb")
     t0 = time.perf_counter()
@@ -325,7 +323,9 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
     )
     shutil.rmtree(dump, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
-    wipe(ln.connect().connection)
+    # The next size starts from an empty server of its own (see `wipe` above).
+    LocalServer().stop()
+    shutil.rmtree(os.environ["LINEAGE_HOME"], ignore_errors=True)
     return fig
 
 
