@@ -1,7 +1,7 @@
 """The `lineage` command line: `lineage server start|stop|status|install`, `lineage demo`,
-`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
+`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, the lineage
 questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
-scripts).
+scripts), and `lineage ingest` (OpenLineage events from a file).
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -140,6 +140,13 @@ def _samples(args: argparse.Namespace) -> int:
     return _answer(ln.lineage.samples(_record(args.uid)), args.json)
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    ln.connect()
+    count = ln.lineage.ingest_file(args.path, batch_size=args.batch)
+    print(f"{count} events ingested from {args.path}")
+    return 0
+
+
 def _doctor(args: argparse.Namespace) -> int:
     ln.connect()
     report = ln.doctor(fix=args.fix, grace=args.grace)
@@ -157,6 +164,7 @@ _EXAMPLES = """examples:
   lineage impact UID [UID ...] --depth 2 (everything built on them, and who to tell)
   lineage stale --key results/           (built from inputs that have a newer version)
   lineage samples RUN_UID --json         (the rows of each file the run trained on)
+  lineage ingest events.jsonl            (OpenLineage events: dbt, Airflow, Spark, ...)
 """
 
 
@@ -253,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("uid", help="a run uid, or the uid of an artifact or collection it made")
     samples.add_argument("--json", action="store_true", help="print the result as JSON")
     samples.set_defaults(func=_samples)
+
+    ingest = sub.add_parser(
+        "ingest", help="write OpenLineage events from a JSON-lines file (one event per line)"
+    )
+    ingest.add_argument("path", help="the file; every line is checked before any is written")
+    ingest.add_argument(
+        "--batch", type=int, default=500, help="events per transaction (default 500)"
+    )
+    ingest.set_defaults(func=_ingest)
     return parser
 
 

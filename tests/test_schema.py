@@ -48,7 +48,7 @@ def test_install_twice_creates_once(db: ln.Instance) -> None:
     _drop_lineage_schema(conn)
     first = install_schema(conn)
     assert set(first.created) == {item.name for item in expected_schema()}
-    assert first.migrations_run == [1, 2, 3, 4] and first.version == SCHEMA_VERSION
+    assert first.migrations_run == [1, 2, 3, 4, 5] and first.version == SCHEMA_VERSION
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
     nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
