@@ -490,3 +490,154 @@ COLUMNS_OF = """
 MATCH (c:Column {artifact: $artifact})
 RETURN c.name AS name, c.type AS type, c.description AS description ORDER BY name
 """
+
+
+# -- the Marquez view: jobs and datasets by OpenLineage identity --------------------------------
+# Every transform and artifact has an OpenLineage identity (namespace, name), also those that did
+# not come from events: a transform's is (`$default`, key); an artifact's is its location's
+# (`file` and the path, `s3://bucket` and the key below it), else (`$default`, key). The same
+# expressions serve the listings, the look-ups and what `ln.track()` emits, so a dataset a
+# tracked run wrote is found again under the name it was emitted with.
+JOB_NS = "coalesce(t.ol_namespace, $default)"
+JOB_NAME = "coalesce(t.ol_name, t.key)"
+_SCHEME = "split(a.storage_path, '://')"
+DATASET_NS = (
+    "coalesce(a.ol_namespace, CASE WHEN a.storage_path STARTS WITH '/' THEN 'file' "
+    f"WHEN a.storage_path CONTAINS '://' THEN {_SCHEME}[0] + '://' + split({_SCHEME}[1], '/')[0] "
+    "ELSE $default END)"
+)
+DATASET_NAME = (
+    "coalesce(a.ol_name, CASE WHEN a.storage_path STARTS WITH '/' THEN a.storage_path "
+    f"WHEN a.storage_path CONTAINS '://' THEN substring({_SCHEME}[1], "
+    f"size(split({_SCHEME}[1], '/')[0]) + 1) ELSE a.key END)"
+)
+_LIVE = "n.branch = 1"
+
+# One transform or artifact as the API shows it (`n` bound; `t` or `a` aliases it).
+_TRANSFORM_FIELDS = f"""{{
+  uid: t.uid, key: t.key, namespace: {JOB_NS}, name: {JOB_NAME}, description: t.description,
+  facets: t.facets, created_at: toString(t.created_at), updated_at: toString(t.updated_at)
+}}"""
+_DATASET_FIELDS = f"""{{
+  uid: a.uid, key: a.key, namespace: {DATASET_NS}, name: {DATASET_NAME},
+  description: a.description, facets: a.facets, version: a.version, path: a.storage_path,
+  created_at: toString(a.created_at), updated_at: toString(a.updated_at),
+  made_by: [(a)-[:GENERATED_BY]->(r:Run) | r.uid][0],
+  columns: COLLECT {{ MATCH (a)-[:HAS_COLUMN]->(c:Column)
+                      RETURN {{name: c.name, type: c.type, description: c.description}}
+                      ORDER BY c.name }}
+}}"""
+# A run with its job version and the dataset versions it read and wrote.
+RUN_FIELDS = f"""{{
+  uid: r.uid, run_id: r.openlineage_run_id, status: r.status, params: r.params,
+  facets: r.facets, started_at: toString(r.started_at), finished_at: toString(r.finished_at),
+  created_at: toString(r.created_at), updated_at: toString(r.updated_at),
+  job: [(r)-[:EXECUTES]->(t:Transform) | {{uid: t.uid, namespace: {JOB_NS}, name: {JOB_NAME}}}][0],
+  inputs: [(r)-[:USED]->(a:Artifact) | {{uid: a.uid, namespace: {DATASET_NS}, name: {DATASET_NAME}}}],
+  outputs: [(r)<-[:GENERATED_BY]-(a:Artifact) |
+            {{uid: a.uid, namespace: {DATASET_NS}, name: {DATASET_NAME}}}]
+}}"""
+
+NAMESPACES = f"""
+CALL () {{
+  MATCH (t:Transform) WHERE t.branch = 1
+  RETURN {JOB_NS} AS ns, t.created_at AS created, t.updated_at AS updated
+  UNION ALL
+  MATCH (a:Artifact) WHERE a.branch = 1
+  RETURN {DATASET_NS} AS ns, a.created_at AS created, a.updated_at AS updated
+}}
+RETURN ns AS name, toString(min(created)) AS created_at, toString(max(updated)) AS updated_at
+ORDER BY name
+"""
+
+JOBS = f"""
+MATCH (t:Transform) WHERE t.is_latest AND t.branch = 1 AND {JOB_NS} = $ns
+  AND ($name IS NULL OR {JOB_NAME} = $name)
+WITH t ORDER BY {JOB_NAME}
+WITH collect(t) AS found
+UNWIND found[$offset..$offset + $limit] AS t
+RETURN size(found) AS total, {_TRANSFORM_FIELDS} AS job,
+  COLLECT {{ MATCH (f:Transform) WHERE f.uid STARTS WITH substring(t.uid, 0, $stem)
+             MATCH (f)<-[:EXECUTES]-(r:Run) WHERE r.branch = 1
+             RETURN {RUN_FIELDS} ORDER BY r.started_at DESC LIMIT 1 }} AS latest_run,
+  COLLECT {{ MATCH (t)<-[:EXECUTES]-(:Run)-[:USED]->(a:Artifact)
+             RETURN DISTINCT {{namespace: {DATASET_NS}, name: {DATASET_NAME}}} }} AS inputs,
+  COLLECT {{ MATCH (t)<-[:EXECUTES]-(:Run)<-[:GENERATED_BY]-(a:Artifact)
+             RETURN DISTINCT {{namespace: {DATASET_NS}, name: {DATASET_NAME}}} }} AS outputs
+"""
+
+JOB_RUNS = f"""
+MATCH (t:Transform) WHERE t.is_latest AND t.branch = 1 AND {JOB_NS} = $ns AND {JOB_NAME} = $name
+MATCH (f:Transform) WHERE f.uid STARTS WITH substring(t.uid, 0, $stem)
+MATCH (f)<-[:EXECUTES]-(r:Run) WHERE r.branch = 1
+WITH r ORDER BY r.started_at DESC, r.uid
+WITH collect(r) AS found
+UNWIND found[$offset..$offset + $limit] AS r
+RETURN size(found) AS total, {RUN_FIELDS} AS run
+"""
+
+RUN_BY_ID = f"MATCH (r:Run {{openlineage_run_id: $id}}) RETURN {RUN_FIELDS} AS run"
+RUN_BY_UID = f"MATCH (r:Run {{uid: $uid}}) RETURN {RUN_FIELDS} AS run"
+
+DATASETS = f"""
+MATCH (a:Artifact) WHERE a.is_latest AND a.branch = 1 AND {DATASET_NS} = $ns
+  AND ($name IS NULL OR {DATASET_NAME} = $name)
+WITH a ORDER BY {DATASET_NAME}
+WITH collect(a) AS found
+UNWIND found[$offset..$offset + $limit] AS a
+RETURN size(found) AS total, {_DATASET_FIELDS} AS dataset,
+  [(a)-[:GENERATED_BY]->(r:Run) | toString(r.finished_at)][0] AS modified_at
+"""
+
+DATASET_VERSIONS = f"""
+MATCH (l:Artifact) WHERE l.is_latest AND l.branch = 1
+  AND {DATASET_NS.replace("a.", "l.")} = $ns AND {DATASET_NAME.replace("a.", "l.")} = $name
+MATCH (a:Artifact) WHERE a.uid STARTS WITH substring(l.uid, 0, $stem) AND a.branch <> -1
+  AND ($version IS NULL OR a.uid = $version OR a.version = $version)
+WITH a ORDER BY a.uid DESC
+WITH collect(a) AS found
+UNWIND found[$offset..$offset + $limit] AS a
+RETURN size(found) AS total, {_DATASET_FIELDS} AS dataset,
+  [(a)-[:GENERATED_BY]->(r:Run) | {RUN_FIELDS}][0] AS run
+"""
+
+# The latest version of a job's or a dataset's family, by identity: the node a lineage graph
+# starts from.
+JOB_NODE = (
+    f"MATCH (t:Transform) WHERE t.is_latest AND t.branch = 1 AND {JOB_NS} = $ns "
+    f"AND {JOB_NAME} = $name RETURN t.uid AS uid LIMIT 1"
+)
+DATASET_NODE = (
+    f"MATCH (a:Artifact) WHERE a.is_latest AND a.branch = 1 AND {DATASET_NS} = $ns "
+    f"AND {DATASET_NAME} = $name RETURN a.uid AS uid LIMIT 1"
+)
+
+# Identities of a set of records (a lineage graph's nodes), by uid.
+IDENTITIES = f"""
+UNWIND $uids AS uid
+OPTIONAL MATCH (t:Transform {{uid: uid}})
+OPTIONAL MATCH (a:Artifact {{uid: uid}})
+RETURN uid,
+  CASE WHEN t IS NOT NULL THEN {_TRANSFORM_FIELDS} END AS job,
+  CASE WHEN a IS NOT NULL THEN {_DATASET_FIELDS} END AS dataset
+"""
+
+# Column lineage around columns of one artifact (or one of its columns), both directions as
+# asked: every column reached with the columns it was derived from.
+COLUMN_GRAPH = f"""
+MATCH (c:Column {{artifact: $artifact}}) WHERE $column IS NULL OR c.name = $column
+CALL (c) {{
+  MATCH p = ANY SHORTEST (c)-[:DERIVED_FROM]->{{0,}}(u:Column) WHERE length(p) <= $depth
+  RETURN u
+  UNION
+  MATCH p = ANY SHORTEST (c)<-[:DERIVED_FROM]-{{1,}}(u:Column)
+  WHERE $down AND length(p) <= $depth
+  RETURN u
+}}
+WITH DISTINCT u
+MATCH (a:Artifact {{uid: u.artifact}})
+RETURN {{namespace: {DATASET_NS}, name: {DATASET_NAME}, uid: a.uid}} AS dataset,
+  u.name AS field, u.type AS type,
+  [(u)-[d:DERIVED_FROM]->(i:Column) | {{artifact: i.artifact, field: i.name, type: d.type,
+    subtype: d.subtype, description: d.description}}] AS inputs
+"""
