@@ -641,3 +641,12 @@ RETURN {{namespace: {DATASET_NS}, name: {DATASET_NAME}, uid: a.uid}} AS dataset,
   [(u)-[d:DERIVED_FROM]->(i:Column) | {{artifact: i.artifact, field: i.name, type: d.type,
     subtype: d.subtype, description: d.description}}] AS inputs
 """
+
+# A tracked run as `ln.track()` / `ln.finish()` emit it: the run, its job version's identity,
+# source and kind, and the identities of what it read and wrote.
+EMIT_RUN = f"""
+MATCH (r:Run {{uid: $uid}})
+RETURN {RUN_FIELDS} AS run,
+  [(r)-[:EXECUTES]->(t:Transform) | t.source_code][0] AS source_code,
+  [(r)-[:EXECUTES]->(t:Transform) | t.kind][0] AS kind
+"""

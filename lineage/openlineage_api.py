@@ -34,12 +34,12 @@ from graph import lineage as gl
 from graph import openlineage as gol
 from graph.models import uid_length
 from lineage import _openlineage as olin
+from lineage._emit import DEFAULT_NAMESPACE
 from lineage._instance import current
 from lineage.errors import InvalidArgument, InvalidEvent
 
 router = APIRouter(prefix="/api/v1", tags=["OpenLineage"])
 
-DEFAULT_NAMESPACE = "default"  # Marquez's, and the namespace OpenLineage clients default to
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_LIMIT = 1000
 _STATE = {None: "NEW", "started": "RUNNING", "completed": "COMPLETED", "errored": "FAILED",
