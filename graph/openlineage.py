@@ -58,7 +58,12 @@ def _iso(moment: datetime) -> str:
 def write_events(conn: Connection, events: Sequence[dict[str, Any]], user: str) -> list[dict]:
     """Write normalised events in one transaction; returns, per event, the uids it touched:
     `{"transform", "run", "inputs", "outputs", "datasets"}`. `user` is the uid of the User the
-    new records are `CREATED_BY`."""
+    new records are `CREATED_BY`.
+
+    Set-based: what the events name is read in a few `UNWIND` queries, the events are applied in
+    order to that state in Python (which job version, which artifact version, which status), and
+    the result is written in a fixed number of `UNWIND` statements, whatever the number of
+    events."""
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict]:
         for label in _LOCKED_LABELS:
@@ -67,77 +72,257 @@ def write_events(conn: Connection, events: Sequence[dict[str, Any]], user: str) 
                 "SET c._lock = true REMOVE c._lock",
                 label=label,
             ).consume()
-        return [_Writer(tx, user, event).write() for event in events]
+        batch = _Batch(tx, user, events)
+        results = [batch.apply(event, i) for i, event in enumerate(events)]
+        batch.flush()
+        return results
 
     return conn.write(work)
 
 
-class _Writer:
-    """One event's writes, inside the caller's transaction."""
+def _rows(tx: neo4j.ManagedTransaction, query: str, **params: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in tx.run(query, params)]
 
-    def __init__(self, tx: neo4j.ManagedTransaction, user: str, event: dict[str, Any]) -> None:
-        self.tx, self.user, self.event = tx, user, event
+
+def _versions(events: Sequence[dict[str, Any]]) -> set[str]:
+    """Every dataset version facet the events carry."""
+    return {
+        ds["version"]
+        for event in events
+        for ds in (*event["inputs"], *event["outputs"], event["dataset"])
+        if ds and ds["version"] is not None
+    }
+
+
+def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, set, set]:
+    """Every runId, job and dataset (namespace, name) and location the events name."""
+    runs: set[str] = set()
+    jobs: set[tuple[str, str]] = set()
+    datasets: set[tuple[str, str]] = set()
+    paths: set[str] = set()
+
+    def dataset(ds: dict[str, Any]) -> None:
+        datasets.add((ds["namespace"], ds["name"]))
+        if ds.get("location"):
+            paths.add(ds["location"])
+        for entry in ds.get("lineage", ()):
+            for source in entry["inputs"]:
+                dataset(source)
+
+    for event in events:
+        parent = event["run"]["parent"] if event["run"] else None
+        for job in (event["job"], parent["job"] if parent else None):
+            if job:
+                jobs.add((job["namespace"], job["name"]))
+        if event["run"]:
+            runs.add(event["run"]["id"])
+            if event["run"]["parent"]:
+                runs.add(event["run"]["parent"]["id"])
+        for ds in (
+            *event["inputs"],
+            *event["outputs"],
+            *([event["dataset"]] if event["dataset"] else []),
+        ):
+            dataset(ds)
+    return runs, jobs, datasets, paths
+
+
+class _Batch:
+    """The state the events are applied to, read once, and what they change, written once."""
+
+    def __init__(
+        self, tx: neo4j.ManagedTransaction, user: str, events: Sequence[dict[str, Any]]
+    ) -> None:
+        self.tx, self.user, self.stamp = tx, user, now()
+        run_ids, jobs, datasets, paths = _identities(events)
+        # Runs by runId.
+        self.runs: dict[str, dict[str, Any]] = {
+            r["id"]: r
+            for r in _rows(
+                tx,
+                "UNWIND $ids AS id MATCH (r:Run {openlineage_run_id: id}) "
+                "RETURN id, r.uid AS uid, r.status AS status, r.started_at AS started_at, "
+                "r.finished_at AS finished_at, "
+                "[(r)-[:EXECUTES]->(t:Transform) | t.uid][0] AS transform, "
+                "EXISTS { (r)-[:INITIATED_BY]->() } AS has_parent",
+                ids=sorted(run_ids),
+            )
+        }
+        for run in self.runs.values():
+            for key in ("started_at", "finished_at"):
+                run[key] = _native(run[key])
+        # Members of every family a job or dataset belongs to, by label and stem (shared dicts:
+        # a member is found by identity, by path and in its family).
+        self.members: dict[str, dict[str, dict[str, Any]]] = {"Transform": {}, "Artifact": {}}
+        self.families: dict[str, dict[str, list[str]]] = {"Transform": {}, "Artifact": {}}
+        self.by_identity: dict[str, dict[tuple[str, str], list[str]]] = {
+            "Transform": {}, "Artifact": {}
+        }  # fmt: skip
+        self.by_path: dict[str, list[str]] = {}
+        transform_uids = sorted({r["transform"] for r in self.runs.values() if r["transform"]})
+        versions = sorted(_versions(events))
+        stems = {
+            "Transform": _rows(
+                tx,
+                "UNWIND $ids AS i MATCH (t:Transform {ol_name: i[1]}) "
+                "WHERE t.ol_namespace = i[0] AND t.branch <> -1 "
+                "RETURN DISTINCT substring(t.uid, 0, $n) AS stem "
+                "UNION UNWIND $uids AS uid RETURN substring(uid, 0, $n) AS stem",
+                ids=sorted(jobs), uids=transform_uids, n=uid_length("Transform"),
+            ),
+            "Artifact": _rows(
+                tx,
+                "UNWIND $ids AS i MATCH (a:Artifact {ol_name: i[1]}) "
+                "WHERE a.ol_namespace = i[0] AND a.branch <> -1 "
+                "RETURN DISTINCT substring(a.uid, 0, $n) AS stem "
+                "UNION UNWIND $paths AS p MATCH (a:Artifact {storage_path: p}) "
+                "WHERE a.branch <> -1 RETURN DISTINCT substring(a.uid, 0, $n) AS stem",
+                ids=sorted(datasets), paths=sorted(paths), n=uid_length("Artifact"),
+            ),
+        }  # fmt: skip
+        # Of each family, only the members the events can choose: the two newest (the top
+        # counter), the latest, those with a version tag (or uid) an event names, those at a
+        # location an event names, those made by a run an event names, the runs' transforms.
+        # A family with a long history is then a few rows, not all of it.
+        for label, extra in (("Transform", "t.hash AS hash"),
+                             ("Artifact", "t.storage_path AS path, t.created_at AS created_at, "
+                              "[(t)-[:GENERATED_BY]->(r:Run) | r.uid][0] AS made_by")):  # fmt: skip
+            for m in _rows(
+                tx,
+                f"UNWIND $stems AS stem MATCH (t:`{label}`) WHERE t.uid STARTS WITH stem "
+                "WITH stem, t ORDER BY t.uid DESC WITH stem, collect(t) AS family "
+                "UNWIND range(0, size(family) - 1) AS i WITH i, family[i] AS t "
+                "WHERE i < 2 OR t.is_latest OR t.version IN $versions OR t.uid IN $versions "
+                "OR t.uid IN $uids OR t.storage_path IN $paths "
+                "OR EXISTS { (t)-[:GENERATED_BY]->(r:Run) WHERE r.openlineage_run_id IN $runs } "
+                "RETURN t.uid AS uid, t.key AS key, t.version AS version, "
+                "t.is_latest AS is_latest, t.branch AS branch, t.ol_namespace AS ns, "
+                f"t.ol_name AS name, {extra} ORDER BY t.uid",
+                stems=sorted({r["stem"] for r in stems[label]}), versions=versions,
+                uids=transform_uids, paths=sorted(paths), runs=sorted(run_ids),
+            ):  # fmt: skip
+                self._add(label, m)
+        self.created: dict[str, list[dict[str, Any]]] = {"Transform": [], "Artifact": [], "Run": []}
+        self.updates: dict[tuple[str, str], dict[str, Any]] = {}  # (label, uid) -> props
+        self.fills: dict[tuple[str, str], dict[str, Any]] = {}  # set only where still null
+        self.edges: dict[str, list[dict[str, str]]] = {
+            "EXECUTES": [], "INITIATED_BY": [], "GENERATED_BY": [], "USED": []
+        }  # fmt: skip
+        self.columns: list[dict[str, Any]] = []
+        self.derived: list[dict[str, Any]] = []
+        self.facets: list[tuple[str, str, datetime, int, dict[str, str]]] = []
+        self.seq = 0
+        self.new_props: dict[str, dict[str, Any]] = {}  # uid -> properties of a node made here
+
+    def _add(self, label: str, member: dict[str, Any]) -> None:
+        member = dict(member)
+        if label == "Artifact":
+            member["created_at"] = _native(member["created_at"])
+        self.members[label][member["uid"]] = member
+        stem = member["uid"][: uid_length(label)]
+        self.families[label].setdefault(stem, []).append(member["uid"])
+        if member["ns"] is not None and member["branch"] != -1:
+            self.by_identity[label].setdefault((member["ns"], member["name"]), []).append(
+                member["uid"]
+            )
+        if label == "Artifact" and member.get("path") is not None and member["branch"] != -1:
+            self.by_path.setdefault(member["path"], []).append(member["uid"])
+
+    # -- one event ---------------------------------------------------------------------------------
+    def apply(self, event: dict[str, Any], index: int) -> dict[str, Any]:
         self.time: datetime = event["time"]
-        self.stamp = now()
-        self.facets: list[tuple[str, str, dict[str, str]]] = []  # (label, uid, facets)
-
-    def q(self, query: str, **params: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.tx.run(query, params)]
-
-    # -- the event ------------------------------------------------------------------------------
-    def write(self) -> dict[str, Any]:
-        event = self.event
+        self.index = index
         out: dict[str, Any] = {"transform": None, "run": None, "inputs": [], "outputs": [],
                                "datasets": []}  # fmt: skip
         run_uid = None
         if event["run"] is not None:
-            run_uid, transform = self.run(event["run"], event["job"], event["type"])
-            out["run"], out["transform"] = run_uid, transform
+            run_uid, out["transform"] = self.run(event["run"], event["job"], event["type"])
+            out["run"] = run_uid
         elif event["job"] is not None:
             out["transform"] = self.job(event["job"])
         resolved: dict[tuple[str, str], str] = {}
-        for dataset in event["inputs"]:
-            uid = self.dataset(dataset, "input", run_uid)
-            resolved[(dataset["namespace"], dataset["name"])] = uid
+        for ds in event["inputs"]:
+            uid = self.dataset(ds, "input", run_uid)
+            resolved[(ds["namespace"], ds["name"])] = uid
             out["inputs"].append(uid)
-        if run_uid is not None and out["inputs"]:
-            self.q(
-                "MATCH (r:Run {uid: $run}) UNWIND $uids AS uid MATCH (a:Artifact {uid: uid}) "
-                "WHERE NOT EXISTS { (a)-[:GENERATED_BY]->(r) } MERGE (r)-[:USED]->(a)",
-                run=run_uid,
-                uids=out["inputs"],
-            )
-        for dataset in event["outputs"]:
-            uid = self.dataset(dataset, "output", run_uid)
-            out["outputs"].append(uid)
-        if run_uid is not None and out["outputs"]:
-            self.q(
-                "MATCH (r:Run {uid: $run}) UNWIND $uids AS uid MATCH (a:Artifact {uid: uid}) "
-                "WHERE NOT EXISTS { (a)-[:GENERATED_BY]->() } CREATE (a)-[:GENERATED_BY]->(r)",
-                run=run_uid,
-                uids=out["outputs"],
-            )
+        for ds in event["outputs"]:
+            out["outputs"].append(self.dataset(ds, "output", run_uid))
+        if run_uid is not None:
+            for uid in out["outputs"]:
+                member = self.members["Artifact"][uid]
+                if member["made_by"] is None:
+                    member["made_by"] = run_uid
+                    self.edges["GENERATED_BY"].append({"a": uid, "b": run_uid})
+            for uid in out["inputs"]:
+                if self.members["Artifact"][uid]["made_by"] != run_uid:
+                    self.edges["USED"].append({"a": run_uid, "b": uid})
         if event["dataset"] is not None:
             out["datasets"].append(self.dataset(event["dataset"], "dataset", None))
-        for dataset, uid in (
-            *zip(event["inputs"], out["inputs"]),
-            *zip(event["outputs"], out["outputs"]),
-            *zip([event["dataset"]] if event["dataset"] else [], out["datasets"]),
-        ):
-            self.columns(dataset, uid, resolved)
-        self.merge_facets()
+        pairs = [*zip(event["inputs"], out["inputs"]), *zip(event["outputs"], out["outputs"])]
+        if event["dataset"] is not None:
+            pairs.append((event["dataset"], out["datasets"][0]))
+        for ds, uid in pairs:
+            self.columns_of(ds, uid, resolved)
         return out
 
-    # -- jobs -----------------------------------------------------------------------------------
+    def facet(self, label: str, uid: str, facets: dict[str, str]) -> None:
+        if facets:
+            self.seq += 1
+            self.facets.append((label, uid, self.time, self.seq, facets))
+
+    def update(self, label: str, uid: str, **props: Any) -> None:
+        new = self.new_props.get(uid)
+        if new is not None:  # made in this batch: created with the values
+            new.update(props)
+            return
+        self.updates.setdefault((label, uid), {}).update(props)
+
+    def fill(self, label: str, uid: str, **props: Any) -> None:
+        """Properties set on the node only where it has none (the first value wins)."""
+        new = self.new_props.get(uid)
+        into = new if new is not None else self.fills.setdefault((label, uid), {})
+        for name, value in props.items():
+            if value is not None and into.get(name) is None:
+                into[name] = value
+
+    # -- versions ------------------------------------------------------------------------------------
+    def _family_of(self, label: str, uids: list[str]) -> list[dict[str, Any]]:
+        members = self.members[label]
+        return [members[u] for u in sorted(uids) if members[u]["branch"] != -1]
+
+    def _new_version(self, label: str, props: dict[str, Any], family: list[dict[str, Any]]) -> str:
+        """A new node: a new family, or the next version of `family`'s (the whole stem's)."""
+        stem_len = uid_length(label)
+        if not family:
+            uid = base62(stem_len) + FIRST_VERSION
+            revises = None
+        else:
+            stem = family[0]["uid"][:stem_len]
+            everyone = [self.members[label][u] for u in self.families[label][stem]]
+            top = max(counter_value(m["uid"][stem_len:]) for m in everyone)
+            uid = stem + counter_string(top + 1)
+            latest = _latest(sorted(everyone, key=lambda m: m["uid"]))
+            revises = latest["uid"]
+            for m in everyone:
+                if m["is_latest"] and m["branch"] == 1:
+                    m["is_latest"] = False
+                    self.update(label, m["uid"], is_latest=False)
+        node = {**props, "uid": uid, "is_latest": True, "branch": 1,
+                "created_at": self.stamp, "updated_at": self.stamp}  # fmt: skip
+        self.created[label].append({"props": node, "revises": revises})
+        self.new_props[uid] = node
+        member = {"uid": uid, "key": props["key"], "version": props.get("version"),
+                  "is_latest": True, "branch": 1, "ns": props["ol_namespace"],
+                  "name": props["ol_name"], "hash": props.get("hash"),
+                  "path": props.get("storage_path"), "created_at": self.stamp,
+                  "made_by": None}  # fmt: skip
+        self._add(label, member)
+        return uid
+
+    # -- jobs ------------------------------------------------------------------------------------------
     def job(self, job: dict[str, Any]) -> str:
-        """The Transform version of a job (made or versioned as the module docstring says)."""
-        family = self.q(
-            "MATCH (t:Transform {ol_name: $name}) WHERE t.ol_namespace = $ns AND t.branch <> -1 "
-            "RETURN t.uid AS uid, t.hash AS hash, t.is_latest AS is_latest, t.branch AS branch "
-            "ORDER BY t.uid",
-            ns=job["namespace"],
-            name=job["name"],
-        )
+        ident = (job["namespace"], job["name"])
+        family = self._family_of("Transform", self.by_identity["Transform"].get(ident, []))
         source = job["source_hash"]
         uid = None
         if family:
@@ -148,134 +333,75 @@ class _Writer:
             elif source is None or latest["hash"] is None:
                 uid = latest["uid"]
                 if source is not None:  # the first event that knows the source
-                    self.q(
-                        "MATCH (t:Transform {uid: $uid}) SET t.hash = $hash, "
-                        "t.source_code = $code, t.updated_at = $now",
-                        uid=uid, hash=source, code=job["source"], now=self.stamp,
-                    )  # fmt: skip
+                    latest["hash"] = source
+                    self.update("Transform", uid, hash=source, source_code=job["source"])
         if uid is None:
-            uid = self.create_transform(job, family)
-        self.q(
-            "MATCH (t:Transform {uid: $uid}) WHERE t.description IS NULL SET t.description = $d",
-            uid=uid,
-            d=job["description"],
-        )
-        self.facets.append(("Transform", uid, job["facets"]))
+            uid = self._new_version(
+                "Transform",
+                {"key": job["key"], "kind": "pipeline", "hash": source,
+                 "source_code": job["source"], "description": job["description"],
+                 "ol_namespace": job["namespace"], "ol_name": job["name"]},
+                family,
+            )  # fmt: skip
+        self.fill("Transform", uid, description=job["description"])
+        self.facet("Transform", uid, job["facets"])
         return uid
 
-    def create_transform(self, job: dict[str, Any], family: list[dict[str, Any]]) -> str:
-        stem_len = uid_length("Transform")
-        latest = _latest(family) if family else None
-        if latest is None:
-            uid = base62(stem_len) + FIRST_VERSION
-        else:
-            top = max(counter_value(m["uid"][stem_len:]) for m in family)
-            uid = latest["uid"][:stem_len] + counter_string(top + 1)
-        (record_id,) = _take_ids(self.tx, "Transform", 1)
-        props = {
-            "uid": uid, "id": record_id, "key": job["key"], "kind": "pipeline",
-            "hash": job["source_hash"], "source_code": job["source"],
-            "description": job["description"], "is_latest": True, "branch": 1,
-            "created_at": self.stamp, "updated_at": self.stamp,
-            "ol_namespace": job["namespace"], "ol_name": job["name"],
-        }  # fmt: skip
-        self._create("Transform", props, latest["uid"] if latest else None)
-        return uid
-
-    def _create(self, label: str, props: dict[str, Any], revises: str | None) -> None:
-        """One versioned node with its creator, and `REVISES` the version it follows (which
-        stops being the latest)."""
-        self.q(
-            f"CREATE (n:`{label}`) SET n = $props WITH n "
-            f"{_CREATED_BY} WITH n "
-            f"OPTIONAL MATCH (old:`{label}` {{uid: $revises}}) "
-            "FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | "
-            "CREATE (n)-[:REVISES]->(old) SET old.is_latest = false)",
-            props={k: v for k, v in props.items() if v is not None},
-            user=self.user,
-            revises=revises,
-        )
-
-    # -- runs -----------------------------------------------------------------------------------
+    # -- runs ------------------------------------------------------------------------------------------
     def run(
         self, run: dict[str, Any], job: dict[str, Any], event_type: str | None
     ) -> tuple[str, str]:
-        """The Run of a runId (its status and times brought up to date) and its Transform."""
-        found = self.find_run(run["id"])
+        found = self.runs.get(run["id"])
         if found is not None and found["transform"] is not None:
             transform = found["transform"]
             # A run keeps its transform (a tracked run's events name its own job): the job's
             # facets still describe it, and the first event that knows the job's source says
             # what the run's version ran (when an earlier one did not).
-            self.facets.append(("Transform", transform, job["facets"]))
-            if job["source_hash"] is not None:
-                self.q(
-                    "MATCH (t:Transform {uid: $uid}) WHERE t.hash IS NULL "
-                    "AND t.ol_namespace = $ns AND t.ol_name = $name "
-                    "SET t.hash = $hash, t.source_code = $code, t.updated_at = $now",
-                    uid=transform, ns=job["namespace"], name=job["name"],
-                    hash=job["source_hash"], code=job["source"], now=self.stamp,
-                )  # fmt: skip
+            self.facet("Transform", transform, job["facets"])
+            member = self.members["Transform"].get(transform)
+            if (
+                job["source_hash"] is not None
+                and member is not None
+                and member["hash"] is None
+                and (member["ns"], member["name"]) == (job["namespace"], job["name"])
+            ):
+                member["hash"] = job["source_hash"]
+                self.update("Transform", transform, hash=job["source_hash"],
+                            source_code=job["source"])  # fmt: skip
         else:
             transform = self.job(job)
         if found is None:
-            uid = self.create_run(run["id"], transform)
-            found = {"uid": uid, "status": None, "started_at": None, "finished_at": None}
+            found = self.create_run(run["id"], transform)
         elif found["transform"] is None:
-            self.q(
-                "MATCH (r:Run {uid: $run}), (t:Transform {uid: $t}) MERGE (r)-[:EXECUTES]->(t)",
-                run=found["uid"],
-                t=transform,
-            )
+            found["transform"] = transform
+            self.edges["EXECUTES"].append({"a": found["uid"], "b": transform})
         self.update_status(found, event_type)
         parent = run["parent"]
-        if parent is not None and parent["id"] != run["id"]:
-            parent_uid = self.placeholder_run(parent["id"], parent["job"])
-            self.q(
-                "MATCH (r:Run {uid: $run}), (p:Run {uid: $parent}) "
-                "WHERE NOT EXISTS { (r)-[:INITIATED_BY]->() } CREATE (r)-[:INITIATED_BY]->(p)",
-                run=found["uid"],
-                parent=parent_uid,
-            )
-        self.facets.append(("Run", found["uid"], run["facets"]))
+        if parent is not None and parent["id"] != run["id"] and not found["has_parent"]:
+            parent_run = self.runs.get(parent["id"])
+            if parent_run is None:  # a placeholder, with its job, until its own events arrive
+                job_uid = self.job(parent["job"]) if parent["job"] is not None else None
+                parent_run = self.create_run(parent["id"], job_uid)
+            found["has_parent"] = True
+            self.edges["INITIATED_BY"].append({"a": found["uid"], "b": parent_run["uid"]})
+        self.facet("Run", found["uid"], run["facets"])
         return found["uid"], transform
 
-    def find_run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self.q(
-            "MATCH (r:Run {openlineage_run_id: $id}) RETURN r.uid AS uid, r.status AS status, "
-            "r.started_at AS started_at, r.finished_at AS finished_at, "
-            "[(r)-[:EXECUTES]->(t:Transform) | t.uid][0] AS transform",
-            id=run_id,
-        )
-        return rows[0] if rows else None
-
-    def create_run(self, run_id: str, transform: str | None) -> str:
+    def create_run(self, run_id: str, transform: str | None) -> dict[str, Any]:
         uid = base62(uid_length("Run"))
-        (record_id,) = _take_ids(self.tx, "Run", 1)
-        self.q(
-            "CREATE (r:Run {uid: $uid, id: $id, openlineage_run_id: $run_id, branch: 1, "
-            "created_at: $now, updated_at: $now}) WITH r AS n "
-            f"{_CREATED_BY} WITH n AS r "
-            "OPTIONAL MATCH (t:Transform {uid: $transform}) "
-            "FOREACH (_ IN CASE WHEN t IS NULL THEN [] ELSE [1] END | CREATE (r)-[:EXECUTES]->(t))",
-            uid=uid, id=record_id, run_id=run_id, now=self.stamp, user=self.user,
-            transform=transform,
-        )  # fmt: skip
-        return uid
-
-    def placeholder_run(self, run_id: str, job: dict[str, Any] | None) -> str:
-        """The parent run: found, else made (no status until its own events arrive)."""
-        found = self.find_run(run_id)
-        if found is not None:
-            return found["uid"]
-        transform = self.job(job) if job is not None else None
-        return self.create_run(run_id, transform)
+        node = {"uid": uid, "openlineage_run_id": run_id, "branch": 1,
+                "created_at": self.stamp, "updated_at": self.stamp}  # fmt: skip
+        self.created["Run"].append({"props": node, "transform": transform})
+        self.new_props[uid] = node
+        run = {"id": run_id, "uid": uid, "status": None, "started_at": None,
+               "finished_at": None, "transform": transform, "has_parent": False}  # fmt: skip
+        self.runs[run_id] = run
+        return run
 
     def update_status(self, run: dict[str, Any], event_type: str | None) -> None:
         t = self.time
-        started = run["started_at"]
         props: dict[str, Any] = {}
-        if started is None or t < _native(started):
+        if run["started_at"] is None or t < run["started_at"]:
             props["started_at"] = t
         status = STATUS_OF.get(event_type or "")
         if status is not None:
@@ -284,20 +410,27 @@ class _Writer:
             if (
                 current is None
                 or finished is None
-                or (t, _TERMINAL_RANK[status]) > (_native(finished), current)
+                or (t, _TERMINAL_RANK[status]) > (finished, current)
             ):
                 props.update(status=status, finished_at=t)
         elif run["status"] is None:
             props["status"] = "started"
         if props:
-            self.q(
-                "MATCH (r:Run {uid: $uid}) SET r += $props, r.updated_at = $now",
-                uid=run["uid"],
-                props=props,
-                now=self.stamp,
-            )
+            run.update(props)
+            self.update("Run", run["uid"], **props)
 
-    # -- datasets -------------------------------------------------------------------------------
+    # -- datasets ------------------------------------------------------------------------------------
+    def family(self, ds: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = self._family_of("Artifact", self.by_identity["Artifact"].get(
+            (ds["namespace"], ds["name"]), []))  # fmt: skip
+        if not rows and ds["location"] is not None:
+            rows = self._family_of("Artifact", self.by_path.get(ds["location"], []))
+            if rows:  # one family: the one of the newest artifact at that path
+                newest = max(rows, key=lambda m: (m["created_at"], m["uid"]))
+                stem = newest["uid"][: uid_length("Artifact")]
+                rows = [m for m in rows if m["uid"].startswith(stem)]
+        return rows
+
     def dataset(self, ds: dict[str, Any], role: str, run: str | None) -> str:
         """The artifact version a dataset names in this event (see the module docstring)."""
         family = self.family(ds)
@@ -316,110 +449,151 @@ class _Writer:
             candidates = [m for m in family if run is None or m["made_by"] != run]
             chosen = _latest(candidates) if candidates else None
         if chosen is None:
-            uid = self.create_artifact(ds, family)
+            uid = self._new_version(
+                "Artifact",
+                {"key": family[0]["key"] if family else ds["key"],
+                 "description": ds["description"], "version": version, "suffix": ds["suffix"],
+                 "size": ds["size"], "n_observations": ds["rows"],
+                 "storage_path": ds["location"], "ol_namespace": ds["namespace"],
+                 "ol_name": ds["name"]},
+                family,
+            )  # fmt: skip
         else:
             uid = chosen["uid"]
-            self.q(
-                "MATCH (a:Artifact {uid: $uid}) "
-                "SET a.ol_namespace = coalesce(a.ol_namespace, $ns), "
-                "a.ol_name = coalesce(a.ol_name, $name), "
-                "a.n_observations = coalesce($rows, a.n_observations), "
-                "a.description = coalesce(a.description, $description)",
-                uid=uid, ns=ds["namespace"], name=ds["name"], rows=ds["rows"],
-                description=ds["description"],
-            )  # fmt: skip
-        self.facets.append(("Artifact", uid, ds["facets"]))
+            if chosen["ns"] is None:  # a path-matched artifact becomes the dataset
+                chosen["ns"], chosen["name"] = ds["namespace"], ds["name"]
+                self.by_identity["Artifact"].setdefault((ds["namespace"], ds["name"]), []).append(
+                    uid
+                )
+                self.fill("Artifact", uid, ol_namespace=ds["namespace"], ol_name=ds["name"])
+            if ds["rows"] is not None:
+                self.update("Artifact", uid, n_observations=ds["rows"])
+            self.fill("Artifact", uid, description=ds["description"])
+        self.facet("Artifact", uid, ds["facets"])
         return uid
 
-    def family(self, ds: dict[str, Any]) -> list[dict[str, Any]]:
-        returns = (
-            "RETURN a.uid AS uid, a.version AS version, a.is_latest AS is_latest, "
-            "a.branch AS branch, a.key AS key, a.created_at AS created_at, "
-            "[(a)-[:GENERATED_BY]->(r:Run) | r.uid][0] AS made_by ORDER BY a.uid"
-        )
-        rows = self.q(
-            "MATCH (a:Artifact {ol_name: $name}) WHERE a.ol_namespace = $ns AND a.branch <> -1 "
-            + returns,
-            ns=ds["namespace"],
-            name=ds["name"],
-        )
-        if not rows and ds["location"] is not None:
-            rows = self.q(
-                "MATCH (a:Artifact {storage_path: $path}) WHERE a.branch <> -1 " + returns,
-                path=ds["location"],
-            )
-            if rows:  # one family: the one of the newest artifact at that path
-                newest = max(rows, key=lambda m: (m["created_at"], m["uid"]))
-                stem = newest["uid"][: uid_length("Artifact")]
-                rows = [m for m in rows if m["uid"].startswith(stem)]
-        return rows
-
-    def create_artifact(self, ds: dict[str, Any], family: list[dict[str, Any]]) -> str:
-        stem_len = uid_length("Artifact")
-        latest = _latest(family) if family else None
-        if latest is None:
-            uid, key = base62(stem_len) + FIRST_VERSION, ds["key"]
-        else:
-            top = max(counter_value(m["uid"][stem_len:]) for m in family)
-            uid, key = latest["uid"][:stem_len] + counter_string(top + 1), latest["key"]
-        (record_id,) = _take_ids(self.tx, "Artifact", 1)
-        props = {
-            "uid": uid, "id": record_id, "key": key, "description": ds["description"],
-            "version": ds["version"], "suffix": ds["suffix"], "size": ds["size"],
-            "n_observations": ds["rows"], "storage_path": ds["location"], "is_latest": True,
-            "branch": 1, "created_at": self.stamp, "updated_at": self.stamp,
-            "ol_namespace": ds["namespace"], "ol_name": ds["name"],
-        }  # fmt: skip
-        self._create("Artifact", props, latest["uid"] if latest else None)
-        return uid
-
-    # -- columns --------------------------------------------------------------------------------
-    def columns(self, ds: dict[str, Any], uid: str, resolved: dict[tuple[str, str], str]) -> None:
-        if ds["columns"]:
-            self.q(
-                "MATCH (a:Artifact {uid: $uid}) UNWIND $columns AS c "
-                "MERGE (col:Column {artifact: $uid, name: c.name}) "
-                "SET col.type = coalesce(c.type, col.type), "
-                "col.description = coalesce(c.description, col.description) "
-                "MERGE (a)-[:HAS_COLUMN]->(col)",
-                uid=uid,
-                columns=ds["columns"],
-            )
-        if not ds["lineage"]:
-            return
-        edges = []
+    # -- columns ---------------------------------------------------------------------------------------
+    def columns_of(
+        self, ds: dict[str, Any], uid: str, resolved: dict[tuple[str, str], str]
+    ) -> None:
+        for column in ds["columns"]:
+            self.columns.append({"artifact": uid, **column})
         for entry in ds["lineage"]:
             for source in entry["inputs"]:
                 ident = (source["namespace"], source["name"])
                 if ident not in resolved:  # a dataset the event's inputs do not list
                     resolved[ident] = self.dataset(_bare(source), "input", None)
-                edges.append({**source, "field": entry["field"], "source_uid": resolved[ident],
-                              "source_field": source["field"]})  # fmt: skip
-        self.q(
-            "UNWIND $edges AS e "
-            "MATCH (a:Artifact {uid: $uid}), (s:Artifact {uid: e.source_uid}) "
-            "MERGE (o:Column {artifact: $uid, name: e.field}) MERGE (a)-[:HAS_COLUMN]->(o) "
-            "MERGE (i:Column {artifact: e.source_uid, name: e.source_field}) "
-            "MERGE (s)-[:HAS_COLUMN]->(i) "
-            "MERGE (o)-[d:DERIVED_FROM]->(i) "
-            "SET d.type = e.type, d.subtype = e.subtype, d.description = e.description, "
-            "d.masking = e.masking",
-            uid=uid,
-            edges=edges,
-        )
+                self.derived.append({
+                    "artifact": uid, "field": entry["field"], "source_uid": resolved[ident],
+                    "source_field": source["field"], "type": source["type"],
+                    "subtype": source["subtype"], "description": source["description"],
+                    "masking": source["masking"],
+                })  # fmt: skip
 
-    # -- facets ---------------------------------------------------------------------------------
+    # -- writing -----------------------------------------------------------------------------------------
+    def run_q(self, query: str, **params: Any) -> None:
+        self.tx.run(query, params).consume()
+
+    def flush(self) -> None:
+        for label, rows in self.created.items():  # ids: one counter step per label
+            for row, record_id in zip(rows, _take_ids(self.tx, label, len(rows)) if rows else []):
+                row["props"] = {k: v for k, v in row["props"].items() if v is not None}
+                row["props"]["id"] = record_id
+        for label in ("Transform", "Artifact"):
+            rows = self.created[label]
+            if rows:
+                self.run_q(
+                    f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row.props WITH n "
+                    f"{_CREATED_BY}",
+                    rows=rows, user=self.user,
+                )  # fmt: skip
+                self.run_q(
+                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.props.uid}}) "
+                    f"MATCH (old:`{label}` {{uid: row.revises}}) CREATE (n)-[:REVISES]->(old)",
+                    rows=[r for r in rows if r["revises"]],
+                )
+        if self.created["Run"]:
+            self.run_q(
+                "UNWIND $rows AS row CREATE (n:Run) SET n = row.props WITH n, row "
+                f"{_CREATED_BY} WITH n, row "
+                "MATCH (t:Transform {uid: row.transform}) CREATE (n)-[:EXECUTES]->(t)",
+                rows=self.created["Run"], user=self.user,
+            )  # fmt: skip
+        for label in ("Transform", "Artifact", "Run"):
+            rows = [{"uid": u, "props": p} for (lab, u), p in self.updates.items() if lab == label]
+            if rows:
+                self.run_q(
+                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+                    "SET n += row.props, n.updated_at = $now",
+                    rows=rows, now=self.stamp,
+                )  # fmt: skip
+            fills: list[dict[str, Any]] = [
+                {"uid": u, "props": p} for (lab, u), p in self.fills.items() if lab == label and p
+            ]
+            for name in sorted({n for r in fills for n in r["props"]}):
+                self.run_q(
+                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
+                    f"WHERE n.`{name}` IS NULL SET n.`{name}` = row.value",
+                    rows=[{"uid": r["uid"], "value": r["props"][name]} for r in fills
+                          if name in r["props"]],
+                )  # fmt: skip
+        edges = {
+            "EXECUTES": ("Run", "Transform", "CREATE"),
+            "INITIATED_BY": ("Run", "Run", "CREATE"),
+            "GENERATED_BY": ("Artifact", "Run", "CREATE"),
+        }
+        for edge, (a, b, verb) in edges.items():
+            if self.edges[edge]:
+                self.run_q(
+                    f"UNWIND $rows AS row MATCH (a:`{a}` {{uid: row.a}}), (b:`{b}` {{uid: row.b}}) "
+                    f"{verb} (a)-[:`{edge}`]->(b)",
+                    rows=self.edges[edge],
+                )
+        if self.edges["USED"]:
+            self.run_q(
+                "UNWIND $rows AS row MATCH (r:Run {uid: row.a}), (a:Artifact {uid: row.b}) "
+                "WHERE NOT EXISTS { (a)-[:GENERATED_BY]->(r) } MERGE (r)-[:USED]->(a)",
+                rows=self.edges["USED"],
+            )
+        if self.columns:
+            self.run_q(
+                "UNWIND $rows AS c MATCH (a:Artifact {uid: c.artifact}) "
+                "MERGE (col:Column {artifact: c.artifact, name: c.name}) "
+                "SET col.type = coalesce(c.type, col.type), "
+                "col.description = coalesce(c.description, col.description) "
+                "MERGE (a)-[:HAS_COLUMN]->(col)",
+                rows=self.columns,
+            )
+        if self.derived:
+            self.run_q(
+                "UNWIND $rows AS e "
+                "MATCH (a:Artifact {uid: e.artifact}), (s:Artifact {uid: e.source_uid}) "
+                "MERGE (o:Column {artifact: e.artifact, name: e.field}) MERGE (a)-[:HAS_COLUMN]->(o) "
+                "MERGE (i:Column {artifact: e.source_uid, name: e.source_field}) "
+                "MERGE (s)-[:HAS_COLUMN]->(i) "
+                "MERGE (o)-[d:DERIVED_FROM]->(i) "
+                "SET d.type = e.type, d.subtype = e.subtype, d.description = e.description, "
+                "d.masking = e.masking",
+                rows=self.derived,
+            )
+        self.merge_facets()
+
     def merge_facets(self) -> None:
-        """Each touched node's facets, merged per name by event time, written once."""
-        incoming: dict[tuple[str, str], dict[str, str]] = {}
-        for label, uid, facets in self.facets:
-            incoming.setdefault((label, uid), {}).update(facets)
-        when = _iso(self.time)
+        """Each node's facets, merged per name by event time (a later event in the batch wins a
+        tie, as it would arriving later), then with what the node holds; written once."""
+        incoming: dict[tuple[str, str], dict[str, tuple[str, int, str]]] = {}
+        for label, uid, moment, seq, facets in self.facets:
+            into = incoming.setdefault((label, uid), {})
+            when = _iso(moment)
+            for name, text in facets.items():
+                if name not in into or (when, seq) >= into[name][:2]:
+                    into[name] = (when, seq, text)
         for label in ("Artifact", "Run", "Transform"):
-            uids = [uid for (lab, uid), facets in incoming.items() if lab == label and facets]
+            uids = sorted(uid for (lab, uid) in incoming if lab == label)
             if not uids:
                 continue
-            rows = self.q(
+            rows = _rows(
+                self.tx,
                 f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) "
                 "RETURN n.uid AS uid, n.facets AS facets, n.facet_times AS times",
                 uids=uids,
@@ -429,7 +603,7 @@ class _Writer:
                 facets = json.loads(row["facets"]) if row["facets"] else {}
                 times = json.loads(row["times"]) if row["times"] else {}
                 changed = False
-                for name, text in incoming[(label, row["uid"])].items():
+                for name, (when, _, text) in incoming[(label, row["uid"])].items():
                     if name not in times or when >= times[name]:
                         value = json.loads(text)
                         if facets.get(name) != value or times.get(name) != when:
@@ -441,7 +615,7 @@ class _Writer:
                         "times": json.dumps(times, sort_keys=True),
                     })  # fmt: skip
             if updates:
-                self.q(
+                self.run_q(
                     f"UNWIND $rows AS r MATCH (n:`{label}` {{uid: r.uid}}) "
                     "SET n.facets = r.facets, n.facet_times = r.times",
                     rows=updates,
@@ -454,7 +628,7 @@ def _latest(family: list[dict[str, Any]]) -> dict[str, Any]:
     return latest[-1] if latest else family[-1]
 
 
-def _native(value: Any) -> datetime:
+def _native(value: Any) -> Any:
     return value.to_native() if hasattr(value, "to_native") else value
 
 

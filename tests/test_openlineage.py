@@ -465,3 +465,19 @@ def test_cli_ingests_a_file(storage: Path, tmp_path: Path, cli_env: dict[str, st
     assert done.returncode == 1
     assert "line 2: $.eventTime: must be a string" in done.stderr
     assert ln.Run.filter(openlineage_run_id=rid(7)).count() == 0  # the good line neither
+
+
+def test_a_new_version_at_an_older_versions_path_follows_the_whole_family(storage: Path) -> None:
+    # Regression: the family was the artifacts at the dataset's location only, so the new
+    # version took the counter after the older version (a uid the newer one has) and left the
+    # newer one latest as well.
+    ln.track("writer.py")
+    first = make_artifact(storage, "t/x.csv", "1")
+    ln.finish()
+    second = make_artifact(storage, "t/x.csv", "2")
+    assert second.revises == first
+    [written] = ingest([event("COMPLETE", 1, "spark", 1, [], [ds(first.storage_path)])])
+    new = ln.Artifact.get(written["outputs"][0])
+    assert new.uid[-4:] == "0002" and new.revises == second and new.key == "t/x.csv"
+    latest = ln.Artifact.filter(key="t/x.csv", is_latest=True).to_list()
+    assert latest == [new]
