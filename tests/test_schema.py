@@ -128,6 +128,6 @@ def test_v1_database_gets_id_counters_above_its_ids(db: ln.Instance) -> None:
     conn.run("MATCH (s:LineageSchema) SET s.version = 1")
     conn.run("CREATE (:ULabel {uid: 'oldlabel', id: 41, branch: 1})")
     report = install_schema(conn)
-    assert report.migrations_run == [2, 3, 4]
+    assert report.migrations_run == [2, 3, 4, 5]
     row = gr.create_record(conn, "ULabel", gr.NewRecord({"uid": "newlabel", "name": "n"}))
     assert row["id"] == 42
