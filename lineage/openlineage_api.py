@@ -36,7 +36,7 @@ from graph.models import uid_length
 from lineage import _openlineage as olin
 from lineage._emit import DEFAULT_NAMESPACE
 from lineage._instance import current
-from lineage.errors import InvalidArgument, InvalidEvent
+from lineage.errors import ConnectionFailed, InvalidArgument, InvalidEvent
 
 router = APIRouter(prefix="/api/v1", tags=["OpenLineage"])
 
@@ -77,7 +77,10 @@ async def post_lineage(request: Request) -> JSONResponse:
     except InvalidEvent as exc:
         too_big = "larger than" in exc.problem or "events in one batch" in exc.problem
         return _error(413 if too_big else 400, str(exc), exc.path)
-    written = await run_in_threadpool(olin.write, events)
+    try:
+        written = await run_in_threadpool(olin.write, events)
+    except ConnectionFailed as exc:  # the database, not the event: the producer may retry
+        return _error(503, str(exc))
     return JSONResponse({"written": len(written)}, status_code=201)
 
 

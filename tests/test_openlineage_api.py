@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 import lineage as ln
 from lineage.openlineage_api import router
-from tests.conftest import make_artifact
+from tests.conftest import free_port, make_artifact
 from tests.test_openlineage import canonical, ds, event, rid, world
 
 
@@ -206,3 +206,12 @@ def test_native_records_have_an_identity(client: TestClient, storage: Path) -> N
     assert {n["id"] for n in graph["graph"]} == {
         "job:default:prepare.py", f"dataset:file:{made.storage_path}", "job:etl:spark",
     }  # fmt: skip
+
+
+def test_a_database_that_is_down_is_a_503(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{free_port()}")
+    ln.disconnect()
+    response = client.post("/api/v1/lineage", json=event("START", 1, "j", 1))
+    assert response.status_code == 503 and "could not connect" in response.json()["message"]
