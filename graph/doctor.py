@@ -171,13 +171,16 @@ def _position_issues(conn: Connection) -> list[Issue]:
 def _storage_issues(conn: Connection) -> list[Issue]:
     no_storage = _rows(
         conn,
-        "MATCH (a:Artifact) WHERE NOT (a)-[:STORED_IN]->(:Storage) "
+        # An OpenLineage dataset (`ol_namespace`) lineage did not store has no storage root.
+        "MATCH (a:Artifact) WHERE NOT (a)-[:STORED_IN]->(:Storage) AND a.ol_namespace IS NULL "
         "RETURN a.uid AS uid LIMIT $limit",
         lambda r: Issue("no storage", "Artifact", r["uid"], "no STORED_IN edge"),
     )
     no_path = _rows(
         conn,
-        "MATCH (a:Artifact) WHERE a.storage_path IS NULL RETURN a.uid AS uid LIMIT $limit",
+        # ... and no path when it is a table or a topic rather than files.
+        "MATCH (a:Artifact) WHERE a.storage_path IS NULL AND a.ol_namespace IS NULL "
+        "RETURN a.uid AS uid LIMIT $limit",
         lambda r: Issue("no storage_path", "Artifact", r["uid"], "storage_path is not set"),
     )
     return no_storage + no_path

@@ -106,7 +106,14 @@ class Artifact(DataRecordNode):
     otype = StringProperty()
     n_observations = IntegerProperty()
     n_files = IntegerProperty()  # a folder's file count; None for a file (lamindb's)
-    storage_path = StringProperty()
+    # Indexed: an OpenLineage dataset whose location is an artifact's path is that artifact.
+    storage_path = StringProperty(index=True)
+    # An OpenLineage dataset (docs/schema.md, OpenLineage): its identity, and its facets as JSON
+    # text (facet name -> facet; `facet_times`: name -> the event time each came from).
+    ol_namespace = StringProperty(index=True)
+    ol_name = StringProperty(index=True)
+    facets = StringProperty()
+    facet_times = StringProperty()
 
     revises = RelationshipTo("Artifact", "REVISES", cardinality=ZeroOrOne)
     storage = RelationshipTo("Storage", "STORED_IN", cardinality=ZeroOrOne)
@@ -134,6 +141,11 @@ TRANSFORM_KINDS = ("pipeline", "notebook", "script", "function")
 class Transform(VersionedNode):
     kind = StringProperty(choices={k: k for k in TRANSFORM_KINDS})
     source_code = StringProperty()
+    # An OpenLineage job: its identity and facets, as on Artifact.
+    ol_namespace = StringProperty(index=True)
+    ol_name = StringProperty(index=True)
+    facets = StringProperty()
+    facet_times = StringProperty()
 
     revises = RelationshipTo("Transform", "REVISES", cardinality=ZeroOrOne)
     runs = RelationshipFrom("Run", "EXECUTES")
@@ -156,7 +168,11 @@ class Run(RecordNode):
     started_at = DateTimeNeo4jFormatProperty()
     finished_at = DateTimeNeo4jFormatProperty()
     params = StringProperty()  # JSON text: Neo4j properties cannot hold nested maps
-    status = StringProperty()
+    status = StringProperty()  # lamindb's: started, completed, errored, aborted
+    # The run's OpenLineage runId (a UUID): set for runs ingested from, or emitted as, events.
+    openlineage_run_id = StringProperty(unique_index=True)
+    facets = StringProperty()  # OpenLineage run facets, as on Artifact
+    facet_times = StringProperty()
 
     transform = RelationshipTo("Transform", "EXECUTES", cardinality=ZeroOrOne)
     initiated_by = RelationshipTo("Run", "INITIATED_BY", cardinality=ZeroOrOne)
@@ -294,6 +310,24 @@ class FeatureValue(StructuredNode):
     __label__ = "FeatureValue"
 
     feature = StringProperty(required=True)
+
+
+class Column(StructuredNode):
+    """One column of one artifact version, from an OpenLineage schema or column-lineage facet.
+
+    Not a record (no uid, id or branch): `(artifact, name)` is unique (a composite constraint
+    `graph.schema` installs), `artifact` is the artifact's uid. `(:Artifact)-[:HAS_COLUMN]->`
+    it, and `(:Column)-[:DERIVED_FROM]->(:Column)` says which upstream columns it was made from
+    (edge properties `type`, `subtype`, `description`, `masking` of the transformation). Deleted
+    with its artifact.
+    """
+
+    __label__ = "Column"
+
+    artifact = StringProperty(required=True)
+    name = StringProperty(required=True)
+    type = StringProperty()
+    description = StringProperty()
 
 
 class SchemaVersion(StructuredNode):

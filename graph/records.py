@@ -932,4 +932,6 @@ def delete_record(
     """Remove a node and its edges for good (never the nodes at the other end, except those
     along the `cascade` relations and what `also` deletes, which go with it, in the same
     transaction); refused by any of `guards` that finds dependents."""
-    _in_family(conn, label, uid, "DETACH DELETE n", guards, cascade, also)
+    # An artifact's columns (OpenLineage, graph/openlineage.py) are not records: they go with it.
+    statement = "OPTIONAL MATCH (n)-[:HAS_COLUMN]->(c:Column) DETACH DELETE c WITH DISTINCT n "
+    _in_family(conn, label, uid, statement + "DETACH DELETE n", guards, cascade, also)

@@ -18,7 +18,7 @@ from neomodel import StructuredNode
 
 from graph.connection import Connection
 from graph.errors import SchemaError
-from graph.models import RECORD_MODELS, TEXT_INDEXED, FeatureValue, IdCounter, SchemaVersion
+from graph.models import RECORD_MODELS, TEXT_INDEXED, Column, FeatureValue, IdCounter, SchemaVersion
 
 SCHEMA_NAME = "lineage"
 
@@ -52,6 +52,9 @@ MIGRATIONS: list[Migration] = [
         "indexed", None),
     (5, "text indexes on artifact, collection and transform keys and descriptions and run "
         "names (the explorer's search)", None),
+    (6, "openlineage: Run.openlineage_run_id unique; Artifact.storage_path, ol_namespace, "
+        "ol_name and Transform.ol_namespace, ol_name indexed; Column (artifact, name) unique",
+     None),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -62,6 +65,8 @@ _MODELS: tuple[type[StructuredNode], ...] = (*RECORD_MODELS, SchemaVersion, IdCo
 # constraint's index serves `feature = $f AND value > $x` as one seek.
 _COMPOSITE_UNIQUE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (FeatureValue.__label__, ("feature", "value")),
+    # A column is one artifact version's column: `ln.lineage.columns` seeks it by both.
+    (Column.__label__, ("artifact", "name")),
 )
 
 

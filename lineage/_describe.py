@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.tree import Tree
 
 from lineage._model import Model
 
-_SKIP = {"storage_path"}  # shown as `path` instead
+_SKIP = {"storage_path", "facets", "facet_times"}  # shown as `path` and under Facets instead
 _MAX_MEMBERS = 20
+_FACET_WIDTH = 100  # characters of a facet's JSON shown on its line
 
 
 def _fmt(value: Any, print_types: bool, kind: str | None = None) -> str:
@@ -38,6 +41,12 @@ def build_tree(record: Model, print_types: bool = False) -> Tree:
     if not record._saved:
         general.add("[yellow](not saved)[/yellow]")
         return tree
+    if record._values.get("facets"):  # OpenLineage facets: one line per facet, its JSON cut short
+        node = tree.add("[bold]Facets[/bold]")
+        for name, facet in sorted(json.loads(record._values["facets"]).items()):
+            text = json.dumps(facet, sort_keys=True)
+            cut = text if len(text) <= _FACET_WIDTH else text[: _FACET_WIDTH - 3] + "..."
+            node.add(f"[blue]{name}[/blue]: {escape(cut)}")
     relations = cls._relations()
     provenance = tree.add("[bold]Provenance[/bold]")
     for name in ("created_by", "space", "storage", "run", "transform", "initiated_by",

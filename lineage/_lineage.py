@@ -43,8 +43,10 @@ import pandas as pd
 # The graph layer's traversal module as `gl`: in this module `graph` is the public function
 # `ln.lineage.graph()`, never the package.
 from graph import lineage as gl
+from graph import openlineage as gol
 from graph import query as gq
 from lineage._model import Model, registry_of, require_saved
+from lineage._openlineage import ingest, ingest_file
 from lineage._queryset import QuerySet
 
 # The questions asked next (what changed, what is built on it, what is stale) live in their own
@@ -77,10 +79,13 @@ __all__ = [
     "Stale",
     "TableDiff",
     "UsedBy",
+    "columns",
     "diff",
     "downstream",
     "graph",
     "impact",
+    "ingest",
+    "ingest_file",
     "samples",
     "stale",
     "upstream",
@@ -286,3 +291,50 @@ def graph(
         record, upstream=True, downstream=with_children, depth=depth, what="graph()", features=True
     )
     return frames(result)
+
+
+COLUMN_FIELDS = ("artifact", "key", "namespace", "dataset", "column", "type", "depth",
+                 "transformation", "subtype")  # fmt: skip
+
+
+def columns(artifact: Model, column: str, downstream: bool = False) -> pd.DataFrame:
+    """Which upstream columns a column of an artifact came from, at any depth, in one query
+    (column lineage from OpenLineage's column-lineage facet; docs/architecture.md, OpenLineage).
+
+    One row per column reached, nearest first: the artifact (`artifact` uid, `key`, and the
+    OpenLineage `namespace` and `dataset` name), the `column` and its `type`, `depth` (hops from
+    the column) and the `transformation` (and `subtype`) of the last hop, as the facet gave them.
+    `downstream=True` answers the other way: which columns were made from it.
+
+    >>> facet = {"fields": {"total": {"inputFields": [
+    ...     {"namespace": "file", "name": "/data/orders.csv", "field": "amount",
+    ...      "transformations": [{"type": "DIRECT", "subtype": "AGGREGATION"}]}]}}}
+    >>> [written] = ln.lineage.ingest([{
+    ...     "eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00Z",
+    ...     "producer": "https://example.com/etl", "schemaURL": "https://openlineage.io/spec",
+    ...     "run": {"runId": "0195e3c4-0000-7000-8000-000000000002"},
+    ...     "job": {"namespace": "etl", "name": "totals"},
+    ...     "inputs": [{"namespace": "file", "name": "/data/orders.csv"}],
+    ...     "outputs": [{"namespace": "file", "name": "/data/totals.parquet",
+    ...                  "facets": {"columnLineage": facet}}]}])
+    >>> totals = ln.Artifact.get(written["outputs"][0])
+    >>> ln.lineage.columns(totals, "total")[["key", "column", "depth", "subtype"]]
+                        key  column  depth      subtype
+    0  file//data/orders.csv  amount      1  AGGREGATION
+    """
+    if not isinstance(artifact, Model) or artifact._label != "Artifact":
+        raise InvalidArgument(f"columns() takes an Artifact, not {type(artifact).__name__}")
+    require_saved(artifact, "columns()")
+    if not isinstance(column, str):
+        raise InvalidArgument(f"columns() takes a column name (str), not {type(column).__name__}")
+    conn = artifact._inst().connection
+    params = {"artifact": artifact.uid, "column": column}
+    rows = conn.read(gol.COLUMN_LINEAGE["down" if downstream else "up"], params)
+    if not rows:
+        known = [r["name"] for r in conn.read(gol.COLUMNS_OF, params)]
+        if column not in known:
+            raise DoesNotExist(
+                f"artifact {artifact.key!r} ({artifact.uid}) has no column {column!r} in its "
+                f"OpenLineage schema or column lineage; known: {', '.join(known) or '(none)'}"
+            )
+    return pd.DataFrame(rows, columns=list(COLUMN_FIELDS))

@@ -10,14 +10,18 @@ import inspect
 import json
 import logging
 import os
+import sys
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from graph import features as gf
+from graph import openlineage as gol
 from graph import records as gr
 from graph.models import TRANSFORM_KINDS
+from lineage import _emit
 from lineage._features import Features, param_values
 from lineage._model import Model, register, require_saved
 from lineage._record import Record
@@ -248,13 +252,58 @@ def track(transform: Transform | str | None = None, params: dict[str, Any] | Non
     # stored feature is also that run feature's value (docs/architecture.md, "Features"),
     # checked now and written with the run, in its transaction.
     values = param_values(transform._inst().connection, params)
+    emitter = _emit.emitter()
     run = Run(transform, params=params)
     run._values_at_save = values
+    if emitter is not None:  # a run sent as OpenLineage events has a runId: events coming back
+        run.openlineage_run_id = str(uuid.uuid4())  # (to our own endpoint, say) find it
     run.save()
     drop_rows()  # rows noted for a run that was never finished are not written
     context.transform, context.run = transform, run
+    _catch_failures()
     logger.info("tracking run %s of %s", run.uid, transform.key)
+    _send("START", run)
     return run
+
+
+def _send(event_type: str, run: Run, error: BaseException | None = None) -> None:
+    """Queue an OpenLineage event for a tracked run, if a backend is configured (`_emit`)."""
+    emitter = _emit.emitter()
+    if emitter is None or run._values.get("openlineage_run_id") is None:
+        return
+    params = {"uid": run.uid, "default": _emit.DEFAULT_NAMESPACE}
+    [row] = run._inst().connection.read(gol.EMIT_RUN, params)
+    emitter.put(_emit.run_event(event_type, {**row["run"], **row}, error))
+
+
+_hook: dict[str, Any] = {}
+
+
+def _catch_failures() -> None:
+    """Once per process: an exception that ends the program while a run is tracked marks the run
+    `errored` (with `finished_at`, as lamindb does) and sends a FAIL event, then goes on to the
+    previous `sys.excepthook`."""
+    if _hook:
+        return
+    _hook["previous"] = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        run = context.run
+        if run is not None:
+            try:
+                gr.finish_run(
+                    run._inst().connection,
+                    run.uid,
+                    {"finished_at": datetime.now(UTC), "status": "errored"},
+                )
+                run._refresh()
+                context.run = context.transform = None
+                _send("FAIL", run, error)
+            except Exception as exc:  # the original error is what the user sees
+                logger.warning("could not mark run %s errored: %s", run.uid, exc)
+        _hook["previous"](kind, error, tb)
+
+    sys.excepthook = hook
 
 
 def _script_transform(script: Path) -> Transform:
@@ -296,6 +345,7 @@ def finish() -> Run:
     run._refresh()
     context.run = None
     context.transform = None
+    _send("COMPLETE", run)
     return run
 
 

@@ -63,6 +63,7 @@ from lineage.errors import (
     LineageError,
     MultipleResultsFound,
 )
+from lineage.openlineage_api import router as openlineage_router
 
 __all__ = ["Explorer", "create_app", "serve"]
 
@@ -426,8 +427,10 @@ def _label_of(conn: Connection, uid: str) -> str:
     return label
 
 
-def create_app(access: Access | None = None) -> FastAPI:
+def create_app(access: Access | None = None, openlineage: bool = False) -> FastAPI:
     """The explorer's ASGI application, over the current instance (`ln.connect()`).
+    `openlineage`: also OpenLineage's `POST /api/v1/lineage` (which writes: off unless asked)
+    and Marquez's read API (`lineage.openlineage_api`).
 
     >>> from fastapi.testclient import TestClient
     >>> client = TestClient(create_app(), base_url="http://127.0.0.1")
@@ -449,6 +452,9 @@ def create_app(access: Access | None = None) -> FastAPI:
     )
     app.state.access = access
     app.add_middleware(Guard, access=access)
+    if openlineage:
+        # The one route that writes; the Host and token checks of `Guard` cover it too.
+        app.include_router(openlineage_router)
     files = _static_files()
 
     @app.exception_handler(ApiError)
@@ -790,7 +796,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def prepare(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> tuple[Explorer, FastAPI, Any]:
+def prepare(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, openlineage: bool = False
+) -> tuple[Explorer, FastAPI, Any]:
     """Connect, make the application and bind its socket: the explorer to run, not yet running.
     A host other than a loopback address gets a new token (`write_token`)."""
     if not isinstance(host, str) or not host.strip():
@@ -804,7 +812,7 @@ def prepare(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> tuple[Explore
     else:
         token, token_file = write_token()
         access = Access(token=token, hosts=None)
-    app = create_app(access)
+    app = create_app(access, openlineage=openlineage)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
     url = f"http://{shown}:{bound}/"
@@ -817,19 +825,22 @@ def _server(app: FastAPI) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Explorer:
+def serve(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, openlineage: bool = False
+) -> Explorer:
     """Start the lineage explorer in this process (in a background thread) and return it.
 
     Binds to loopback unless `host` says otherwise; any other host needs the token written to
     `<lineage home>/serve/token` (or the one-time `link`, which sets a cookie). `port=0` takes a
-    free port. `stop()` ends it.
+    free port. `openlineage=True` also takes OpenLineage events at `POST /api/v1/lineage` and
+    answers Marquez's read API. `stop()` ends it.
 
     >>> explorer = ln.serve(port=0)
     >>> explorer.url
     'http://127.0.0.1:...'
     >>> explorer.stop()
     """
-    explorer, app, sock = prepare(host, port)
+    explorer, app, sock = prepare(host, port, openlineage)
     server = _server(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="lineage-serve", daemon=True
@@ -842,11 +853,15 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Explorer:
     return explorer
 
 
-def run_forever(host: str, port: int, say: Callable[[str], None] = print) -> None:
+def run_forever(
+    host: str, port: int, say: Callable[[str], None] = print, openlineage: bool = False
+) -> None:
     """`lineage serve`: serve until interrupted, saying the URL (and the one-time link)."""
-    explorer, app, sock = prepare(host, port)
+    explorer, app, sock = prepare(host, port, openlineage)
     server = _server(app)
     say(f"lineage explorer at {explorer.url}")
+    if openlineage:
+        say(f"OpenLineage events: POST {explorer.url}api/v1/lineage")
     if explorer.link:
         say(f"open once to log a browser in: {explorer.link}")
         say(f"or send 'Authorization: Bearer <token>' with the token in {explorer.token_file}")

@@ -1,8 +1,8 @@
 """The `lineage` command line: `lineage server start|stop|status|install|backup|restore`,
 `lineage demo`, `lineage import`, `lineage export`, `lineage serve` (the explorer),
-`lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, and the lineage
+`lineage cache`, `lineage cypher`, `lineage describe`, `lineage view`, `lineage doctor`, the lineage
 questions `lineage diff`, `lineage impact`, `lineage stale` and `lineage samples` (`--json` for
-scripts).
+scripts), and `lineage ingest` (OpenLineage events from a file).
 
 The data commands connect with `ln.connect()`: the `NEO4J_URI` / `NEO4J_USER` / `NEO4J_PASSWORD` /
 `NEO4J_DATABASE` environment variables, else the local server.
@@ -153,7 +153,7 @@ def _samples(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     ln.connect()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving; it is not an error
-        run_forever(args.host, args.port)
+        run_forever(args.host, args.port, openlineage=args.openlineage)
     return 0
 
 
@@ -167,6 +167,11 @@ def _add_serve(sub: Any) -> None:
         "writes to <lineage home>/serve/token",
     )  # fmt: skip
     serve.add_argument("--port", type=int, default=SERVE_PORT, help="port (0: a free one)")
+    serve.add_argument(
+        "--openlineage", action="store_true",
+        help="also take OpenLineage events at POST /api/v1/lineage (producers configured for "
+        "Marquez work unchanged) and answer Marquez's read API",
+    )  # fmt: skip
     serve.set_defaults(func=_serve)
 
 
@@ -231,6 +236,13 @@ def _cache(args: argparse.Namespace) -> int:
         f"removed {len(removed)} cached objects ({_bytes(sum(e.size for e in removed))}); "
         f"{left.entries} left ({_bytes(left.bytes)}), {left.held_entries} of them in use"
     )
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    ln.connect()
+    count = ln.lineage.ingest_file(args.path, batch_size=args.batch)
+    print(f"{count} events ingested from {args.path}")
     return 0
 
 
@@ -333,6 +345,7 @@ _EXAMPLES = """examples:
   lineage export dump/ --key raw/        (lineage import dump/ on the other server)
   lineage server backup graph.tar.gz     (lineage server restore graph.tar.gz)
   lineage serve --port 8765              (the explorer, on http://127.0.0.1:8765/)
+  lineage ingest events.jsonl            (OpenLineage events: dbt, Airflow, Spark, ...)
 """
 
 
@@ -457,6 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     cache.add_argument("--json", action="store_true", help="du, ls: print JSON")
     cache.set_defaults(func=_cache)
+
+    ingest = sub.add_parser(
+        "ingest", help="write OpenLineage events from a JSON-lines file (one event per line)"
+    )
+    ingest.add_argument("path", help="the file; every line is checked before any is written")
+    ingest.add_argument(
+        "--batch", type=int, default=500, help="events per transaction (default 500)"
+    )
+    ingest.set_defaults(func=_ingest)
     return parser
 
 

@@ -11,7 +11,8 @@ error is also one: `DoesNotExist` is a `LookupError`, `ValidationError` and `Inv
     ├── FieldValidationError (ValueError)      a field or lookup the model does not have
     ├── ValidationError (ValueError)           a value not valid for its field
     ├── InvalidArgument (ValueError)           an argument not valid for the call
-    │   └── NotSaved                           a record that must be saved first
+    │   ├── NotSaved                           a record that must be saved first
+    │   └── InvalidEvent                       an OpenLineage event that is not valid (`.path`)
     ├── InvalidType (TypeError)                an argument of the wrong type
     ├── VersionTagExists (ValueError), MissingTarget (ValueError), DuplicateContent, FamilyExists
     ├── DoesNotExist (LookupError), MultipleResultsFound (LookupError)
@@ -66,6 +67,16 @@ class NotSaved(InvalidArgument):
     """The call needs a saved record (`revises=`, `delete()`, a relation) and got an unsaved one."""
 
 
+class InvalidEvent(InvalidArgument):
+    """An OpenLineage event (or a batch of them) that is not valid: `path` is the JSON path of
+    the first problem (`$.run.runId`, `$[3].outputs[0].name`; `line 7: $...` in a file)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 class InvalidType(LineageError, TypeError):
     """An argument of the wrong type (`revises=` of another registry, a path that is a number)."""
 
@@ -92,6 +103,7 @@ __all__ = [
     "FamilyExists",
     "FieldValidationError",
     "InvalidArgument",
+    "InvalidEvent",
     "InvalidType",
     "InvalidURI",
     "LineageError",

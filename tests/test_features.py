@@ -526,7 +526,7 @@ def test_a_v2_database_upgrades_to_features(db: ln.Instance) -> None:
     conn.run("DROP INDEX index_ULabel_is_type")
     conn.run("MATCH (s:LineageSchema) SET s.version = 2")
     report = install_schema(conn)
-    assert report.migrations_run == [3, 4, 5] and report.version == SCHEMA_VERSION == 5
+    assert report.migrations_run == [3, 4, 5, 6] and report.version == SCHEMA_VERSION == 6
     assert "constraint_unique_FeatureValue_feature_value" in report.created
     ln.Feature(name="t", dtype=float).save()
     conn.run("CREATE (:FeatureValue {feature: 'f', value: 1.0})")

@@ -60,7 +60,7 @@ def test_install_twice_creates_once(db: ln.Instance) -> None:
     _drop_lineage_schema(conn)
     first = install_schema(conn)
     assert set(first.created) == {item.name for item in expected_schema()}
-    assert first.migrations_run == [1, 2, 3, 4, 5] and first.version == SCHEMA_VERSION
+    assert first.migrations_run == [1, 2, 3, 4, 5, 6] and first.version == SCHEMA_VERSION
     second = install_schema(conn)
     assert second.created == [] and second.migrations_run == [] and not second.changed
     nodes = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")
@@ -140,6 +140,6 @@ def test_v1_database_gets_id_counters_above_its_ids(db: ln.Instance) -> None:
     conn.run("MATCH (s:LineageSchema) SET s.version = 1")
     conn.run("CREATE (:ULabel {uid: 'oldlabel', id: 41, branch: 1})")
     report = install_schema(conn)
-    assert report.migrations_run == [2, 3, 4, 5]
+    assert report.migrations_run == [2, 3, 4, 5, 6]
     row = gr.create_record(conn, "ULabel", gr.NewRecord({"uid": "newlabel", "name": "n"}))
     assert row["id"] == 42

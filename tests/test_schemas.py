@@ -286,10 +286,10 @@ def test_a_v3_database_opens_and_upgrades(db: ln.Instance) -> None:
     conn.run("MATCH (s:LineageSchema) SET s.version = 3")
     ln.Feature(name="kept", dtype=int).save()  # a v3 database with data in it
     report = install_schema(conn)
-    assert report.migrations_run == [4, 5] and report.version == SCHEMA_VERSION == 5
+    assert report.migrations_run == [4, 5, 6] and report.version == SCHEMA_VERSION == 6
     assert {"constraint_unique_Schema_uid", "index_Schema_hash"} <= set(report.created)
     version = conn.run("MATCH (s:LineageSchema) RETURN s.version AS v, s.migrations AS m")[0]
-    assert version["v"] == 5 and version["m"][-2].startswith("4: schemas")
+    assert version["v"] == 6 and version["m"][3].startswith("4: schemas")
     schema = ln.Schema(features=[ln.Feature.get(name="kept")]).save()
     with pytest.raises(ln.errors.QueryError):
         conn.run("CREATE (:Schema {uid: $uid})", {"uid": schema.uid})
