@@ -446,7 +446,7 @@ def test_include_columns(graph: Any) -> None:
         (
             {"keyy": "x"},
             r"Artifact has no field or relation 'keyy'; valid fields: branch, "
-            r"branch_id, created_at, description, hash, .*, version; valid relations: "
+            r"branch_id, created_at, description, .*hash, .*, version; valid relations: "
             r"collections, created_by, .*ulabels",
         ),
         ({"runn__name": "x"}, r"Artifact has no field or relation 'runn'.*valid relations: .*run,"),
