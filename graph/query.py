@@ -1014,7 +1014,9 @@ def compile_columns(
             *VALUE_RETURNS,
             *(f"CASE _at WHEN 0 THEN {k} ELSE [] END" for k in FEATURE_KEYS),
         ]
-    return query + "\nRETURN " + ", ".join(columns), params
+    # Named by position: unnamed, each column's name would be its whole expression, sent back
+    # with every result.
+    return query + "\nRETURN " + ", ".join(f"{c} AS _c{i}" for i, c in enumerate(columns)), params
 
 
 # Records per result row of `fetch` (see `compile_fetch`).
