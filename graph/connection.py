@@ -152,6 +152,11 @@ class Connection:
         """
         return self._autocommit(query, parameters, neo4j.READ_ACCESS, shape="column")
 
+    def read_rows(self, query: str, parameters: dict[str, Any] | None = None) -> list[list[Any]]:
+        """Every row of a read-only query as a list of its values, undecoded (like
+        `read_column`, for all columns: `graph.query.fetch_columns`)."""
+        return self._autocommit(query, parameters, neo4j.READ_ACCESS, shape="rows")
+
     def run_with_keys(
         self, query: str, parameters: dict[str, Any] | None = None
     ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -163,7 +168,7 @@ class Connection:
         query: str,
         parameters: dict[str, Any] | None,
         mode: str,
-        shape: Literal["dicts", "first_row", "column"] = "dicts",
+        shape: Literal["dicts", "first_row", "column", "rows"] = "dicts",
     ) -> Any:
         # An auto-commit query is one network round trip (RUN and PULL pipelined); a managed
         # transaction (`execute_query`) adds BEGIN and COMMIT, which made every `get()` 40%
@@ -192,6 +197,8 @@ class Connection:
                             return None if record is None else record.values()
                         if shape == "column":
                             return [record[0] for record in result]
+                        if shape == "rows":
+                            return [record.values() for record in result]
                         keys = list(result.keys())
                         return keys, [{k: plain(v) for k, v in r.items()} for r in result]
                 except (neo4j_exc.Neo4jError, neo4j_exc.DriverError) as exc:

@@ -28,8 +28,10 @@ driver's per-row cost was more than the decoding; a LIMIT of at most 4 reads row
 record a property map and a list of its datetime fields, a UTC datetime as an int of
 microseconds (the driver's own datetime conversion was 60% of a 1000-record fetch). `fetch` returns the same dicts, values and types as reading the nodes
 through the driver would (`tests/test_fetch_speedpath.py`); only the order of keys within a
-dict is Neo4j's map order rather than its node property order. Needs Neo4j 5.9 or later (type
-predicates; `COLLECT {}` subqueries already needed 5.6).
+dict is Neo4j's map order rather than its node property order. `fetch_columns` (what `df()` reads)
+returns the same values by column, one list per field per batch, with the records' feature
+values in the same statement. Needs Neo4j 5.23 or later (`CALL (x) {}` subqueries in
+`fetch_columns`; type predicates needed 5.9, `COLLECT {}` subqueries 5.6).
 
 Search scores in Cypher: candidates are the rows where some searched field contains the string
 (`CONTAINS`, `toLower()` on both sides unless case-sensitive); each field adds 200 (equal),
@@ -54,12 +56,16 @@ import pytz  # type: ignore[import-untyped]  # the driver's own time-zone librar
 from graph.connection import plain
 from graph.errors import FieldValidationError
 from graph.features import (
+    FEATURE_COLUMNS,
+    FEATURE_KEYS,
     HAS_VALUE,
     HOST_LABELS,
     LABEL_EDGE,
+    VALUE_COLUMNS,
     VALUE_LABEL,
-    VALUES_EXPR,
+    VALUE_RETURNS,
     FeatureRef,
+    value_columns,
 )
 from graph.models import (
     RECORD_LABELS,
@@ -72,18 +78,19 @@ from graph.models import (
 )
 
 __all__ = [
-    "FEATURES_KEY",
     "LOOKUPS",
     "Anchor",
     "Q",
     "Select",
     "Uid",
+    "compile_columns",
     "compile_fetch",
     "compile_select",
     "count",
     "edge_properties",
     "exists",
     "fetch",
+    "fetch_columns",
     "mentions_branch",
     "search",
     "search_fields",
@@ -913,25 +920,10 @@ def compile_select(sel: Select) -> tuple[str, dict[str, Any]]:
     return query, params
 
 
-def compile_fetch(
-    sel: Select, include: Sequence[str] = (), features: bool = False
-) -> tuple[str, dict[str, Any]]:
-    """The whole query `fetch` runs, in order, in batches of up to `_BATCH` records.
-
-    Each result row has one column, a list with one item per record (or, with a LIMIT of at
-    most `_ROW_BY_ROW`, one record itself): `[properties, datetimes, include 0, include 1,
-    ...]`, where `properties` is the node's property map with its datetime fields set to null
-    and `datetimes` holds those fields in the form `_STAMP` gives. `fetch` decodes it.
-    """
+def _ordered(sel: Select) -> tuple[str, dict[str, Any]]:
+    """`compile_select`'s query continued to the ordered records: `WITH n ORDER BY ...` with
+    `SKIP`/`LIMIT` (what `compile_fetch` and `compile_columns` both return from)."""
     query, params, _ = _compile(sel)
-    label = sel.label
-    include_exprs = [_include_expr(label, path, i) for i, path in enumerate(_as_paths(include))]
-    if features:
-        if label not in HOST_LABELS:
-            raise FieldValidationError(
-                f"{label} records hold no feature values; {', '.join(HOST_LABELS)} do"
-            )
-        include_exprs.append(VALUES_EXPR)
     terms = _order_terms(sel)
     if sel.anchor is not None and sel.anchor.edge_order is not None:
         prop, descending = _edge_order(sel.anchor)
@@ -950,6 +942,20 @@ def compile_fetch(
     if sel.limit is not None:
         params["limit"] = sel.limit
         query += " LIMIT $limit"
+    return query, params
+
+
+def compile_fetch(sel: Select, include: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """The whole query `fetch` runs, in order, in batches of up to `_BATCH` records.
+
+    Each result row has one column, a list with one item per record (or, with a LIMIT of at
+    most `_ROW_BY_ROW`, one record itself): `[properties, datetimes, include 0, include 1,
+    ...]`, where `properties` is the node's property map with its datetime fields set to null
+    and `datetimes` holds those fields in the form `_STAMP` gives. `fetch` decodes it.
+    """
+    query, params = _ordered(sel)
+    label = sel.label
+    include_exprs = [_include_expr(label, path, i) for i, path in enumerate(_as_paths(include))]
     # Rows come back in lists of _BATCH records, not one row per record: per row the driver
     # spends ~10 us of Python (message framing, Record objects), more than decoding the row
     # itself (1000 artifacts at 100k: 11.7 ms to return only their uids row by row, 1.5 ms to
@@ -972,6 +978,62 @@ def compile_fetch(
         f"\nRETURN [n IN _nodes[_at.._at + $batch] | {record}] AS _rows"
     )
     return query, params
+
+
+def compile_columns(
+    sel: Select, fields: Sequence[str], include: Sequence[str] = (), features: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The query `fetch_columns` runs: the records of `sel` in order, by column.
+
+    Each result row is one batch of up to `_BATCH` records: one list per field in `fields`
+    (a datetime field in the form `_STAMP` gives), then one per include path; with `features`,
+    then the batch's feature values (`graph.features.VALUE_COLUMNS`: record positions,
+    feature uids, values) and, on the first row only, every feature's uid, name and dtype
+    (`graph.features.FEATURE_COLUMNS`; empty lists on later rows). There is always at least
+    one row, with empty lists when nothing matches, so the features come back then too.
+    """
+    query, params = _ordered(sel)
+    label = sel.label
+    stamps = _datetime_fields(label)
+    columns = []
+    for name in fields:
+        field = _own_field(label, name)
+        if field in stamps:
+            columns.append(f"[_t IN [n IN _part | n.{field}] | {_STAMP}]")
+        else:
+            columns.append(f"[n IN _part | n.{field}]")
+    for i, path in enumerate(_as_paths(include)):
+        columns.append(f"[n IN _part | {_include_expr(label, path, i)}]")
+    if features and label not in HOST_LABELS:
+        raise FieldValidationError(
+            f"{label} records hold no feature values; {', '.join(HOST_LABELS)} do"
+        )
+    params["batch"] = _BATCH
+    # By column, not a map per record: pandas builds a frame from lists far faster than from
+    # a dict per record, and nothing is walked per record in Python. CPU time of one
+    # `df(features=True)` of 1,000 artifacts with 5 features each (process times, so the
+    # machine's load does not enter): Neo4j 17 ms + Python 17 ms as a property map per record
+    # with a flat value list, plus a second statement for the features' names; 12.5 + 5.5 ms by
+    # column in one statement (wall p50, the two run back to back at load ~5: 54 ms, 13.4 ms).
+    query += "\nWITH collect(n) AS _nodes"
+    carried = "_part, _at"
+    if features:
+        query += f"\n{FEATURE_COLUMNS}"
+        carried += ", " + ", ".join(FEATURE_KEYS)
+    query += (
+        "\nUNWIND range(0, CASE size(_nodes) WHEN 0 THEN 0 ELSE size(_nodes) - 1 END, $batch)"
+        " AS _at"
+        f"\nWITH _nodes[_at.._at + $batch] AS {carried}"
+    )
+    if features:
+        query += f"\n{VALUE_COLUMNS}"
+        columns += [
+            *VALUE_RETURNS,
+            *(f"CASE _at WHEN 0 THEN {k} ELSE [] END" for k in FEATURE_KEYS),
+        ]
+    # Named by position: unnamed, each column's name would be its whole expression, sent back
+    # with every result.
+    return query + "\nRETURN " + ", ".join(f"{c} AS _c{i}" for i, c in enumerate(columns)), params
 
 
 # Records per result row of `fetch` (see `compile_fetch`).
@@ -1027,18 +1089,24 @@ def _record_expr(label: str, include_exprs: tuple[str, ...]) -> str:
     return f"[{', '.join(items)}]"
 
 
+def _stamped(value: Any) -> Any:
+    """A datetime field's value from the form `_STAMP` gives; None for a missing property."""
+    if type(value) is int:
+        return _EPOCH + timedelta(microseconds=value)
+    return None if value[0] is None else plain(value[0])
+
+
 def _decode(props: dict[str, Any], stamps: tuple[str, ...], times: list[Any]) -> dict[str, Any]:
     """The plain property dict of one `_record_expr` record (decoded in place: it is ours)."""
     for key, value in props.items():
         if type(value) not in _PLAIN_TYPES:  # lists; temporal or spatial values
             props[key] = plain(value)
     for key, value in zip(stamps, times):
-        if type(value) is int:
-            props[key] = _EPOCH + timedelta(microseconds=value)
-        elif value[0] is None:
+        stamped = _stamped(value)
+        if stamped is None:  # missing stays missing
             del props[key]
         else:
-            props[key] = plain(value[0])
+            props[key] = stamped
     return props
 
 
@@ -1081,20 +1149,11 @@ def _include_expr(label: str, path: Any, i: int) -> str:
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
-# The key `fetch(..., features=True)` puts a record's (feature uid, value) pairs under.
-FEATURES_KEY = "_features"
-
-
-def fetch(
-    conn: Any, sel: Select, include: Sequence[str] = (), features: bool = False
-) -> list[dict[str, Any]]:
-    """Node property dicts of `sel`, in order; each include path adds a key (the path itself),
-    `features=True` the record's feature values as a flat `[feature uid, value, ...]` list
-    (`FEATURES_KEY`; `graph.features.as_dict` reads it), in the same query."""
+def fetch(conn: Any, sel: Select, include: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Node property dicts of `sel`, in order; each include path adds a key (the path
+    itself)."""
     paths = _as_paths(include)
-    query, params = compile_fetch(sel, paths, features)
-    if features:
-        paths = [*paths, FEATURES_KEY]
+    query, params = compile_fetch(sel, paths)
     stamps = _datetime_fields(sel.label)
     rows = conn.read_column(query, params)
     batches = [rows] if _row_by_row(sel) else rows
@@ -1106,9 +1165,7 @@ def fetch(
         for props, times, *values in batch:
             record = _decode(props, stamps, times)
             for path, value in zip(paths, values):
-                # Feature values stay as read: `graph.features.as_dict` converts the few that
-                # need it (a list walk per record was a third of a `df(features=True)`).
-                record[path] = value if path == FEATURES_KEY else plain(value)
+                record[path] = plain(value)
             out.append(record)
     return out
 
@@ -1147,6 +1204,51 @@ def family_heads(conn: Any, label: str, stems: Sequence[str]) -> dict[str, str]:
         {"stems": sorted(set(stems))},
     )
     return {r["stem"]: r["head"] for r in rows}
+
+
+def fetch_columns(
+    conn: Any,
+    sel: Select,
+    fields: Sequence[str],
+    include: Sequence[str] = (),
+    features: bool | Sequence[str] = False,
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The records of `sel` by column, in one query: `{field or include path: values}` with
+    the values `fetch` gives (None where a record lacks the property), and with `features`
+    (True, or the names wanted) one column per feature as `graph.features.value_columns` builds
+    it (else `{}`)."""
+    paths = _as_paths(include)
+    query, params = compile_columns(sel, fields, paths, features is not False)
+    rows = conn.read_rows(query, params)
+    names = [*fields, *paths]
+    columns: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for column, part in zip(columns, row):
+            column += part
+    stamps = _datetime_fields(sel.label)
+    out: dict[str, list[Any]] = {}
+    for i, (name, column) in enumerate(zip(names, columns)):
+        if i < len(fields) and name in stamps:
+            column = [_stamped(value) for value in column]
+        elif not set(map(type, column)) <= _PLAIN_TYPES:  # lists; temporal or spatial values
+            column = [plain(value) for value in column]
+        out[name] = column
+    if features is False:
+        return out, {}
+    rows_at, uids, values = [], [], []
+    k = len(names)
+    for row in rows:
+        rows_at += row[k]
+        uids += row[k + 1]
+        values += row[k + 2]
+    first = rows[0]
+    refs = {
+        uid: FeatureRef(name, uid, dtype)
+        for uid, name, dtype in zip(first[k + 3], first[k + 4], first[k + 5])
+    }
+    wanted = None if features is True else list(features)
+    n = len(columns[0]) if columns else 0
+    return out, value_columns(refs, n, rows_at, uids, values, wanted)
 
 
 def count(conn: Any, sel: Select) -> int:

@@ -273,14 +273,27 @@ class Model:
         return edges
 
     @classmethod
-    def _frame(cls, rows: list[dict[str, Any]], includes: list[str]) -> pd.DataFrame:
-        columns = ["uid", *[f for f in cls._fields() if f not in ("uid", "id", "updated_at")]]
-        columns += [c for c in includes if c not in columns]
-        data = [{c: row.get(c) for c in columns} for row in rows]
-        frame = pd.DataFrame(
-            data, columns=columns, index=pd.Index([r.get("id") for r in rows], name="id")
-        )
-        return frame
+    def _frame_fields(cls) -> list[str]:
+        """The fields `df()` reads: `id` (the index), `uid`, then the others but `updated_at`."""
+        return ["id", "uid", *[f for f in cls._fields() if f not in ("uid", "id", "updated_at")]]
+
+    @classmethod
+    def _frame(
+        cls,
+        columns: dict[str, list[Any]],
+        includes: list[str],
+        extra: dict[str, list[Any]] | None = None,
+    ) -> pd.DataFrame:
+        """The frame `df()` shows, indexed by id, from columns by name (`_frame_fields()` and
+        the include paths), then the `extra` columns (a name already there keeps its place)."""
+        names = cls._frame_fields()[1:]
+        names += [c for c in includes if c not in names]
+        data = {c: columns[c] for c in names}
+        data.update(extra or {})
+        index = pd.Index(columns["id"], name="id")
+        if not len(index):  # no values to infer a dtype from: object, not float64
+            return pd.DataFrame(columns=list(data), index=index)
+        return pd.DataFrame(data, index=index)
 
     @classmethod
     def _with_path(cls, qs: Any, path: Any) -> tuple[Any, str]:

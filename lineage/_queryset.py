@@ -342,21 +342,20 @@ class QuerySet(Generic[R]):
         if limit is not None:
             limit = limit if sel.limit is None else min(limit, sel.limit)
             sel = replace(sel, limit=limit)
-        conn = self._inst().connection
-        if features is False:
-            return self.model._frame(gq.fetch(conn, sel, include=includes), includes)
-        if not (features is True or isinstance(features, (list, tuple))):
+        if not (features is False or features is True or isinstance(features, (list, tuple))):
             raise InvalidArgument(
                 f"df(features=...) takes True or a list of feature names, not {features!r}"
             )
-        # One query reads the records and their values (`fetch(..., features=True)`).
-        rows = gq.fetch(conn, sel, include=includes, features=True)
-        flat = [row.pop(gq.FEATURES_KEY) for row in rows]
-        wanted = None if features is True else [str(f) for f in features]
-        frame = self.model._frame(rows, includes)
-        for name, column in gf.value_columns(conn, flat, wanted).items():
-            frame[name] = column
-        return frame
+        wanted = features if isinstance(features, bool) else [str(f) for f in features]
+        # One query reads the records by column, and their feature values with them.
+        columns, values = gq.fetch_columns(
+            self._inst().connection,
+            sel,
+            self.model._frame_fields(),
+            include=includes,
+            features=wanted,
+        )
+        return self.model._frame(columns, includes, values)
 
     def lookup(self, field: str | None = None, return_field: str | None = None) -> Lookup:
         """Auto-complete object: attribute access by normalised field value.
@@ -542,7 +541,8 @@ class SearchResult:
     list = to_list
 
     def df(self) -> pd.DataFrame:
-        frame = self.model._frame(self._rows, [])
+        fields = self.model._frame_fields()
+        frame = self.model._frame({f: [r.get(f) for r in self._rows] for f in fields}, [])
         frame["score"] = [float(s) for _, s in self.hits]
         return frame
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import neo4j
 import pandas as pd
 import pytest
 
+import graph.query as gq
 import lineage as ln
 from graph.schema import SCHEMA_VERSION, install_schema
 from lineage.errors import FieldValidationError, InvalidType, ValidationError
@@ -440,6 +442,76 @@ def test_df_with_features(annotated: list[ln.Artifact]) -> None:
     assert some["n_cells"].tolist() == [100, 200, 300, 400] and "temperature" not in some
     with pytest.raises(FieldValidationError, match="no feature named 'nope'"):
         ln.Artifact.df(features=["nope"])
+
+
+def test_df_cells_are_what_get_values_gives_across_batches(
+    storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`df(features=True)` reads values by column (record position, feature, value), a batch of
+    records per result row: each cell is what `get_values()` gives that record, whatever the
+    shape (several values of a one-value feature, several labels, list and dict dtypes, a
+    datetime, a value node shared by two records; a feature deleted for good leaves no column)."""
+    monkeypatch.setattr(gq, "_BATCH", 2)  # 7 records: positions across 4 batches
+    for name, dtype in [("temperature", float), ("cell_type", ln.ULabel), ("sizes", list[int]),
+                        ("meta", dict), ("when", datetime), ("gone", int)]:  # fmt: skip
+        ln.Feature(name=name, dtype=dtype).save()
+    for name in ("T cell", "B cell"):
+        ln.ULabel(name=name).save()
+    artifacts = [make_artifact(storage, f"b{i}.txt") for i in range(7)]
+    when = datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    artifacts[0].features.add_values({"temperature": 1.5, "cell_type": "T cell", "gone": 3})
+    artifacts[1].features.add_values({"temperature": 2.5})
+    artifacts[1].features.add_values({"temperature": 0.5})  # a second value
+    artifacts[2].features.add_values({"cell_type": ["B cell", "T cell"], "sizes": [3, 1]})
+    artifacts[3].features.add_values({"meta": {"b": [1], "a": None}, "when": when})
+    artifacts[5].features.add_values({"sizes": [7], "temperature": 9.0})
+    artifacts[6].features.add_values({"temperature": 1.5, "cell_type": "B cell"})
+    gone = ln.Feature.get(name="gone")
+    gone.delete(permanent=True)
+
+    frame = ln.Artifact.filter(key__startswith="b").order_by("key").df(features=True)
+    assert frame.index.tolist() == [a.id for a in artifacts]
+    assert frame["temperature"].tolist() == [1.5, [0.5, 2.5], None, None, None, 9.0, 1.5]
+    assert frame["cell_type"].tolist() == ["T cell", None, ["B cell", "T cell"], None, None,
+                                           None, "B cell"]  # fmt: skip
+    assert frame["sizes"].tolist() == [None, None, [1, 3], None, None, [7], None]
+    assert frame.loc[artifacts[3].id, "meta"] == {"a": None, "b": [1]}
+    assert frame.loc[artifacts[3].id, "when"] == when
+    # A feature deleted for good took its values with it: no column, by name or by uid.
+    assert "gone" not in frame.columns and gone.uid not in frame.columns
+    features = ["cell_type", "meta", "sizes", "temperature", "when"]
+    assert sorted(frame.columns[-5:]) == sorted(features)
+    for artifact in artifacts:
+        values = artifact.features.get_values()
+        for name in features:
+            cell = frame.loc[artifact.id, name]
+            if name in values:
+                assert cell == values[name], (name, cell)
+            else:  # None, or pandas' NaT/NaN where it made a datetime or float column
+                assert cell is None or pd.isna(cell), (name, cell)
+
+
+def test_df_is_one_statement_and_knows_features_without_records(
+    annotated: list[ln.Artifact], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    run = neo4j.Session.run
+
+    def counting(self: neo4j.Session, query: str, *args: object, **kwargs: object) -> object:
+        sent.append(query)
+        return run(self, query, *args, **kwargs)
+
+    qs = ln.Artifact.filter(key__startswith="a")
+    monkeypatch.setattr(neo4j.Session, "run", counting)
+    frame = qs.df(features=True, include=["created_by__handle"])
+    assert len(sent) == 1 and len(frame) == 4 and frame["n_cells"].tolist()[-1] == 400
+    none = ln.Artifact.filter(key="nothing")
+    sent.clear()
+    empty = none.df(features=["temperature", "n_cells"])
+    assert len(sent) == 1 and len(empty) == 0
+    assert list(empty.columns[-2:]) == ["temperature", "n_cells"]
+    with pytest.raises(FieldValidationError, match="no feature named 'nope'"):
+        none.df(features=["nope"])  # an unknown name is refused with no record to show
 
 
 # -- bad input ----------------------------------------------------------------------------------
