@@ -669,6 +669,13 @@ class _Compiler:
         if dtype.categorical:
             prop = _label_property(lk, value)
             pattern = f"(n)-[fr{k}:`{LABEL_EDGE}`]->(fl{k}:ULabel)"
+            if lk.op in ("exact", "in"):
+                # Seek the labels too. Beside a value condition the planner then joins the
+                # records of the two seeks (a hash join on `n`) rather than expanding each record
+                # the value seek finds to its labels: 100k artifacts, `temperature__gt` matching
+                # 10% of them and `cell_type=` one label of 100: 10,020 records expanded,
+                # 23.6 ms (Neo4j's CPU 37.5 ms), against 5.0 ms (6.3 ms) joined.
+                pattern += f" USING INDEX fl{k}:ULabel({prop})"
             cond = f"fr{k}.feature = {self.param(feature.uid)} AND " + self._compare(
                 f"fl{k}.{prop}", lk.op, value, nullable_guard=False
             )

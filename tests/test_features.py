@@ -420,6 +420,24 @@ def test_chained_filters_also_start_from_the_value_index(
     assert "NodeByLabelScan" not in plan, plan
 
 
+def test_a_label_and_a_value_condition_join_two_index_seeks(
+    annotated: list[ln.Artifact], db: ln.Instance
+) -> None:
+    """A categorical equality beside a value condition: both seek their index and the records
+    are joined, so a wide value range is never expanded record by record to its labels."""
+    qs = ln.Artifact.filter(suffix=".txt").filter(temperature__gt=20, cell_type="T cell")
+    assert [a.key for a in qs] == ["a2.txt"]
+    plan = _plan(db, qs)
+    assert "NodeHashJoin" in plan and "NodeIndexSeek" in plan, plan
+    assert "NodeUniqueIndexSeek" in plan and "NodeIndexScan" not in plan, plan
+    by_record = ln.Artifact.filter(
+        temperature__gte=18.5, cell_type__in=[ln.ULabel.get(name="T cell")]
+    )
+    assert sorted(a.key for a in by_record) == ["a0.txt", "a2.txt"]
+    assert "NodeHashJoin" in _plan(db, by_record)
+    assert ln.Artifact.filter(cell_type__in=[], temperature__gt=0).count() == 0
+
+
 def test_feature_conditions_under_or_and_not_expand_from_each_record(
     annotated: list[ln.Artifact], db: ln.Instance
 ) -> None:
