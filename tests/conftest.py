@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -52,6 +52,22 @@ def make_artifact(storage: Path, key: str, content: str | None = None, **kwargs)
     return ln.Artifact(path, key=key, **kwargs).save()
 
 
+def prep_and_train(storage: Path, raw_description: str | None = None) -> tuple[ln.Artifact, ...]:
+    """The two-step pipeline the lineage pages and the explorer are tested on: `prep.py` reads
+    raw/cells.csv and writes clean/cells.csv, `train.py` reads that and writes
+    model/weights.txt. Returns (raw, clean, model)."""
+    raw = make_artifact(storage, "raw/cells.csv", description=raw_description)
+    ln.track("prep.py")
+    ln.Artifact.get(raw.uid, is_run_input=True)
+    clean = make_artifact(storage, "clean/cells.csv")
+    ln.finish()
+    ln.track("train.py")
+    ln.Artifact.get(clean.uid, is_run_input=True)
+    model = make_artifact(storage, "model/weights.txt")
+    ln.finish()
+    return raw, clean, model
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -64,7 +80,7 @@ def _docker_answers() -> bool:
 
         client = docker.from_env(timeout=3)
         return bool(client.ping())
-    except Exception:  # noqa: BLE001 - no client, no socket, no engine: all mean "no Docker"
+    except Exception:
         return False
 
 

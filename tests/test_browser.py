@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import lineage as ln
-from tests.conftest import make_artifact
+from tests.conftest import prep_and_train
 
 CHROMIUM = os.environ.get("LINEAGE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -57,15 +57,7 @@ def _browser_or_fail():
 @pytest.fixture
 def lineage_page(storage: Path, tmp_path: Path) -> tuple[Path, int, int]:
     """A small pipeline with a collection and a new version; its page, node and edge counts."""
-    raw = make_artifact(storage, "raw/cells.csv", description='quote " and <b>tag</b>')
-    ln.track("prep.py")
-    ln.Artifact.get(raw.uid, is_run_input=True)
-    clean = make_artifact(storage, "clean/cells.csv")
-    ln.finish()
-    ln.track("train.py")
-    ln.Artifact.get(clean.uid, is_run_input=True)
-    model = make_artifact(storage, "model/weights.txt")
-    ln.finish()
+    raw, clean, model = prep_and_train(storage, 'quote " and <b>tag</b>')
     ln.Feature(name="accuracy", dtype=float).save()
     model.features.add_values({"accuracy": 0.93})  # shown in the model's tooltip
     bundle = ln.Collection([clean, model], key="bundle").save()

@@ -30,7 +30,7 @@ from graph import explore as ge
 from lineage import _serve
 from lineage._instance import current
 from lineage._serve import Access, create_app
-from tests.conftest import free_port, make_artifact
+from tests.conftest import free_port, make_artifact, prep_and_train
 
 LOCAL = "http://127.0.0.1"
 
@@ -53,15 +53,7 @@ def world(storage: Path) -> World:
     ln.Feature(name="tissue", dtype=str).save()
     ln.Feature(name="cell_type", dtype=ln.ULabel).save()
     ln.ULabel(name="hepatocyte").save()
-    raw = make_artifact(storage, "raw/cells.csv", description="counts from the sequencer")
-    ln.track("prep.py")
-    ln.Artifact.get(raw.uid, is_run_input=True)
-    clean = make_artifact(storage, "clean/cells.csv")
-    ln.finish()
-    ln.track("train.py")
-    ln.Artifact.get(clean.uid, is_run_input=True)
-    model = make_artifact(storage, "model/weights.txt")
-    ln.finish()
+    raw, clean, model = prep_and_train(storage, "counts from the sequencer")
     ln.context.run = None
     bundle = ln.Collection([clean, model], key="bundle").save()
     bundle2 = bundle.append(raw).save()
