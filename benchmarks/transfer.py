@@ -302,9 +302,7 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
     fig["export"] = _child("export", dump)
     _say(f"[{n}] export: {fig['export']}")
     fig["dump_mb"] = sum(f.stat().st_size for f in dump.iterdir()) / 2**20
-    # Into another, empty server (its own home and port), as a move between servers is; an
-    # empty graph is also what `graph.transfer.wipe` cannot make of a 100k-artifact graph
-    # within Neo4j's transaction memory (MemoryPoolOutOfMemoryError, 1 GB heap).
+    # Into another, empty server (its own home and port), as a move between servers is.
     saved = {k: os.environ[k] for k in ("LINEAGE_HOME", "LINEAGE_NEO4J_PORT")}
     os.environ["LINEAGE_HOME"] = str(tmp / f"lineage-home-import-{n}")
     os.environ["LINEAGE_NEO4J_PORT"] = str(free_port())
@@ -323,7 +321,7 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
     )
     shutil.rmtree(dump, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
-    # The next size starts from an empty server of its own (see `wipe` above).
+    # The next size starts from an empty server of its own.
     LocalServer().stop()
     shutil.rmtree(os.environ["LINEAGE_HOME"], ignore_errors=True)
     return fig

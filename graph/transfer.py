@@ -312,7 +312,18 @@ def is_empty(conn: Connection) -> bool:
 
 
 def wipe(conn: Connection) -> None:
-    """Delete every node but the schema-version node, in transactions of 10,000 nodes."""
+    """Delete every node but the schema-version node: first every edge, then the nodes, each
+    in transactions of 10,000 rows.
+
+    Edges first, because `DETACH DELETE` of a node deletes all of its edges in the node's
+    transaction, and a Storage or User node holds one edge per artifact: at 100k artifacts
+    (608k edges) the first batch ran out of Neo4j's transaction memory
+    (`MemoryPoolOutOfMemoryError`, 1 GB heap); edges first took 6.4 s, the nodes 4.8 s. The
+    scans are lazy (`TransactionForeach` over an all-relationships scan, no `Eager`), so the
+    outer transaction holds nothing either. Not atomic: a wipe cut short leaves part of the
+    graph (callers check what they load before they wipe).
+    """
+    conn.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS")
     conn.run(
         "MATCH (n) WHERE NOT n:LineageSchema "
         "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"

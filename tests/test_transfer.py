@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 import lineage as ln
+from graph import Connection, ConnectionSettings
+from graph import transfer as gt
+from graph.server import LocalServer
 from lineage._transfer import backup, restore
 from lineage.cli import main
-from tests.conftest import Neo4jUnderTest, make_artifact
+from tests.conftest import Neo4jUnderTest, free_port, make_artifact
 from tests.graph_digest import snapshot
 
 
@@ -214,3 +217,33 @@ def test_cli_backup_and_restore(
     assert "--force" in capsys.readouterr().err
     assert main(["server", "restore", str(file), "--force"]) == 0
     assert snapshot() == before
+
+
+def test_wipe_empties_a_graph_whose_hub_holds_100k_edges(
+    neo4j_install_dir: Path, tmp_path: Path
+) -> None:
+    """`restore --force` empties the graph with `graph.transfer.wipe`. A Storage or User node
+    holds one edge per artifact, and deleting such a node with its edges in one transaction ran
+    out of Neo4j's transaction memory (`MemoryPoolOutOfMemoryError`: 100k artifacts on a 1 GB
+    heap). Here a server of its own with a 256 MB heap, where the old wipe failed the same way
+    at 100k edges (50k passed). The hub is made first, so a wipe by nodes in store order meets
+    it in its first batch."""
+    server = LocalServer(home=tmp_path / "server", install_dir=neo4j_install_dir, heap="256m")
+    status = server.start(port=free_port())
+    conn = Connection.open(ConnectionSettings(uri=status.uri, source="local server"))
+    try:
+        conn.run("CREATE (:WipeHub {uid: 'hub'})")
+        conn.run(
+            "MATCH (h:WipeHub) UNWIND range(1, 100000) AS i CALL (h, i) { "
+            "CREATE (:WipeLeaf {i: i})-[:STORED_IN]->(h) } IN TRANSACTIONS OF 20000 ROWS"
+        )
+        conn.run("CREATE (:LineageSchema {version: 0})")
+        assert conn.read("MATCH (:WipeHub)<-[e]-() RETURN count(e) AS n") == [{"n": 100000}]
+        gt.wipe(conn)
+        assert conn.read("MATCH (n) RETURN labels(n) AS labels") == [
+            {"labels": ["LineageSchema"]}  # the schema-version node stays
+        ]
+        assert conn.read("MATCH ()-[e]->() RETURN count(e) AS n") == [{"n": 0}]
+    finally:
+        conn.close()
+        server.stop()
