@@ -43,7 +43,9 @@ except ImportError:  # pragma: no cover - depends on the environment
     except ImportError:
         _pg_driver = None
 
-BATCH_SIZE = 2000  # rows per transaction
+# Rows per transaction, here and in dump imports (lineage._transfer). 10,000, not 2,000: a dump
+# import of 100k artifacts took 73.4 s in batches of 2,000 and 51.9 s in 10,000 (load ~6).
+BATCH_SIZE = 10000
 _FETCH = 5000  # rows read from the database at a time
 
 # lamindb's run status codes (lamindb.base.types.RUN_STATUS_TO_CODE, inverted).

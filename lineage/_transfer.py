@@ -11,7 +11,8 @@ The dump (format "lineagegraph-dump", version 1) is a folder:
 
 An END is `{"label", "uid"}` for a record and `{"label": "FeatureValue", "feature", "value"}`
 for a feature value. Property values are JSON, except datetimes (`{"$datetime": ISO 8601}`),
-dates (`{"$date": ...}`) and bytes (`{"$bytes": base64}`), which JSON has no type for.
+dates (`{"$date": ...}`), bytes (`{"$bytes": base64}`) and the floats NaN and ±infinity
+(`{"$float": "nan"}`, `"inf"`, `"-inf"`), which JSON has no type for.
 
 Both directions stream: the export writes each batch of rows the driver hands over
 (`graph.transfer.GraphReader`), the import reads the files line by line and writes batches
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import shutil
 import tarfile
@@ -36,6 +38,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 import loaders
 from graph import ids as gids
 from graph import models as gm
@@ -43,7 +47,7 @@ from graph import transfer as gt
 from graph.features import VALUE_LABEL
 from graph.schema import SCHEMA_VERSION
 from lineage._instance import current
-from lineage._lamindb import ImportReport
+from lineage._lamindb import BATCH_SIZE, ImportReport
 from lineage._settings import settings
 from lineage._user import current_user
 from lineage.errors import DataError, DoesNotExist, InvalidArgument, MissingFile
@@ -51,8 +55,8 @@ from lineage.errors import DataError, DoesNotExist, InvalidArgument, MissingFile
 FORMAT = "lineagegraph-dump"
 FORMAT_VERSION = 1
 NODES, EDGES, MANIFEST = "nodes.jsonl", "edges.jsonl", "manifest.json"
-BATCH_SIZE = 2000
 MANAGED_DIR = ".lineage"
+_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 # Labels merged by a unique field other than uid: another graph may hold the same user, storage
 # root or feature under another uid, and the dumped records then point at that node.
 MERGE_KEYS = {"User": "handle", "Storage": "root", "Feature": "name"}
@@ -62,8 +66,8 @@ MERGE_KEYS = {"User": "handle", "Storage": "root", "Feature": "name"}
 def encode(value: Any) -> Any:
     """A property value as JSON (datetimes, dates and bytes tagged).
 
-    >>> encode([date(2024, 1, 2), b"\\x00"])
-    [{'$date': '2024-01-02'}, {'$bytes': 'AA=='}]
+    >>> encode([date(2024, 1, 2), b"\\x00", float("nan")])
+    [{'$date': '2024-01-02'}, {'$bytes': 'AA=='}, {'$float': 'nan'}]
     """
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
@@ -73,6 +77,8 @@ def encode(value: Any) -> Any:
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, list):
         return [encode(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": str(value)}  # JSON has no NaN; orjson would write null
     return value
 
 
@@ -89,14 +95,19 @@ def decode(value: Any) -> Any:
             return date.fromisoformat(value["$date"])
         if "$bytes" in value:
             return base64.b64decode(value["$bytes"])
+        if "$float" in value:
+            return float(value["$float"])
         raise DataError(f"not a dumped value: {value!r}")
     if isinstance(value, list):
         return [decode(v) for v in value]
     return value
 
 
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})  # JSON as they are: `encode` skipped
+
+
 def _props(props: dict[str, Any]) -> dict[str, Any]:
-    return {k: encode(v) for k, v in props.items()}
+    return {k: v if type(v) in _AS_THEY_ARE else encode(v) for k, v in props.items()}
 
 
 class _Writer:
@@ -110,7 +121,8 @@ class _Writer:
         self.size = 0
 
     def write(self, obj: Any) -> None:
-        line = (json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        # orjson: 0.3 us a line where json.dumps took 6-12 (720k lines in a 100k-artifact dump)
+        line = orjson.dumps(obj, option=_LINE)
         self.fp.write(line)
         self.sha.update(line)
         self.lines += 1
@@ -239,10 +251,11 @@ def export_graph(
             scope = _scope(reader, key, upstream_of)
             counters = reader.counters()
             users: set[str] = set()
-            for label in (*gm.RECORD_LABELS, VALUE_LABEL):
-                for batch in reader.nodes(label, scope, batch_size):
-                    for row in batch:
-                        props = row["props"]
+            edge_types = report.edges
+            for label in gm.RECORD_LABELS:
+                for batch in reader.records(label, scope, batch_size):
+                    for node, out in batch:
+                        props = node["props"]
                         if label == "Artifact" and new_storage and props.get("storage_path"):
                             props["storage_path"] = _copy_file(props, new_storage["root"])
                             report.files_copied += 1
@@ -256,6 +269,20 @@ def export_graph(
                             new_storage = {**new_storage, "_written": True}
                         nodes.write({"label": label, "props": _props(props)})
                         report.nodes[label] = report.nodes.get(label, 0) + 1
+                        for edge in out:
+                            if new_storage is not None and edge["type"] == "STORED_IN":
+                                edge["dst"] = {"label": "Storage", "uid": new_storage["uid"]}
+                            if edge["props"]:
+                                edge["props"] = _props(edge["props"])
+                            dst = edge["dst"]
+                            if "value" in dst:
+                                dst["value"] = encode(dst["value"])
+                            edges.write(edge)
+                            edge_types[edge["type"]] = edge_types.get(edge["type"], 0) + 1
+            for values in reader.values(scope, batch_size):
+                for value in values:
+                    nodes.write({"label": VALUE_LABEL, "props": _props(value["props"])})
+                    report.nodes[VALUE_LABEL] = report.nodes.get(VALUE_LABEL, 0) + 1
             if new_storage is not None and extra_user is not None:
                 if extra_user["uid"] not in users:
                     nodes.write({"label": "User", "props": _props(extra_user)})
@@ -268,17 +295,6 @@ def export_graph(
                     edge["dst"] = {"label": "User", "uid": extra_user["uid"]}
                     edges.write(edge)
                     report.edges["CREATED_BY"] = report.edges.get("CREATED_BY", 0) + 1
-            for label in gm.RECORD_LABELS:
-                for batch in reader.edges(label, scope, batch_size):
-                    for row in batch:
-                        if new_storage is not None and row["type"] == "STORED_IN":
-                            row["dst"] = {"label": "Storage", "uid": new_storage["uid"]}
-                        row["props"] = _props(row["props"])
-                        for end in ("src", "dst"):
-                            if "value" in row[end]:
-                                row[end]["value"] = encode(row[end]["value"])
-                        edges.write(row)
-                        report.edges[row["type"]] = report.edges.get(row["type"], 0) + 1
     finally:
         files = {NODES: nodes.close(), EDGES: edges.close()}
     manifest = {
@@ -332,11 +348,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fp:
+    with open(path, "rb") as fp:
         for number, line in enumerate(fp, 1):
             try:
-                yield json.loads(line)
-            except ValueError as exc:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not JSON ({exc})") from None
 
 

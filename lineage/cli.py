@@ -38,7 +38,7 @@ import lineage as ln
 import loaders
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
-from lineage._lamindb import import_lamindb
+from lineage._lamindb import BATCH_SIZE, import_lamindb
 from lineage._resolve import record_by_uid
 from lineage._serve import DEFAULT_HOST as SERVE_HOST
 from lineage._serve import DEFAULT_PORT as SERVE_PORT
@@ -304,7 +304,7 @@ def _add_transfer_commands(sub: Any, server_sub: Any) -> None:
         help="the lamindb instance: its storage root, its lamin.db, or a sqlite:/// or "
         "postgresql:// URL",
     )  # fmt: skip
-    imp.add_argument("--batch-size", type=int, default=2000, help="rows per transaction")
+    imp.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="rows per transaction")
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(func=_import)
 
@@ -316,7 +316,7 @@ def _add_transfer_commands(sub: Any, server_sub: Any) -> None:
         "--with-files", default=None, metavar="ROOT",
         help="copy the artifacts' files to this storage root (local or s3://) and point there",
     )  # fmt: skip
-    exp.add_argument("--batch-size", type=int, default=2000, help="rows per batch")
+    exp.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="rows per batch")
     exp.add_argument("--json", action="store_true", help="print the report as JSON")
     exp.set_defaults(func=_export)
 

@@ -247,3 +247,26 @@ def test_wipe_empties_a_graph_whose_hub_holds_100k_edges(
     finally:
         conn.close()
         server.stop()
+
+
+def test_records_without_an_id_are_exported_too(storage: Path, tmp_path: Path) -> None:
+    """The export reads records in pages by id; a record without one (lineage writes none, a
+    hand-made node may be) comes in the last query, with its edges, and nothing twice."""
+    raw = make_artifact(storage, "raw/a.txt")
+    conn = ln.connect().connection
+    conn.run(
+        "MATCH (a:Artifact {uid: $uid}) CREATE (:ULabel {uid: 'handmade0000', name: 'by hand'})"
+        "<-[:LABELED_WITH]-(a)",
+        {"uid": raw.uid},
+    )
+    conn.run("CREATE (:ULabel {uid: 'handmade0001', name: 'alone'})")
+    report = ln.export_graph(tmp_path / "d", batch_size=1)
+    lines = [json.loads(x) for x in (tmp_path / "d" / "nodes.jsonl").read_text().splitlines()]
+    labels = sorted(x["props"]["uid"] for x in lines if x["label"] == "ULabel")
+    assert labels == ["handmade0000", "handmade0001"] and report.nodes["ULabel"] == 2
+    assert report.nodes["Artifact"] == 1
+    edges = [json.loads(x) for x in (tmp_path / "d" / "edges.jsonl").read_text().splitlines()]
+    assert [e["dst"] for e in edges if e["type"] == "LABELED_WITH"] == [
+        {"label": "ULabel", "uid": "handmade0000"}
+    ]
+    assert len(edges) == sum(report.edges.values()) == len({json.dumps(e) for e in edges})
