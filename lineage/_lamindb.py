@@ -3,7 +3,7 @@ SQL (lamindb is not imported), written into the graph in batches.
 
 `source` is a lamindb instance's storage root (the folder holding `.lamindb/lamin.db`), that
 `.lamindb` folder, the `lamin.db` file, a `sqlite:///...` URL, or a `postgresql://...` URL (read
-through psycopg2 or psycopg, if one of them is installed). Every registry lineage has is read in
+through psycopg2 or psycopg, if one of them is installed, in one read-only snapshot). Every registry lineage has is read in
 an order that puts each record after what it points at (users, spaces, storages, transforms,
 runs, labels, projects, references, features, artifacts, collections), then the links (run
 inputs, annotations, feature values). The SQL joins the uids of the records a row points at, so
@@ -278,10 +278,13 @@ def _connect_postgres(url: str, display: str) -> Any:
             "(check the host, port, database name, user and password in the URL)"
         ) from None
     # Read-only, as the SQLite file is opened: the import never writes to the lamindb instance.
+    # And one snapshot for the whole import (REPEATABLE READ; the cursors keep its transaction
+    # open): what lamindb writes meanwhile is not half seen, say a link without its record.
     if hasattr(db, "set_session"):  # psycopg2
-        db.set_session(readonly=True)
+        db.set_session(readonly=True, isolation_level="REPEATABLE READ")
     else:  # psycopg 3
         db.read_only = True
+        db.isolation_level = _pg_driver.IsolationLevel.REPEATABLE_READ
     return db
 
 

@@ -155,6 +155,26 @@ def test_the_import_never_writes_to_postgres(storage: Path, pg_world: PostgresWo
         again.close()
 
 
+def test_the_import_reads_one_snapshot(storage: Path, pg_world: PostgresWorld) -> None:
+    # lamindb writing while the import runs: the import goes on seeing the instance as it was.
+    query = "SELECT description FROM lamindb_ulabel WHERE name = 'plain label'"
+    src = _lamindb._Source(pg_world.url)
+    try:
+        before = next(src.rows(query))
+        pg_world.server.execute(
+            "lamindb",
+            "UPDATE lamindb_ulabel SET description = 'changed meanwhile' "
+            "WHERE name = 'plain label'",
+        )
+        assert next(src.rows(query)) == before == {"description": "no type"}
+    finally:
+        src.close()
+        pg_world.server.execute(
+            "lamindb",
+            "UPDATE lamindb_ulabel SET description = 'no type' WHERE name = 'plain label'",
+        )
+
+
 def test_bad_postgres_sources_are_clear_errors(
     storage: Path,
     pg_world: PostgresWorld,
@@ -175,6 +195,15 @@ def test_bad_postgres_sources_are_clear_errors(
     with pytest.raises(ln.errors.DataError, match="not a lamindb database"):
         ln.import_lamindb(postgres_server.url("postgres"))
     assert snapshot()["nodes"] == []
+
+
+def test_without_a_driver_the_error_says_what_to_install(
+    storage: Path, pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_lamindb, "_pg_driver", None)  # an environment with neither driver
+    with pytest.raises(ln.errors.NotSupported, match=r"lineagegraph\[postgres\]") as caught:
+        ln.import_lamindb(pg_world.url)
+    assert not any(s in str(caught.value) for s in _secrets())
 
 
 def test_the_cli_imports_from_postgres(
