@@ -3,8 +3,10 @@
 lamindb is never imported by the benchmark process itself. It lives in a venv under the lineage
 home (`$LINEAGE_HOME/bench/lamindb-venv`, default `~/.lineage/bench/lamindb-venv`), created and
 `pip install`ed on first use and reused while it still imports. Each run gets a fresh SQLite
-instance made by `lamin init --storage DIR`, with every lamin settings and cache path pointed
-into a temporary directory, so the user's `~/.lamin` and current instance are never touched.
+instance made by `lamin init --storage DIR` (or, given a `postgresql://` URL of an empty local
+database, a Postgres one: `lamin init --storage DIR --db URL`), with every lamin settings and
+cache path pointed into a temporary directory, so the user's `~/.lamin` and current instance are
+never touched.
 
 Benchmarks that need torch in the venv (`mapped.py`) call `share_torch`: a `.pth` file appends
 the main environment's site-packages, so the venv imports the project's torch, never a second copy.
@@ -26,6 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_SPEC = "lamindb>=2,<3"
+# What the venv needs besides lamindb (module -> pip requirement): lamindb talks to a Postgres
+# database through psycopg2 (`lamin init --db postgresql://...`). lamindb_setup 1.27 requires
+# psycopg2-binary itself; it is installed here when a venv (another lamindb, an older venv) lacks
+# it, without touching the rest of the venv.
+EXTRA_PACKAGES = {"psycopg2": "psycopg2-binary"}
 
 # Environment variables that would point lamindb at a real instance, user or hub.
 _LAMIN_VARS = (
@@ -80,6 +87,44 @@ def installed_version(python: Path) -> str | None:
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else None
 
 
+def missing_packages(python: Path, packages: dict[str, str] = EXTRA_PACKAGES) -> list[str]:
+    """The pip requirements of `packages` (module -> requirement) whose module that interpreter
+    cannot import."""
+    probe = (
+        "import importlib.util, sys; "
+        "print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    )
+    proc = subprocess.run(
+        [str(python), "-c", probe, *packages],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"cannot query {python}: {proc.stderr.strip()[-2000:]}")
+    missing = proc.stdout.split()
+    return [packages[m] for m in packages if m in missing]
+
+
+def _install_missing(python: Path, log) -> float:
+    """pip install what `missing_packages` names into the venv; returns the seconds it took."""
+    missing = missing_packages(python)
+    if not missing:
+        return 0.0
+    t0 = time.perf_counter()
+    log(f"[lamindb] installing {', '.join(missing)} into the lamindb venv")
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *missing],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or missing_packages(python):
+        raise RuntimeError(
+            f"pip install {' '.join(missing)} failed:\n{(proc.stdout + proc.stderr).strip()[-4000:]}"
+        )
+    return time.perf_counter() - t0
+
+
 def _matches(version: str, spec: str) -> bool:
     """Enough of PEP 440 for our default spec: `lamindb>=2,<3` means major version 2."""
     if spec == DEFAULT_SPEC:
@@ -91,7 +136,8 @@ def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=N
     """The venv with lamindb in it, created and installed if missing or broken.
 
     Tries `spec` first; if pip cannot satisfy it (no lamindb 2.x for this Python, say), installs
-    the newest lamindb instead and says so; the caller prints the version it got.
+    the newest lamindb instead and says so; the caller prints the version it got. A working venv
+    that lacks one of `EXTRA_PACKAGES` is kept, and only that package is installed into it.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     venv_dir = Path(venv_dir) if venv_dir else default_venv_dir()
@@ -99,7 +145,8 @@ def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=N
 
     version = installed_version(python)
     if version and lamin.exists() and _matches(version, spec):
-        return LamindbEnv(python, lamin, version, spec, reused=True, setup_s=0.0)
+        setup_s = _install_missing(python, log)
+        return LamindbEnv(python, lamin, version, spec, reused=True, setup_s=setup_s)
 
     t0 = time.perf_counter()
     log(f"[lamindb] creating venv {venv_dir} and installing {spec!r} (once; about a minute)")
@@ -122,6 +169,7 @@ def ensure_lamindb(venv_dir: Path | None = None, spec: str = DEFAULT_SPEC, log=N
         raise RuntimeError(
             f"lamindb installed in {venv_dir} but there is no `lamin` CLI at {lamin}"
         )
+    _install_missing(python, log)
     return LamindbEnv(python, lamin, version, used, reused=False, setup_s=time.perf_counter() - t0)
 
 
@@ -195,12 +243,18 @@ def isolated_env(root: Path) -> dict[str, str]:
     return env
 
 
-def init_instance(lenv: LamindbEnv, root: Path, storage: Path) -> float:
-    """`lamin init --storage storage`, isolated in `root`; returns the seconds it took."""
+def init_instance(lenv: LamindbEnv, root: Path, storage: Path, db: str | None = None) -> float:
+    """`lamin init --storage storage`, isolated in `root`; returns the seconds it took.
+
+    With `db` (a `postgresql://` URL of an existing, empty database) the instance keeps its
+    records there instead of in `storage/.lamindb/lamin.db`. lamindb_setup contacts LaminHub only
+    for a remote instance: local storage with a database on `@localhost`, `@127.0.0.1` or
+    `@0.0.0.0` (its `is_local_db_url`) is set up offline, as the SQLite one is.
+    """
     storage.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [str(lenv.lamin), "init", "--storage", str(storage)],
+        [str(lenv.lamin), "init", "--storage", str(storage), *(["--db", db] if db else [])],
         capture_output=True,
         text=True,
         env=isolated_env(root),
@@ -208,9 +262,13 @@ def init_instance(lenv: LamindbEnv, root: Path, storage: Path) -> float:
         timeout=600,
     )
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0 or not (storage / ".lamindb" / "lamin.db").exists():
+    # The SQLite file, or for a Postgres instance the storage's marker file (which a failed init
+    # removes again), is there after a successful init.
+    made = storage / ".lamindb" / ("storage_uid.txt" if db else "lamin.db")
+    if proc.returncode != 0 or not made.exists():
         raise RuntimeError(
-            f"`lamin init --storage {storage}` failed (rc {proc.returncode}):\n"
+            f"`lamin init --storage {storage}{' --db ...' if db else ''}` failed "
+            f"(rc {proc.returncode}):\n"
             f"{(proc.stdout + proc.stderr).strip()[-4000:]}"
         )
     return seconds

@@ -3,7 +3,7 @@ SQL (lamindb is not imported), written into the graph in batches.
 
 `source` is a lamindb instance's storage root (the folder holding `.lamindb/lamin.db`), that
 `.lamindb` folder, the `lamin.db` file, a `sqlite:///...` URL, or a `postgresql://...` URL (read
-through psycopg2 or psycopg, if one of them is installed). Every registry lineage has is read in
+through psycopg2 or psycopg, if one of them is installed, in one read-only snapshot). Every registry lineage has is read in
 an order that puts each record after what it points at (users, spaces, storages, transforms,
 runs, labels, projects, references, features, artifacts, collections), then the links (run
 inputs, annotations, feature values). The SQL joins the uids of the records a row points at, so
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from graph import features as gf
 from graph import transfer as gt
@@ -156,38 +156,37 @@ class _Source:
         text = str(source)
         scheme = urlparse(text).scheme if "://" in text else ""
         if scheme in ("postgresql", "postgres"):
-            if _pg_driver is None:
-                raise NotSupported(
-                    f"reading a Postgres instance needs a Postgres driver: "
-                    f"pip install psycopg2-binary (source {_redact(text)})"
-                )
             self.kind = "postgres"
             self.display = _redact(text)
-            try:
-                self.db: Any = _pg_driver.connect(text)
-            except Exception as exc:  # the driver's own error classes
-                raise DataError(f"cannot open {self.display}: {exc}") from None
-            return
-        path = Path(unquote(urlparse(text).path) if scheme == "sqlite" else text).expanduser()
-        if scheme not in ("", "sqlite"):
-            raise InvalidArgument(
-                f"{text!r} is neither a lamindb instance folder, a lamin.db file, a sqlite:/// "
-                "URL nor a postgresql:// URL"
-            )
-        candidates = [path / ".lamindb" / "lamin.db", path / "lamin.db", path]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            raise MissingFile(
-                f"no lamindb database at {path}: expected {candidates[0]} (a storage root), "
-                f"{candidates[1]} or the lamin.db file itself"
-            )
-        self.kind = "sqlite"
-        self.display = str(found)
-        # Read-only: the import never writes to the lamindb instance.
-        self.db = sqlite3.connect(f"{found.resolve().as_uri()}?mode=ro", uri=True)
-        self.tables = self._tables()
-        if "lamindb_artifact" not in self.tables:
-            raise DataError(f"{found} is not a lamindb database (it has no lamindb_artifact table)")
+            self.db: Any = _connect_postgres(text, self.display)
+        else:
+            path = Path(unquote(urlparse(text).path) if scheme == "sqlite" else text).expanduser()
+            if scheme not in ("", "sqlite"):
+                raise InvalidArgument(
+                    f"{_redact(text)!r} is neither a lamindb instance folder, a lamin.db file, a "
+                    "sqlite:/// URL nor a postgresql:// URL"
+                )
+            candidates = [path / ".lamindb" / "lamin.db", path / "lamin.db", path]
+            found = next((p for p in candidates if p.is_file()), None)
+            if found is None:
+                raise MissingFile(
+                    f"no lamindb database at {path}: expected {candidates[0]} (a storage root), "
+                    f"{candidates[1]} or the lamin.db file itself"
+                )
+            self.kind = "sqlite"
+            self.display = str(found)
+            # Read-only: the import never writes to the lamindb instance.
+            self.db = sqlite3.connect(f"{found.resolve().as_uri()}?mode=ro", uri=True)
+        self._cursors = 0  # names of Postgres's server-side cursors
+        try:
+            self.tables = self._tables()
+            if "lamindb_artifact" not in self.tables:
+                raise DataError(
+                    f"{self.display} is not a lamindb database (it has no lamindb_artifact table)"
+                )
+        except BaseException:
+            self.db.close()
+            raise
 
     def _tables(self) -> set[str]:
         if self.kind == "sqlite":
@@ -219,21 +218,38 @@ class _Source:
 
     def rows(self, query: str) -> Iterator[dict[str, Any]]:
         """The rows of `query` as dicts, read `_FETCH` at a time."""
-        cur = self.db.cursor()
+        if self.kind == "postgres":
+            # A server-side cursor: both drivers' plain cursors hold the whole result in memory
+            # once executed; a named one fetches `_FETCH` rows per round trip.
+            self._cursors += 1
+            cur = self.db.cursor(f"lineage_import_{self._cursors}")
+        else:
+            cur = self.db.cursor()
         try:
             try:
                 cur.execute(query)
+                chunk = cur.fetchmany(_FETCH)
             except Exception as exc:  # the driver's own error classes
                 raise DataError(f"{self.display}: {exc} (in {query[:200]})") from None
+            # After the first fetch: psycopg2 describes a server-side cursor's rows only then.
             names = [d[0] for d in cur.description]
-            while True:
-                chunk = cur.fetchmany(_FETCH)
-                if not chunk:
-                    return
+            while chunk:
                 for row in chunk:
                     yield dict(zip(names, row))
+                chunk = cur.fetchmany(_FETCH)
         finally:
             cur.close()
+
+    def json(self, value: Any) -> Any:
+        """A JSON column's value: SQLite keeps lamindb's JSON text, while both Postgres drivers
+        decode json and jsonb themselves (a JSON string comes as a `str` that is not JSON text)."""
+        return json.loads(value) if self.kind == "sqlite" and isinstance(value, str) else value
+
+    def text_order(self, column: str) -> str:
+        """`ORDER BY` text for `column` in byte order, where lamindb's base62 counters sort as
+        their values (`0-9`, `A-Z`, `a-z`). SQLite compares bytes; a Postgres database sorts by its
+        collation (en-US, the usual one, puts `000a` before `000B`) unless told otherwise."""
+        return f'{column} COLLATE "C"' if self.kind == "postgres" else column
 
     def count(self, query: str) -> int:
         return int(self._fetch(query)[0][0])
@@ -249,11 +265,52 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
-def _redact(url: str) -> str:
+def _connect_postgres(url: str, display: str) -> Any:
+    """A read-only connection to the Postgres database at `url`, through psycopg2 or psycopg."""
+    if _pg_driver is None:
+        raise NotSupported(
+            f"reading a Postgres instance needs a Postgres driver: pip install "
+            f"'lineagegraph[postgres]' (psycopg), or psycopg2-binary (source {display})"
+        )
+    try:
+        db = _pg_driver.connect(url)
+    except Exception as exc:  # the driver's own error classes
+        raise DataError(
+            f"cannot connect to the lamindb database {display}: {_redact(url, str(exc)).strip()} "
+            "(check the host, port, database name, user and password in the URL)"
+        ) from None
+    # Read-only, as the SQLite file is opened: the import never writes to the lamindb instance.
+    # And one snapshot for the whole import (REPEATABLE READ; the cursors keep its transaction
+    # open): what lamindb writes meanwhile is not half seen, say a link without its record.
+    if hasattr(db, "set_session"):  # psycopg2
+        db.set_session(readonly=True, isolation_level="REPEATABLE READ")
+    else:  # psycopg 3
+        db.read_only = True
+        db.isolation_level = _pg_driver.IsolationLevel.REPEATABLE_READ
+    return db
+
+
+def _redact(url: str, text: str | None = None) -> str:
+    """`text` (by default the URL itself) with the URL's password (in its user part, or a
+    `password=` parameter), as written and percent-decoded, replaced by `***`.
+
+    >>> _redact("postgresql://me:p%40ss@db:5432/lamin", "auth failed for me (p@ss)")
+    'auth failed for me (***)'
+    >>> _redact("postgresql://me:p%40ss@db:5432/lamin?password=other")
+    'postgresql://me:***@db:5432/lamin?password=***'
+    """
     parsed = urlparse(url)
-    if parsed.password is None:
-        return url
-    return url.replace(f":{parsed.password}@", ":***@")
+    secrets = parse_qs(parsed.query).get("password", [])
+    if parsed.password:
+        secrets.append(parsed.password)
+    out = url if text is None else text
+    # Longest first, so a secret that holds another is replaced whole.
+    for secret in sorted(
+        {s for x in secrets for s in (x, unquote(x), quote(x, safe=""))}, key=len, reverse=True
+    ):
+        if secret:
+            out = out.replace(secret, "***")
+    return out
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -266,11 +323,6 @@ def _when(value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         raise DataError(f"not a timestamp: {value!r}")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _json(value: Any) -> Any:
-    """A JSON column's value (SQLite gives text, Postgres the decoded value)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _compact(props: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +482,7 @@ class _Importer:
                 continue
             joins.append(f"LEFT JOIN {_ident(table)} j{i} ON j{i}.id = t.{_ident(fk)}")
             parts.append(f"j{i}.{_ident(col)} AS {_ident('_' + name.lstrip('_'))}")
-        order = "t.uid" if spec.order == "uid" else "t.id"
+        order = self.src.text_order("t.uid") if spec.order == "uid" else "t.id"
         return (
             f"SELECT {', '.join(parts)} FROM {_ident(spec.table)} t {' '.join(joins)} "
             f"{where} ORDER BY {order}"
@@ -492,7 +544,7 @@ class _Importer:
         if label == "Run":
             code = props.pop("status", None)
             props["status"] = RUN_STATUS.get(code, str(code)) if code is not None else None
-            params = _json(props.get("params"))
+            params = self.src.json(props.get("params"))
             props["params"] = None if params is None else json.dumps(params, sort_keys=True)
         if label == "Artifact":
             root = row.get("_root")
@@ -681,7 +733,7 @@ class _Importer:
                     f"{label} feature values", f"a JSON value of a {ref.dtype} feature"
                 )
                 continue
-            raw = _json(row["value"])
+            raw = self.src.json(row["value"])
             items = raw if dtype.many and isinstance(raw, list) else [raw]
             for item in items:
                 try:
