@@ -460,6 +460,10 @@ class _Importer:
         self.features: dict[str, gf.FeatureRef] = {}  # lamindb feature uid -> stored feature
         self.type_names: dict[str, str] = {}
         self._previous: dict[str, str] = {}  # stem -> the last uid of the family written
+        # One batch is written while the next is read from SQL; each registry, link table and
+        # value table drains it before the next begins, so what a later one reads (`same`,
+        # `features`) is complete.
+        self.behind = gt.WriteBehind()
 
     # -- registries --
     def _select(self, spec: _Spec, where: str = "") -> str:
@@ -507,6 +511,7 @@ class _Importer:
                 pending = []
         if pending:
             self._write(spec, pending)
+        self.behind.drain()
         for column in _NOT_KEPT.get(spec.table, ()):
             if column in self.src.columns(spec.table):
                 n = self.src.count(
@@ -617,7 +622,19 @@ class _Importer:
                 written["artifacts (missing)"] = len(pairs) - written["artifacts"]
             return merged.created, written, merged.uids
 
-        created, written, uids = self.conn.write(work)
+        self.behind.submit(
+            lambda: self.conn.write(work), lambda done: self._written(spec, rows, done)
+        )
+
+    def _written(
+        self,
+        spec: _Spec,
+        rows: list[dict[str, Any]],
+        done: tuple[int, dict[str, int], dict[Any, str]],
+    ) -> None:
+        """The bookkeeping after a batch of `_write` is stored: counts, merged uids, features."""
+        label = spec.label
+        created, written, uids = done
         self.report.count(label, "created", created)
         if spec.key != "uid":
             for row in rows:
@@ -682,11 +699,19 @@ class _Importer:
 
         def flush() -> None:
             pairs = list(pending)
-            found = self.conn.write(lambda tx: gt.merge_edges(tx, label, relation, pairs))
-            key = f"{label}.{relation}"
-            self.report.edges[key] = self.report.edges.get(key, 0) + found
-            self.report.skip(
-                f"{key} edges", "the record at the other end was not imported", len(pairs) - found
+
+            def done(found: int) -> None:
+                key = f"{label}.{relation}"
+                self.report.edges[key] = self.report.edges.get(key, 0) + found
+                self.report.skip(
+                    f"{key} edges",
+                    "the record at the other end was not imported",
+                    len(pairs) - found,
+                )
+
+            self.behind.submit(
+                lambda: self.conn.write(lambda tx: gt.merge_edges(tx, label, relation, pairs)),
+                done,
             )
 
         for row in self.src.rows(query):
@@ -699,6 +724,7 @@ class _Importer:
                 pending = []
         if pending:
             flush()
+        self.behind.drain()
 
     def values(self, table: str, label: str, fk: str) -> None:
         """Scalar feature values (lamindb's JsonValue rows linked to records)."""
@@ -715,11 +741,16 @@ class _Importer:
 
         def flush() -> None:
             pairs = list(pending)
-            found = self.conn.write(lambda tx: gt.merge_values(tx, label, pairs))
-            key = f"{label}.features"
-            self.report.edges[key] = self.report.edges.get(key, 0) + found
-            self.report.skip(
-                f"{label} feature values", "the record was not imported", len(pairs) - found
+
+            def done(found: int) -> None:
+                key = f"{label}.features"
+                self.report.edges[key] = self.report.edges.get(key, 0) + found
+                self.report.skip(
+                    f"{label} feature values", "the record was not imported", len(pairs) - found
+                )
+
+            self.behind.submit(
+                lambda: self.conn.write(lambda tx: gt.merge_values(tx, label, pairs)), done
             )
 
         for row in self.src.rows(query):
@@ -747,6 +778,7 @@ class _Importer:
                 pending = []
         if pending:
             flush()
+        self.behind.drain()
 
     def label_link(self, row: dict[str, Any]) -> dict[str, Any] | None:
         feature = row.get("feature")
@@ -759,6 +791,12 @@ class _Importer:
         return {"src": row["src"], "dst": row["dst"], "props": {"feature": ref.uid}}
 
     def run(self) -> ImportReport:
+        try:
+            return self._run()
+        finally:
+            self.behind.close()
+
+    def _run(self) -> ImportReport:
         for spec in SPECS:
             self.registry(spec)
         src = self.src

@@ -374,15 +374,24 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
     report = ImportReport(str(source))
     same: dict[str, dict[str, str]] = {label: {} for label in MERGE_KEYS}
 
+    behind = gt.WriteBehind()
+
     def flush_nodes(label: str, rows: list[dict[str, Any]]) -> None:
         if label == VALUE_LABEL:
-            conn.write(lambda tx: gt.merge_value_nodes(tx, rows))
-            report.count(label, "read", len(rows))
+            behind.submit(
+                lambda: conn.write(lambda tx: gt.merge_value_nodes(tx, rows)),
+                lambda _: report.count(label, "read", len(rows)),
+            )
             return
         key = MERGE_KEYS.get(label, "uid")
-        merged = conn.write(
-            lambda tx: gt.merge_nodes(tx, label, rows, key=key, update=key == "uid")
+        behind.submit(
+            lambda: conn.write(
+                lambda tx: gt.merge_nodes(tx, label, rows, key=key, update=key == "uid")
+            ),
+            lambda merged: merged_nodes(label, key, rows, merged),
         )
+
+    def merged_nodes(label: str, key: str, rows: list[dict[str, Any]], merged: gt.Merged) -> None:
         report.count(label, "read", len(rows))
         report.count(label, "created", merged.created)
         if key != "uid":
@@ -396,19 +405,24 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
                     )
 
     pending: dict[str, list[dict[str, Any]]] = {}
-    for line in _lines(source / NODES):
-        label = str(line.get("label"))
-        if label != VALUE_LABEL:
-            gt.check_label(label)
-        props = {k: decode(v) for k, v in line["props"].items()}
-        rows = pending.setdefault(label, [])
-        rows.append(props)
-        if len(rows) >= batch_size:
-            flush_nodes(label, rows)
-            pending[label] = []
-    for label, rows in pending.items():
-        if rows:
-            flush_nodes(label, rows)
+    try:
+        for line in _lines(source / NODES):
+            label = str(line.get("label"))
+            if label != VALUE_LABEL:
+                gt.check_label(label)
+            props = {k: decode(v) for k, v in line["props"].items()}
+            rows = pending.setdefault(label, [])
+            rows.append(props)
+            if len(rows) >= batch_size:
+                flush_nodes(label, rows)
+                pending[label] = []
+        for label, rows in pending.items():
+            if rows:
+                flush_nodes(label, rows)
+        behind.drain()  # every node, and `same`, before the first edge
+    except BaseException:
+        behind.close()
+        raise
 
     def end_uid(end: dict[str, Any]) -> str:
         return same.get(end["label"], {}).get(end["uid"], end["uid"])
@@ -418,29 +432,42 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
     def flush_edges(group: tuple[str, str, str], rows: list[dict[str, Any]]) -> None:
         edge, src, dst = group
         relation, kind = gt.edge_statement(edge, src, dst)
-        if kind == "value":
-            found = conn.write(lambda tx: gt.merge_values(tx, src, rows))
-        else:
-            found = conn.write(lambda tx: gt.merge_edges(tx, src, relation, rows))
-        report.edges[edge] = report.edges.get(edge, 0) + found
-        report.skip(f"{edge} edges", "an end is not in the graph", len(rows) - found)
 
-    for line in _lines(source / EDGES):
-        src, dst = line["src"], line["dst"]
-        group = (line["type"], src["label"], dst["label"])
-        if dst["label"] == VALUE_LABEL:
-            row = {"src": end_uid(src), "feature": dst["feature"], "value": decode(dst["value"])}
-        else:
-            props = {k: decode(v) for k, v in line.get("props", {}).items()}
-            row = {"src": end_uid(src), "dst": end_uid(dst), "props": props}
-        rows = groups.setdefault(group, [])
-        rows.append(row)
-        if len(rows) >= batch_size:
-            flush_edges(group, rows)
-            groups[group] = []
-    for group, rows in groups.items():
-        if rows:
-            flush_edges(group, rows)
+        def work() -> int:
+            if kind == "value":
+                return conn.write(lambda tx: gt.merge_values(tx, src, rows))
+            return conn.write(lambda tx: gt.merge_edges(tx, src, relation, rows))
+
+        def done(found: int) -> None:
+            report.edges[edge] = report.edges.get(edge, 0) + found
+            report.skip(f"{edge} edges", "an end is not in the graph", len(rows) - found)
+
+        behind.submit(work, done)
+
+    try:
+        for line in _lines(source / EDGES):
+            src, dst = line["src"], line["dst"]
+            group = (line["type"], src["label"], dst["label"])
+            if dst["label"] == VALUE_LABEL:
+                row = {
+                    "src": end_uid(src),
+                    "feature": dst["feature"],
+                    "value": decode(dst["value"]),
+                }
+            else:
+                props = {k: decode(v) for k, v in line.get("props", {}).items()}
+                row = {"src": end_uid(src), "dst": end_uid(dst), "props": props}
+            rows = groups.setdefault(group, [])
+            rows.append(row)
+            if len(rows) >= batch_size:
+                flush_edges(group, rows)
+                groups[group] = []
+        for group, rows in groups.items():
+            if rows:
+                flush_edges(group, rows)
+        behind.drain()
+    finally:
+        behind.close()
     counters = {k: v for k, v in manifest.get("counters", {}).items() if k in gm.RECORD_LABELS}
     conn.write(lambda tx: gt.raise_counters(tx, counters))
     report.seconds = (datetime.now(UTC) - started).total_seconds()
