@@ -78,8 +78,16 @@ def write_events(conn: Connection, events: Sequence[dict[str, Any]], user: str) 
     return conn.write(work)
 
 
+# Every statement of the ingest is planned once per query text and then kept (`replan=skip`):
+# while a database fills, its counts change fast, and Neo4j plans a statement again whenever they
+# have drifted far enough from those it was planned with, at 0.1 to 0.9 s for each of the larger
+# reads on the loaded 2-core machine, several times a statement in the first 30,000 events. The
+# index hints (`_seek`) keep a plan made on an empty database what it should be at any size.
+_PLANNED = "CYPHER replan=skip "
+
+
 def _rows(tx: neo4j.ManagedTransaction, query: str, **params: Any) -> list[dict[str, Any]]:
-    return [dict(r) for r in tx.run(query, params)]
+    return [dict(r) for r in tx.run(_PLANNED + query, params)]
 
 
 def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, dict, set]:
@@ -133,10 +141,9 @@ def _tagged(events: Sequence[dict[str, Any]]) -> tuple[set, set, set]:
 
 
 # -- reading what the events name -------------------------------------------------------------------
-# Every statement of the ingest names the index each MATCH starts from: a plan is made once per
-# query text and kept while the counts it was made with hold, and the first ingest into an empty
-# database would otherwise plan label scans it then kept for several batches (one read took
-# 0.5 to 1.3 s a batch until Neo4j planned it again at 6,000 events; 10 to 25 ms after).
+# Every MATCH of the ingest names the index it starts from: planned on an empty database, the
+# reads otherwise started from label scans (one took 0.5 to 1.3 s a batch until Neo4j planned it
+# again at 6,000 events; 10 to 25 ms after), and a plan is kept (`_PLANNED`).
 def _seek(var: str, label: str, prop: str = "uid") -> str:
     return f"USING INDEX SEEK {var}:`{label}`({prop})"
 
@@ -609,7 +616,7 @@ class _Batch:
 
     # -- writing -----------------------------------------------------------------------------------------
     def run_q(self, query: str, **params: Any) -> None:
-        self.tx.run(query, params).consume()
+        self.tx.run(_PLANNED + query, params).consume()
 
     def flush(self) -> None:
         """Write what the events changed: nodes made here (per label one statement with their

@@ -43,7 +43,10 @@ EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 MAX_EVENT_BYTES = 5 * 1024 * 1024  # one event's JSON; Spark's plan facets stay well below
 MAX_DEPTH = 64  # nesting of objects and lists in one event
 MAX_BATCH = 1000  # events in one request or one call
-FILE_BATCH = 500  # events per transaction when a file is ingested
+# Events per transaction when a file is ingested: at the quiet machine's steady state, 1,000 a
+# transaction gave 4,700 events/s against 3,400 for 500 and 1,900 for 250, and 2,000 or 4,000
+# no more than 1,000 (`benchmarks/openlineage.py`, docs/architecture.md).
+FILE_BATCH = MAX_BATCH
 # Dataset namespaces whose names are paths in a store lineage can keep artifacts in: the
 # location is `<namespace>/<name>` (s3a/s3n are Spark's spellings of s3).
 _STORES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs", "hdfs": "hdfs",
