@@ -124,20 +124,18 @@ def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, dict, set]:
     return runs, jobs, datasets, hashes
 
 
-def _tagged(events: Sequence[dict[str, Any]]) -> tuple[set, set, set]:
-    """The dataset version facets the events carry, and the identities and locations of the
-    datasets that carry one."""
-    versions: set[str] = set()
-    idents: set[tuple[str, str]] = set()
-    paths: set[str] = set()
+def _tagged(events: Sequence[dict[str, Any]]) -> tuple[dict, dict]:
+    """The dataset version facets the events carry, by the identity and by the location of the
+    dataset that carries them."""
+    idents: dict[tuple[str, str], set[str]] = {}
+    paths: dict[str, set[str]] = {}
     for event in events:
         for ds in (*event["inputs"], *event["outputs"], event["dataset"]):
             if ds and ds["version"] is not None:
-                versions.add(ds["version"])
-                idents.add((ds["namespace"], ds["name"]))
+                idents.setdefault((ds["namespace"], ds["name"]), set()).add(ds["version"])
                 if ds["location"]:
-                    paths.add(ds["location"])
-    return versions, idents, paths
+                    paths.setdefault(ds["location"], set()).add(ds["version"])
+    return idents, paths
 
 
 # -- reading what the events name -------------------------------------------------------------------
@@ -229,17 +227,21 @@ MEMBERS = {
         "RETURN t",
         "t.hash AS hash",
     ),
-    # A version tag is not indexed: it is looked for in the families of the datasets whose
-    # events carry one (`$tagged`), by scanning them (a family a run writes a tagged version of
-    # every time grows with its history; without tags, every lookup is a seek).
+    # A version tag is not indexed: it is looked for in the family of the dataset whose event
+    # carries it (`$tagged`: stem and tags), by scanning the family (one a run writes a tagged
+    # version of every time grows with its history), unless it is the uid of a member (what
+    # lineage's own events send: a seek). Without tags, every lookup is a seek.
     "Artifact": _members_query(
         "Artifact",
         f"UNION UNWIND $paths AS p MATCH (t:Artifact {{storage_path: p}}) "
         f"{_seek('t', 'Artifact', 'storage_path')} RETURN t "
         "UNION UNWIND $runs AS id MATCH (r:Run {openlineage_run_id: id})<-[:GENERATED_BY]-"
         f"(t:Artifact) {_seek('r', 'Run', 'openlineage_run_id')} RETURN t "
-        f"UNION UNWIND $tagged AS stem MATCH (t:Artifact) {_seek('t', 'Artifact')} "
-        "WHERE t.uid STARTS WITH stem AND t.version IN $versions RETURN t",
+        "UNION UNWIND $tagged AS pick "
+        "WITH pick[0] AS stem, [v IN pick[1] WHERE NOT EXISTS { MATCH (a:Artifact {uid: v}) "
+        "WHERE a.uid STARTS WITH pick[0] }] AS tags WHERE size(tags) > 0 "
+        f"MATCH (t:Artifact) {_seek('t', 'Artifact')} "
+        "WHERE t.uid STARTS WITH stem AND t.version IN tags RETURN t",
         "t.storage_path AS path, [_t IN [t.created_at] | "
         f"{_STAMP}][0] AS created_at, [(t)-[:GENERATED_BY]->(r:Run) | r.uid][0] AS made_by",
     ),
@@ -260,7 +262,8 @@ class _Batch:
     ) -> None:
         self.tx, self.user, self.stamp = tx, user, now()
         run_ids, jobs, datasets, hashes = _identities(events)
-        versions, tagged_idents, tagged_paths = _tagged(events)
+        tagged_idents, tagged_paths = _tagged(events)
+        versions = sorted(set().union(*tagged_idents.values()))
         # Runs by runId.
         self.runs: dict[str, dict[str, Any]] = {}
         for r in _rows(tx, RUNS_BY_ID, ids=sorted(run_ids)):
@@ -277,7 +280,7 @@ class _Batch:
         transform_uids = sorted({r["transform"] for r in self.runs.values() if r["transform"]})
         stems: dict[str, set[str]] = {"Transform": set(), "Artifact": set()}
         idents: dict[str, list[list[str]]] = {"Transform": [], "Artifact": []}
-        tagged: set[str] = set()
+        tagged: dict[str, set[str]] = {}  # stem -> the version tags events name in it
         found: set[tuple[str, str]] = set()
         for row in _rows(
             tx, STEMS, jobs=sorted(jobs), uids=transform_uids, datasets=sorted(datasets),
@@ -289,19 +292,17 @@ class _Batch:
                 idents[row["label"]].append([row["stem"], *ident])
                 if row["label"] == "Artifact":
                     found.add(ident)
-                    if ident in tagged_idents:
-                        tagged.add(row["stem"])
+                    tagged.setdefault(row["stem"], set()).update(tagged_idents.get(ident, ()))
         # A dataset is looked for at its location only while no artifact has its identity.
         paths = sorted({p for i, p in datasets.items() if p is not None and i not in found})
         if paths:
             for row in _rows(tx, PATH_STEMS, paths=paths, an=uid_length("Artifact")):
                 stems["Artifact"].add(row["stem"])
-                if row["path"] in tagged_paths:
-                    tagged.add(row["stem"])
+                tagged.setdefault(row["stem"], set()).update(tagged_paths.get(row["path"], ()))
         params: dict[str, dict[str, Any]] = {
             "Transform": {"uids": transform_uids, "hashes": sorted(hashes)},
-            "Artifact": {"uids": sorted(versions), "paths": paths, "runs": sorted(run_ids),
-                         "tagged": sorted(tagged), "versions": sorted(versions)},
+            "Artifact": {"uids": versions, "paths": paths, "runs": sorted(run_ids),
+                         "tagged": [[t, sorted(v)] for t, v in sorted(tagged.items()) if v]},
         }  # fmt: skip
         for label in ("Transform", "Artifact"):
             if stems[label]:
