@@ -139,9 +139,10 @@ def _tagged(events: Sequence[dict[str, Any]]) -> tuple[dict, dict]:
 
 
 # -- reading what the events name -------------------------------------------------------------------
-# Every MATCH of the ingest names the index it starts from: planned on an empty database, the
-# reads otherwise started from label scans (one took 0.5 to 1.3 s a batch until Neo4j planned it
-# again at 6,000 events; 10 to 25 ms after), and a plan is kept (`_PLANNED`).
+# Every MATCH of the ingest names the index it starts from, so that a plan made on an empty
+# database is the one a full one needs (without hints, the plan one read got there took 0.5 to
+# 1.3 s a batch until Neo4j planned it again at 6,000 events; 10 to 25 ms after): plans are kept
+# (`_PLANNED`).
 def _seek(var: str, label: str, prop: str = "uid") -> str:
     return f"USING INDEX SEEK {var}:`{label}`({prop})"
 
