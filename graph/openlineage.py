@@ -38,17 +38,16 @@ import neo4j
 from graph.connection import Connection
 from graph.ids import FIRST_VERSION, base62, counter_string, counter_value
 from graph.models import uid_length
+from graph.query import _STAMP, _stamped
 from graph.records import _take_ids, now
+from graph.transfer import _texted
 
 # Run statuses an event sets (lamindb's names); a terminal one is kept over a later START.
 STATUS_OF = {"COMPLETE": "completed", "FAIL": "errored", "ABORT": "aborted"}
 _TERMINAL_RANK = {"completed": 0, "errored": 1, "aborted": 2}
 _LOCKED_LABELS = ("Artifact", "Run", "Transform")  # sorted: every ingest locks in this order
-# The new node `n`'s creator edge (a user deleted meanwhile leaves it out, not the node).
-_CREATED_BY = (
-    "OPTIONAL MATCH (u:User {uid: $user}) "
-    "FOREACH (_ IN CASE WHEN u IS NULL THEN [] ELSE [1] END | CREATE (n)-[:CREATED_BY]->(u))"
-)
+# Properties an event sets only where the node has none yet (`_Batch.fill`): the first value wins.
+_FILLED = {"Transform": ("description",), "Artifact": ("ol_namespace", "ol_name", "description")}
 
 
 def _iso(moment: datetime) -> str:
@@ -66,12 +65,11 @@ def write_events(conn: Connection, events: Sequence[dict[str, Any]], user: str) 
     events."""
 
     def work(tx: neo4j.ManagedTransaction) -> list[dict]:
-        for label in _LOCKED_LABELS:
-            tx.run(
-                "MERGE (c:LineageCounter {label: $label}) ON CREATE SET c.value = 0 "
-                "SET c._lock = true REMOVE c._lock",
-                label=label,
-            ).consume()
+        tx.run(
+            "UNWIND $labels AS label MERGE (c:LineageCounter {label: label}) "
+            "ON CREATE SET c.value = 0 SET c._lock = true REMOVE c._lock",
+            labels=_LOCKED_LABELS,
+        ).consume()
         batch = _Batch(tx, user, events)
         results = [batch.apply(event, i) for i, event in enumerate(events)]
         batch.flush()
@@ -80,31 +78,28 @@ def write_events(conn: Connection, events: Sequence[dict[str, Any]], user: str) 
     return conn.write(work)
 
 
+# Every statement of the ingest is planned once per query text and then kept (`replan=skip`):
+# while a database fills, its counts change fast, and Neo4j plans a statement again whenever they
+# have drifted far enough from those it was planned with, at 0.1 to 0.9 s for each of the larger
+# reads on the loaded 2-core machine, several times a statement in the first 30,000 events. The
+# index hints (`_seek`) keep a plan made on an empty database what it should be at any size.
+_PLANNED = "CYPHER replan=skip "
+
+
 def _rows(tx: neo4j.ManagedTransaction, query: str, **params: Any) -> list[dict[str, Any]]:
-    return [dict(r) for r in tx.run(query, params)]
+    return [dict(r) for r in tx.run(_PLANNED + query, params)]
 
 
-def _versions(events: Sequence[dict[str, Any]]) -> set[str]:
-    """Every dataset version facet the events carry."""
-    return {
-        ds["version"]
-        for event in events
-        for ds in (*event["inputs"], *event["outputs"], event["dataset"])
-        if ds and ds["version"] is not None
-    }
-
-
-def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, set, set]:
-    """Every runId, job and dataset (namespace, name) and location the events name."""
+def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, dict, set]:
+    """Every runId and job (namespace, name) the events name, their datasets' (namespace, name)
+    with each one's location (or None), and the source hashes of their jobs."""
     runs: set[str] = set()
     jobs: set[tuple[str, str]] = set()
-    datasets: set[tuple[str, str]] = set()
-    paths: set[str] = set()
+    datasets: dict[tuple[str, str], str | None] = {}
+    hashes: set[str] = set()
 
     def dataset(ds: dict[str, Any]) -> None:
-        datasets.add((ds["namespace"], ds["name"]))
-        if ds.get("location"):
-            paths.add(ds["location"])
+        datasets[(ds["namespace"], ds["name"])] = ds.get("location")
         for entry in ds.get("lineage", ()):
             for source in entry["inputs"]:
                 dataset(source)
@@ -114,6 +109,8 @@ def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, set, set]:
         for job in (event["job"], parent["job"] if parent else None):
             if job:
                 jobs.add((job["namespace"], job["name"]))
+                if job["source_hash"] is not None:
+                    hashes.add(job["source_hash"])
         if event["run"]:
             runs.add(event["run"]["id"])
             if event["run"]["parent"]:
@@ -124,7 +121,138 @@ def _identities(events: Sequence[dict[str, Any]]) -> tuple[set, set, set, set]:
             *([event["dataset"]] if event["dataset"] else []),
         ):
             dataset(ds)
-    return runs, jobs, datasets, paths
+    return runs, jobs, datasets, hashes
+
+
+def _tagged(events: Sequence[dict[str, Any]]) -> tuple[dict, dict]:
+    """The dataset version facets the events carry, by the identity and by the location of the
+    dataset that carries them."""
+    idents: dict[tuple[str, str], set[str]] = {}
+    paths: dict[str, set[str]] = {}
+    for event in events:
+        for ds in (*event["inputs"], *event["outputs"], event["dataset"]):
+            if ds and ds["version"] is not None:
+                idents.setdefault((ds["namespace"], ds["name"]), set()).add(ds["version"])
+                if ds["location"]:
+                    paths.setdefault(ds["location"], set()).add(ds["version"])
+    return idents, paths
+
+
+# -- reading what the events name -------------------------------------------------------------------
+# Every MATCH of the ingest names the index it starts from, so that a plan made on an empty
+# database is the one a full one needs (without hints, the plan one read got there took 0.5 to
+# 1.3 s a batch until Neo4j planned it again at 6,000 events; 10 to 25 ms after): plans are kept
+# (`_PLANNED`).
+def _seek(var: str, label: str, prop: str = "uid") -> str:
+    return f"USING INDEX SEEK {var}:`{label}`({prop})"
+
+
+RUNS_BY_ID = f"""
+UNWIND $ids AS id MATCH (r:Run {{openlineage_run_id: id}}) {_seek("r", "Run", "openlineage_run_id")}
+RETURN id, r.uid AS uid, r.status AS status,
+  [_t IN [r.started_at, r.finished_at] | {_STAMP}] AS times,
+  [(r)-[:EXECUTES]->(t:Transform) | t.uid][0] AS transform,
+  EXISTS {{ (r)-[:INITIATED_BY]->() }} AS has_parent
+"""
+# The family (uid stem) of each job and dataset identity, from one live member that has it (the
+# first the `ol_name` index gives: an identity belongs to one family), and of each transform the
+# runs execute.
+STEMS = f"""
+UNWIND $jobs AS i
+CALL (i) {{
+  MATCH (t:Transform {{ol_name: i[1]}}) {_seek("t", "Transform", "ol_name")}
+  WHERE t.ol_namespace = i[0] AND t.branch <> -1 RETURN t.uid AS uid LIMIT 1
+}}
+RETURN 'Transform' AS label, substring(uid, 0, $tn) AS stem, i AS ident
+UNION
+UNWIND $uids AS uid RETURN 'Transform' AS label, substring(uid, 0, $tn) AS stem, null AS ident
+UNION
+UNWIND $datasets AS i
+CALL (i) {{
+  MATCH (a:Artifact {{ol_name: i[1]}}) {_seek("a", "Artifact", "ol_name")}
+  WHERE a.ol_namespace = i[0] AND a.branch <> -1 RETURN a.uid AS uid LIMIT 1
+}}
+RETURN 'Artifact' AS label, substring(uid, 0, $an) AS stem, i AS ident
+"""
+# The families of the artifacts at the locations of datasets no artifact has the identity of
+# yet (the first event that names a dataset lineage already stores): every one at the path.
+PATH_STEMS = f"""
+UNWIND $paths AS p MATCH (a:Artifact {{storage_path: p}}) {_seek("a", "Artifact", "storage_path")}
+WHERE a.branch <> -1
+RETURN DISTINCT p AS path, substring(a.uid, 0, $an) AS stem
+"""
+
+
+def _members_query(label: str, picks: str, extra: str) -> str:
+    """Of each family (`$stems`), only the members the events can choose, each found by an index
+    seek: the newest (the top counter) and the latest in the main branch of each family, the
+    two newest live members with each identity (`$idents`: stem, namespace, name), each the
+    first in the uid index read backwards that qualifies, and what `picks` adds (by uid, source
+    hash, location, run, version tag). A family with a long history is then a few rows read in
+    a few seeks, not all of it."""
+    seek = _seek("t", label)
+    return f"""
+CALL () {{
+  UNWIND $stems AS stem
+  CALL (stem) {{
+    MATCH (t:`{label}`) {seek} WHERE t.uid STARTS WITH stem
+    RETURN t ORDER BY t.uid DESC LIMIT 1
+    UNION
+    MATCH (t:`{label}`) {seek} WHERE t.uid STARTS WITH stem AND t.is_latest AND t.branch = 1
+    RETURN t ORDER BY t.uid DESC LIMIT 1
+  }}
+  RETURN t
+  UNION
+  UNWIND $idents AS i
+  CALL (i) {{
+    MATCH (t:`{label}`) {seek} WHERE t.uid STARTS WITH i[0] AND t.ol_name = i[2]
+      AND t.ol_namespace = i[1] AND t.branch <> -1
+    RETURN t ORDER BY t.uid DESC LIMIT 2
+  }}
+  RETURN t
+  UNION
+  UNWIND $uids AS uid MATCH (t:`{label}` {{uid: uid}}) {seek} RETURN t
+  {picks}
+}}
+WITH t WHERE substring(t.uid, 0, $n) IN $stems
+RETURN t.uid AS uid, t.key AS key, t.version AS version, t.is_latest AS is_latest,
+  t.branch AS branch, t.ol_namespace AS ns, t.ol_name AS name, {extra}
+ORDER BY t.uid
+"""
+
+
+MEMBERS = {
+    "Transform": _members_query(
+        "Transform",
+        f"UNION UNWIND $hashes AS h MATCH (t:Transform {{hash: h}}) {_seek('t', 'Transform', 'hash')} "
+        "RETURN t",
+        "t.hash AS hash",
+    ),
+    # A version tag is not indexed: it is looked for in the family of the dataset whose event
+    # carries it (`$tagged`: stem and tags), by scanning the family (one a run writes a tagged
+    # version of every time grows with its history), unless it is the uid of a member (what
+    # lineage's own events send: a seek). Without tags, every lookup is a seek.
+    "Artifact": _members_query(
+        "Artifact",
+        f"UNION UNWIND $paths AS p MATCH (t:Artifact {{storage_path: p}}) "
+        f"{_seek('t', 'Artifact', 'storage_path')} RETURN t "
+        "UNION UNWIND $runs AS id MATCH (r:Run {openlineage_run_id: id})<-[:GENERATED_BY]-"
+        f"(t:Artifact) {_seek('r', 'Run', 'openlineage_run_id')} RETURN t "
+        "UNION UNWIND $tagged AS pick "
+        "WITH pick[0] AS stem, [v IN pick[1] WHERE NOT EXISTS { MATCH (a:Artifact {uid: v}) "
+        "WHERE a.uid STARTS WITH pick[0] }] AS tags WHERE size(tags) > 0 "
+        f"MATCH (t:Artifact) {_seek('t', 'Artifact')} "
+        "WHERE t.uid STARTS WITH stem AND t.version IN tags RETURN t",
+        "t.storage_path AS path, [_t IN [t.created_at] | "
+        f"{_STAMP}][0] AS created_at, [(t)-[:GENERATED_BY]->(r:Run) | r.uid][0] AS made_by",
+    ),
+}
+# The facets of existing nodes, to merge with the events' (`_Batch.merge_facets`).
+FACETS_OF = " UNION ALL ".join(
+    f"UNWIND ${label} AS uid MATCH (n:{label} {{uid: uid}}) {_seek('n', label)} "
+    f"RETURN '{label}' AS label, uid, n.facets AS facets, n.facet_times AS times"
+    for label in ("Transform", "Run", "Artifact")
+)
 
 
 class _Batch:
@@ -134,23 +262,14 @@ class _Batch:
         self, tx: neo4j.ManagedTransaction, user: str, events: Sequence[dict[str, Any]]
     ) -> None:
         self.tx, self.user, self.stamp = tx, user, now()
-        run_ids, jobs, datasets, paths = _identities(events)
+        run_ids, jobs, datasets, hashes = _identities(events)
+        tagged_idents, tagged_paths = _tagged(events)
+        versions = sorted(set().union(*tagged_idents.values()))
         # Runs by runId.
-        self.runs: dict[str, dict[str, Any]] = {
-            r["id"]: r
-            for r in _rows(
-                tx,
-                "UNWIND $ids AS id MATCH (r:Run {openlineage_run_id: id}) "
-                "RETURN id, r.uid AS uid, r.status AS status, r.started_at AS started_at, "
-                "r.finished_at AS finished_at, "
-                "[(r)-[:EXECUTES]->(t:Transform) | t.uid][0] AS transform, "
-                "EXISTS { (r)-[:INITIATED_BY]->() } AS has_parent",
-                ids=sorted(run_ids),
-            )
-        }
-        for run in self.runs.values():
-            for key in ("started_at", "finished_at"):
-                run[key] = _native(run[key])
+        self.runs: dict[str, dict[str, Any]] = {}
+        for r in _rows(tx, RUNS_BY_ID, ids=sorted(run_ids)):
+            started, finished = (_stamped(t) for t in r.pop("times"))
+            self.runs[r["id"]] = {**r, "started_at": started, "finished_at": finished}
         # Members of every family a job or dataset belongs to, by label and stem (shared dicts:
         # a member is found by identity, by path and in its family).
         self.members: dict[str, dict[str, dict[str, Any]]] = {"Transform": {}, "Artifact": {}}
@@ -160,64 +279,56 @@ class _Batch:
         }  # fmt: skip
         self.by_path: dict[str, list[str]] = {}
         transform_uids = sorted({r["transform"] for r in self.runs.values() if r["transform"]})
-        versions = sorted(_versions(events))
-        stems = {
-            "Transform": _rows(
-                tx,
-                "UNWIND $ids AS i MATCH (t:Transform {ol_name: i[1]}) "
-                "WHERE t.ol_namespace = i[0] AND t.branch <> -1 "
-                "RETURN DISTINCT substring(t.uid, 0, $n) AS stem "
-                "UNION UNWIND $uids AS uid RETURN substring(uid, 0, $n) AS stem",
-                ids=sorted(jobs), uids=transform_uids, n=uid_length("Transform"),
-            ),
-            "Artifact": _rows(
-                tx,
-                "UNWIND $ids AS i MATCH (a:Artifact {ol_name: i[1]}) "
-                "WHERE a.ol_namespace = i[0] AND a.branch <> -1 "
-                "RETURN DISTINCT substring(a.uid, 0, $n) AS stem "
-                "UNION UNWIND $paths AS p MATCH (a:Artifact {storage_path: p}) "
-                "WHERE a.branch <> -1 RETURN DISTINCT substring(a.uid, 0, $n) AS stem",
-                ids=sorted(datasets), paths=sorted(paths), n=uid_length("Artifact"),
-            ),
+        stems: dict[str, set[str]] = {"Transform": set(), "Artifact": set()}
+        idents: dict[str, list[list[str]]] = {"Transform": [], "Artifact": []}
+        tagged: dict[str, set[str]] = {}  # stem -> the version tags events name in it
+        found: set[tuple[str, str]] = set()
+        for row in _rows(
+            tx, STEMS, jobs=sorted(jobs), uids=transform_uids, datasets=sorted(datasets),
+            tn=uid_length("Transform"), an=uid_length("Artifact"),
+        ):  # fmt: skip
+            stems[row["label"]].add(row["stem"])
+            if row["ident"] is not None:
+                ident = (row["ident"][0], row["ident"][1])
+                idents[row["label"]].append([row["stem"], *ident])
+                if row["label"] == "Artifact":
+                    found.add(ident)
+                    tagged.setdefault(row["stem"], set()).update(tagged_idents.get(ident, ()))
+        # A dataset is looked for at its location only while no artifact has its identity.
+        paths = sorted({p for i, p in datasets.items() if p is not None and i not in found})
+        if paths:
+            for row in _rows(tx, PATH_STEMS, paths=paths, an=uid_length("Artifact")):
+                stems["Artifact"].add(row["stem"])
+                tagged.setdefault(row["stem"], set()).update(tagged_paths.get(row["path"], ()))
+        params: dict[str, dict[str, Any]] = {
+            "Transform": {"uids": transform_uids, "hashes": sorted(hashes)},
+            "Artifact": {"uids": versions, "paths": paths, "runs": sorted(run_ids),
+                         "tagged": [[t, sorted(v)] for t, v in sorted(tagged.items()) if v]},
         }  # fmt: skip
-        # Of each family, only the members the events can choose: the two newest (the top
-        # counter), the latest, those with a version tag (or uid) an event names, those at a
-        # location an event names, those made by a run an event names, the runs' transforms.
-        # A family with a long history is then a few rows, not all of it.
-        for label, extra in (("Transform", "t.hash AS hash"),
-                             ("Artifact", "t.storage_path AS path, t.created_at AS created_at, "
-                              "[(t)-[:GENERATED_BY]->(r:Run) | r.uid][0] AS made_by")):  # fmt: skip
-            for m in _rows(
-                tx,
-                f"UNWIND $stems AS stem MATCH (t:`{label}`) WHERE t.uid STARTS WITH stem "
-                "WITH stem, t ORDER BY t.uid DESC WITH stem, collect(t) AS family "
-                "UNWIND range(0, size(family) - 1) AS i WITH i, family[i] AS t "
-                "WHERE i < 2 OR t.is_latest OR t.version IN $versions OR t.uid IN $versions "
-                "OR t.uid IN $uids OR t.storage_path IN $paths "
-                "OR EXISTS { (t)-[:GENERATED_BY]->(r:Run) WHERE r.openlineage_run_id IN $runs } "
-                "RETURN t.uid AS uid, t.key AS key, t.version AS version, "
-                "t.is_latest AS is_latest, t.branch AS branch, t.ol_namespace AS ns, "
-                f"t.ol_name AS name, {extra} ORDER BY t.uid",
-                stems=sorted({r["stem"] for r in stems[label]}), versions=versions,
-                uids=transform_uids, paths=sorted(paths), runs=sorted(run_ids),
-            ):  # fmt: skip
-                self._add(label, m)
+        for label in ("Transform", "Artifact"):
+            if stems[label]:
+                for m in _rows(
+                    tx, MEMBERS[label], stems=sorted(stems[label]), idents=idents[label],
+                    n=uid_length(label), **params[label],
+                ):  # fmt: skip
+                    self._add(label, m)
+        # What the events change: nodes made here (`new`: uid -> the row written; its props
+        # take the updates), properties of existing nodes, edges, columns and facets.
         self.created: dict[str, list[dict[str, Any]]] = {"Transform": [], "Artifact": [], "Run": []}
+        self.new: dict[str, dict[str, Any]] = {}
         self.updates: dict[tuple[str, str], dict[str, Any]] = {}  # (label, uid) -> props
         self.fills: dict[tuple[str, str], dict[str, Any]] = {}  # set only where still null
         self.edges: dict[str, list[dict[str, str]]] = {
-            "EXECUTES": [], "INITIATED_BY": [], "GENERATED_BY": [], "USED": []
+            "EXECUTES": [], "INITIATED_BY": [], "GENERATED_BY": []
         }  # fmt: skip
+        self.used: dict[tuple[str, str], None] = {}  # (run, artifact), in order, once each
         self.columns: list[dict[str, Any]] = []
         self.derived: list[dict[str, Any]] = []
-        self.facets: list[tuple[str, str, datetime, int, dict[str, str]]] = []
+        self.facets: list[tuple[str, str, str, int, dict[str, str]]] = []  # time as ISO text
         self.seq = 0
-        self.new_props: dict[str, dict[str, Any]] = {}  # uid -> properties of a node made here
 
     def _add(self, label: str, member: dict[str, Any]) -> None:
         member = dict(member)
-        if label == "Artifact":
-            member["created_at"] = _native(member["created_at"])
         self.members[label][member["uid"]] = member
         stem = member["uid"][: uid_length(label)]
         self.families[label].setdefault(stem, []).append(member["uid"])
@@ -231,6 +342,7 @@ class _Batch:
     # -- one event ---------------------------------------------------------------------------------
     def apply(self, event: dict[str, Any], index: int) -> dict[str, Any]:
         self.time: datetime = event["time"]
+        self.when = _iso(self.time)  # once per event: what facets are ordered by
         self.index = index
         out: dict[str, Any] = {"transform": None, "run": None, "inputs": [], "outputs": [],
                                "datasets": []}  # fmt: skip
@@ -252,10 +364,14 @@ class _Batch:
                 member = self.members["Artifact"][uid]
                 if member["made_by"] is None:
                     member["made_by"] = run_uid
-                    self.edges["GENERATED_BY"].append({"a": uid, "b": run_uid})
+                    new = self.new.get(uid)
+                    if new is not None:  # made here: created with the edge
+                        new["run"] = run_uid
+                    else:
+                        self.edges["GENERATED_BY"].append({"a": uid, "b": run_uid})
             for uid in out["inputs"]:
                 if self.members["Artifact"][uid]["made_by"] != run_uid:
-                    self.edges["USED"].append({"a": run_uid, "b": uid})
+                    self.used[(run_uid, uid)] = None
         if event["dataset"] is not None:
             out["datasets"].append(self.dataset(event["dataset"], "dataset", None))
         pairs = [*zip(event["inputs"], out["inputs"]), *zip(event["outputs"], out["outputs"])]
@@ -268,19 +384,19 @@ class _Batch:
     def facet(self, label: str, uid: str, facets: dict[str, str]) -> None:
         if facets:
             self.seq += 1
-            self.facets.append((label, uid, self.time, self.seq, facets))
+            self.facets.append((label, uid, self.when, self.seq, facets))
 
     def update(self, label: str, uid: str, **props: Any) -> None:
-        new = self.new_props.get(uid)
+        new = self.new.get(uid)
         if new is not None:  # made in this batch: created with the values
-            new.update(props)
+            new["props"].update(props)
             return
         self.updates.setdefault((label, uid), {}).update(props)
 
     def fill(self, label: str, uid: str, **props: Any) -> None:
         """Properties set on the node only where it has none (the first value wins)."""
-        new = self.new_props.get(uid)
-        into = new if new is not None else self.fills.setdefault((label, uid), {})
+        new = self.new.get(uid)
+        into = new["props"] if new is not None else self.fills.setdefault((label, uid), {})
         for name, value in props.items():
             if value is not None and into.get(name) is None:
                 into[name] = value
@@ -309,8 +425,9 @@ class _Batch:
                     self.update(label, m["uid"], is_latest=False)
         node = {**props, "uid": uid, "is_latest": True, "branch": 1,
                 "created_at": self.stamp, "updated_at": self.stamp}  # fmt: skip
-        self.created[label].append({"props": node, "revises": revises})
-        self.new_props[uid] = node
+        row = {"props": node, "revises": revises, "run": None, "columns": {}}
+        self.created[label].append(row)
+        self.new[uid] = row
         member = {"uid": uid, "key": props["key"], "version": props.get("version"),
                   "is_latest": True, "branch": 1, "ns": props["ol_namespace"],
                   "name": props["ol_name"], "hash": props.get("hash"),
@@ -391,8 +508,9 @@ class _Batch:
         uid = base62(uid_length("Run"))
         node = {"uid": uid, "openlineage_run_id": run_id, "branch": 1,
                 "created_at": self.stamp, "updated_at": self.stamp}  # fmt: skip
-        self.created["Run"].append({"props": node, "transform": transform})
-        self.new_props[uid] = node
+        row = {"props": node, "transform": transform}
+        self.created["Run"].append(row)
+        self.new[uid] = row
         run = {"id": run_id, "uid": uid, "status": None, "started_at": None,
                "finished_at": None, "transform": transform, "has_parent": False}  # fmt: skip
         self.runs[run_id] = run
@@ -476,8 +594,17 @@ class _Batch:
     def columns_of(
         self, ds: dict[str, Any], uid: str, resolved: dict[tuple[str, str], str]
     ) -> None:
+        new = self.new.get(uid)
         for column in ds["columns"]:
-            self.columns.append({"artifact": uid, **column})
+            if new is None:
+                self.columns.append({"artifact": uid, **column})
+                continue
+            # A column of a node made here is created with it, with the values the statement
+            # for existing columns would end with (a later event's non-null value wins).
+            known = new["columns"].setdefault(column["name"], {"name": column["name"]})
+            for name in ("type", "description"):
+                if column[name] is not None or name not in known:
+                    known[name] = column[name]
         for entry in ds["lineage"]:
             for source in entry["inputs"]:
                 ident = (source["namespace"], source["name"])
@@ -492,51 +619,54 @@ class _Batch:
 
     # -- writing -----------------------------------------------------------------------------------------
     def run_q(self, query: str, **params: Any) -> None:
-        self.tx.run(query, params).consume()
+        self.tx.run(_PLANNED + query, params).consume()
 
     def flush(self) -> None:
+        """Write what the events changed: nodes made here (per label one statement with their
+        creator, `REVISES`, `EXECUTES`, `GENERATED_BY` edges and columns), then the changes to
+        existing nodes, then the other edges and columns. Datetimes travel as ISO text
+        (`_times_apart`, `graph.transfer._texted`)."""
+        facet_changes = self.merge_facets()
         for label, rows in self.created.items():  # ids: one counter step per label
-            for row, record_id in zip(rows, _take_ids(self.tx, label, len(rows)) if rows else []):
-                row["props"] = {k: v for k, v in row["props"].items() if v is not None}
-                row["props"]["id"] = record_id
-        for label in ("Transform", "Artifact"):
+            if rows:
+                for row, record_id in zip(rows, _take_ids(self.tx, label, len(rows))):
+                    row["props"] = {k: v for k, v in row["props"].items() if v is not None}
+                    row["props"]["id"] = record_id
+        for label, tail in _CREATES.items():
             rows = self.created[label]
-            if rows:
-                self.run_q(
-                    f"UNWIND $rows AS row CREATE (n:`{label}`) SET n = row.props WITH n "
-                    f"{_CREATED_BY}",
-                    rows=rows, user=self.user,
-                )  # fmt: skip
-                self.run_q(
-                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.props.uid}}) "
-                    f"MATCH (old:`{label}` {{uid: row.revises}}) CREATE (n)-[:REVISES]->(old)",
-                    rows=[r for r in rows if r["revises"]],
-                )
-        if self.created["Run"]:
+            if not rows:
+                continue
+            apart, stamps = _times_apart([r["props"] for r in rows])
             self.run_q(
-                "UNWIND $rows AS row CREATE (n:Run) SET n = row.props WITH n, row "
-                f"{_CREATED_BY} WITH n, row "
-                "MATCH (t:Transform {uid: row.transform}) CREATE (n)-[:EXECUTES]->(t)",
-                rows=self.created["Run"], user=self.user,
+                f"OPTIONAL MATCH (u:User {{uid: $user}}) {_seek('u', 'User')} UNWIND $rows AS row "
+                f"CREATE (n:`{label}`) SET n = row.props{stamps} "
+                "FOREACH (_ IN CASE WHEN u IS NULL THEN [] ELSE [1] END | "
+                f"CREATE (n)-[:CREATED_BY]->(u)) {tail}",
+                rows=[{**r, "props": p, "times": t, "columns": list(r.get("columns", {}).values())}
+                      for r, (p, t) in zip(rows, apart)],
+                user=self.user,
             )  # fmt: skip
-        for label in ("Transform", "Artifact", "Run"):
-            rows = [{"uid": u, "props": p} for (lab, u), p in self.updates.items() if lab == label]
-            if rows:
-                self.run_q(
-                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-                    "SET n += row.props, n.updated_at = $now",
-                    rows=rows, now=self.stamp,
-                )  # fmt: skip
-            fills: list[dict[str, Any]] = [
-                {"uid": u, "props": p} for (lab, u), p in self.fills.items() if lab == label and p
-            ]
-            for name in sorted({n for r in fills for n in r["props"]}):
-                self.run_q(
-                    f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) "
-                    f"WHERE n.`{name}` IS NULL SET n.`{name}` = row.value",
-                    rows=[{"uid": r["uid"], "value": r["props"][name]} for r in fills
-                          if name in r["props"]],
-                )  # fmt: skip
+        for label in ("Transform", "Run", "Artifact"):
+            keys = [k for k in {**self.updates, **self.fills, **facet_changes} if k[0] == label]
+            if not keys:
+                continue
+            changes = []
+            for key in keys:
+                change = dict(self.updates.get(key, {}))
+                if key in self.updates:
+                    change["updated_at"] = self.stamp
+                changes.append({**change, **facet_changes.get(key, {})})
+            changes, stamps = _texted(label, changes)
+            fills = "".join(
+                f", n.`{name}` = coalesce(n.`{name}`, row.fill.`{name}`)"
+                for name in _FILLED.get(label, ())
+            )
+            self.run_q(
+                f"UNWIND $rows AS row MATCH (n:`{label}` {{uid: row.uid}}) {_seek('n', label)} "
+                f"SET n += row.props{fills}{stamps}",
+                rows=[{"uid": key[1], "props": change, "fill": self.fills.get(key, {})}
+                      for key, change in zip(keys, changes)],
+            )  # fmt: skip
         edges = {
             "EXECUTES": ("Run", "Transform", "CREATE"),
             "INITIATED_BY": ("Run", "Run", "CREATE"),
@@ -546,18 +676,26 @@ class _Batch:
             if self.edges[edge]:
                 self.run_q(
                     f"UNWIND $rows AS row MATCH (a:`{a}` {{uid: row.a}}), (b:`{b}` {{uid: row.b}}) "
+                    f"{_seek('a', a)} {_seek('b', b)} "
                     f"{verb} (a)-[:`{edge}`]->(b)",
                     rows=self.edges[edge],
                 )
-        if self.edges["USED"]:
-            self.run_q(
-                "UNWIND $rows AS row MATCH (r:Run {uid: row.a}), (a:Artifact {uid: row.b}) "
-                "WHERE NOT EXISTS { (a)-[:GENERATED_BY]->(r) } MERGE (r)-[:USED]->(a)",
-                rows=self.edges["USED"],
-            )
+        # `USED`, never to the run's own output; an edge from or to a node made here is new.
+        used: dict[str, list[dict[str, str]]] = {"CREATE": [], "MERGE": []}
+        for run, uid in self.used:
+            if self.members["Artifact"][uid]["made_by"] != run:
+                verb = "CREATE" if run in self.new or uid in self.new else "MERGE"
+                used[verb].append({"a": run, "b": uid})
+        for verb, rows in used.items():
+            if rows:
+                self.run_q(
+                    "UNWIND $rows AS row MATCH (r:Run {uid: row.a}), (a:Artifact {uid: row.b}) "
+                    f"{_seek('r', 'Run')} {_seek('a', 'Artifact')} {verb} (r)-[:USED]->(a)",
+                    rows=rows,
+                )
         if self.columns:
             self.run_q(
-                "UNWIND $rows AS c MATCH (a:Artifact {uid: c.artifact}) "
+                f"UNWIND $rows AS c MATCH (a:Artifact {{uid: c.artifact}}) {_seek('a', 'Artifact')} "
                 "MERGE (col:Column {artifact: c.artifact, name: c.name}) "
                 "SET col.type = coalesce(c.type, col.type), "
                 "col.description = coalesce(c.description, col.description) "
@@ -568,6 +706,7 @@ class _Batch:
             self.run_q(
                 "UNWIND $rows AS e "
                 "MATCH (a:Artifact {uid: e.artifact}), (s:Artifact {uid: e.source_uid}) "
+                f"{_seek('a', 'Artifact')} {_seek('s', 'Artifact')} "
                 "MERGE (o:Column {artifact: e.artifact, name: e.field}) MERGE (a)-[:HAS_COLUMN]->(o) "
                 "MERGE (i:Column {artifact: e.source_uid, name: e.source_field}) "
                 "MERGE (s)-[:HAS_COLUMN]->(i) "
@@ -576,60 +715,98 @@ class _Batch:
                 "d.masking = e.masking",
                 rows=self.derived,
             )
-        self.merge_facets()
 
-    def merge_facets(self) -> None:
+    def merge_facets(self) -> dict[tuple[str, str], dict[str, str]]:
         """Each node's facets, merged per name by event time (a later event in the batch wins a
-        tie, as it would arriving later), then with what the node holds; written once."""
+        tie, as it would arriving later), then with what the node holds: a node made here is
+        created with them, and the `facets` and `facet_times` of existing nodes whose facets
+        change are returned, by (label, uid)."""
         incoming: dict[tuple[str, str], dict[str, tuple[str, int, str]]] = {}
-        for label, uid, moment, seq, facets in self.facets:
+        for label, uid, when, seq, facets in self.facets:
             into = incoming.setdefault((label, uid), {})
-            when = _iso(moment)
             for name, text in facets.items():
                 if name not in into or (when, seq) >= into[name][:2]:
                     into[name] = (when, seq, text)
-        for label in ("Artifact", "Run", "Transform"):
-            uids = sorted(uid for (lab, uid) in incoming if lab == label)
-            if not uids:
-                continue
-            rows = _rows(
-                self.tx,
-                f"UNWIND $uids AS uid MATCH (n:`{label}` {{uid: uid}}) "
-                "RETURN n.uid AS uid, n.facets AS facets, n.facet_times AS times",
-                uids=uids,
-            )
-            updates = []
-            for row in rows:
-                facets = json.loads(row["facets"]) if row["facets"] else {}
-                times = json.loads(row["times"]) if row["times"] else {}
-                changed = False
-                for name, (when, _, text) in incoming[(label, row["uid"])].items():
-                    if name not in times or when >= times[name]:
-                        value = json.loads(text)
-                        if facets.get(name) != value or times.get(name) != when:
-                            facets[name], times[name], changed = value, when, True
-                if changed:
-                    updates.append({
-                        "uid": row["uid"],
-                        "facets": json.dumps(facets, sort_keys=True),
-                        "times": json.dumps(times, sort_keys=True),
-                    })  # fmt: skip
-            if updates:
-                self.run_q(
-                    f"UNWIND $rows AS r MATCH (n:`{label}` {{uid: r.uid}}) "
-                    "SET n.facets = r.facets, n.facet_times = r.times",
-                    rows=updates,
-                )
+        stored: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        old: dict[str, list[str]] = {"Transform": [], "Run": [], "Artifact": []}
+        for label, uid in incoming:
+            if uid in self.new:
+                stored[(label, uid)] = (None, None)
+            else:
+                old[label].append(uid)
+        if any(old.values()):
+            for row in _rows(self.tx, FACETS_OF, **old):
+                stored[(row["label"], row["uid"])] = (row["facets"], row["times"])
+        changes: dict[tuple[str, str], dict[str, str]] = {}
+        for key, (facets_text, times_text) in stored.items():
+            facets = json.loads(facets_text) if facets_text else {}
+            times = json.loads(times_text) if times_text else {}
+            changed = False
+            for name, (when, _, text) in incoming[key].items():
+                if name not in times or when >= times[name]:
+                    value = json.loads(text)
+                    if facets.get(name) != value or times.get(name) != when:
+                        facets[name], times[name], changed = value, when, True
+            if changed:
+                merged = {"facets": json.dumps(facets, sort_keys=True),
+                          "facet_times": json.dumps(times, sort_keys=True)}  # fmt: skip
+                new = self.new.get(key[1])
+                if new is not None:
+                    new["props"].update(merged)
+                else:
+                    changes[key] = merged
+        return changes
+
+
+# What each label's CREATE statement adds after the node and its creator edge (`n`, `row`):
+# versions revise their predecessor, a run executes its transform, an artifact was generated by
+# its run (made here or not) and has its schema's columns.
+def _revises(label: str) -> str:
+    return (
+        f"WITH n, row OPTIONAL MATCH (old:`{label}` {{uid: row.revises}}) {_seek('old', label)} "
+        "FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | CREATE (n)-[:REVISES]->(old))"
+    )
+
+
+_CREATES = {
+    "Transform": _revises("Transform"),
+    "Run": "WITH n, row OPTIONAL MATCH (t:Transform {uid: row.transform}) "
+    f"{_seek('t', 'Transform')} "
+    "FOREACH (_ IN CASE WHEN t IS NULL THEN [] ELSE [1] END | CREATE (n)-[:EXECUTES]->(t))",
+    "Artifact": "FOREACH (c IN row.columns | CREATE (n)-[:HAS_COLUMN]->(:Column "
+    "{artifact: n.uid, name: c.name, type: c.type, description: c.description})) "
+    + _revises("Artifact")
+    + f" WITH n, row OPTIONAL MATCH (r:Run {{uid: row.run}}) {_seek('r', 'Run')} "
+    "FOREACH (_ IN CASE WHEN r IS NULL THEN [] ELSE [1] END | CREATE (n)-[:GENERATED_BY]->(r))",
+}
+
+
+def _times_apart(
+    rows: list[dict[str, Any]],
+) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], str]:
+    """New nodes' properties with their datetimes (all UTC here) apart as ISO text, and the
+    `SET` that stores them as datetimes on `n`. The driver packs a datetime parameter in pure
+    Python (`graph.transfer._texted` has the measurement); unlike `_texted`'s `SET`, this one
+    does not read the property back first: the node is new, so the text is only in `times`."""
+    out = []
+    fields: set[str] = set()
+    for row in rows:
+        props, times = {}, {}
+        for name, value in row.items():
+            if isinstance(value, datetime):
+                times[name] = value.isoformat()
+            else:
+                props[name] = value
+        fields.update(times)
+        out.append((props, times))
+    sets = "".join(f", n.`{f}` = datetime(row.times.`{f}`)" for f in sorted(fields))
+    return out, sets
 
 
 def _latest(family: list[dict[str, Any]]) -> dict[str, Any]:
     """The family's latest version in the main branch, else its newest member."""
     latest = [m for m in family if m["is_latest"] and m["branch"] == 1]
     return latest[-1] if latest else family[-1]
-
-
-def _native(value: Any) -> Any:
-    return value.to_native() if hasattr(value, "to_native") else value
 
 
 def _bare(source: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ import loaders
 from graph import LocalServer
 from graph.server import DEFAULT_PORT
 from lineage._lamindb import BATCH_SIZE, import_lamindb
+from lineage._openlineage import FILE_BATCH
 from lineage._resolve import record_by_uid
 from lineage._serve import DEFAULT_HOST as SERVE_HOST
 from lineage._serve import DEFAULT_PORT as SERVE_PORT
@@ -476,7 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("path", help="the file; every line is checked before any is written")
     ingest.add_argument(
-        "--batch", type=int, default=500, help="events per transaction (default 500)"
+        "--batch",
+        type=int,
+        default=FILE_BATCH,
+        help=f"events per transaction (default {FILE_BATCH})",
     )
     ingest.set_defaults(func=_ingest)
     return parser

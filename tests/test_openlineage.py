@@ -481,3 +481,36 @@ def test_a_new_version_at_an_older_versions_path_follows_the_whole_family(storag
     assert new.uid[-4:] == "0002" and new.revises == second and new.key == "t/x.csv"
     latest = ln.Artifact.filter(key="t/x.csv", is_latest=True).to_list()
     assert latest == [new]
+
+
+def test_a_source_seen_before_is_its_version_again(storage: Path) -> None:
+    # Regression: only a job's two newest versions and its latest were read, so a source that
+    # matched an older version made a fourth version instead of using the first.
+    for n, code in enumerate(["v1", "v2", "v3", "v1"], start=1):
+        ingest([event("COMPLETE", n, "job", n, job_facets=source(code))])
+    versions = ln.Transform.filter(key="etl/job").order_by("uid").to_list()
+    assert [t.source_code for t in versions] == ["v1", "v2", "v3"]
+    assert ln.Run.get(openlineage_run_id=rid(4)).transform == versions[0]
+
+
+def test_a_run_that_reads_and_writes_one_dataset(storage: Path) -> None:
+    # Each event in its own call: the COMPLETE finds the version the START made, and reads the
+    # one before it (not its own output), from the database.
+    ingest([event("COMPLETE", 1, "load", 1, [], [ds("/t/d.parquet")])])
+    merge = [ds("/t/d.parquet")]
+    for minute, kind in ((2, "START"), (3, "COMPLETE")):
+        ingest([event(kind, 2, "merge", minute, merge, merge)])
+    first, second = ln.Artifact.filter(key="file//t/d.parquet").order_by("uid").to_list()
+    run = ln.Run.get(openlineage_run_id=rid(2))
+    assert run.input_artifacts.to_list() == [first]
+    assert run.output_artifacts.to_list() == [second] and second.revises == first
+
+
+def test_a_dataset_stays_the_file_it_was_matched_to(storage: Path) -> None:
+    first = make_artifact(storage, "t/x.csv", "1")
+    ingest([event("COMPLETE", 1, "spark", 1, [ds(first.storage_path)], [])])
+    # A newer version lineage stores elsewhere is not the dataset: the file at its path is.
+    second = make_artifact(storage, "t/x.csv", "2")
+    assert second.revises == first and second.storage_path != first.storage_path
+    [written] = ingest([event("COMPLETE", 2, "spark", 2, [ds(first.storage_path)], [])])
+    assert written["inputs"] == [first.uid]

@@ -15,9 +15,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 import lineage as ln
 from lineage import _emit
+from lineage._serve import create_app
 from tests import peers
 from tests.conftest import free_port
 from tests.test_openlineage import rid
@@ -324,3 +326,34 @@ def test_dbt_ol_run_end_to_end(storage: Path, cli_env: dict[str, str], tmp_path:
     assert {"dbt/shop.main.shop.stg_orders", "forecast.py"} <= {t.key for t in up.transforms}
     page = Path(model.view_lineage(path=tmp_path / "model.html")).read_text()
     assert "shop.main.daily_revenue" in page and "forecast.py" in page
+    # The explorer (`lineage serve`) shows it as one graph too: walking its neighbours from the
+    # model, a level at a time as its page does, reaches both dbt models' datasets, runs and
+    # jobs; a model run's page names the dbt invocation that started it.
+    explorer = TestClient(create_app(), base_url="http://127.0.0.1")
+    seen: dict[str, dict[str, Any]] = {}
+    level = [model.uid]
+    while level:  # each record is asked about once: the walk ends with the graph
+        answer = explorer.get("/api/neighbours", params={"uid": level})
+        assert answer.status_code == 200, answer.text
+        found = {
+            item["node"]["uid"]: item["node"]
+            for record in answer.json()["records"]
+            for group in record["groups"]
+            for item in group["items"]
+        }
+        level = [uid for uid in found if uid not in seen and uid != model.uid]
+        seen.update(found)
+    assert model.uid in seen  # the walk came back to it: every edge is shown from both ends
+    stg_run = model_runs["dbt/shop.main.shop.stg_orders"]
+    dbt_nodes = {daily.uid, daily_run.uid, daily_run.transform.uid, staged.uid, stg_run.uid,
+                 stg_run.transform.uid, forecast.uid, forecast.transform.uid}  # fmt: skip
+    assert dbt_nodes <= set(seen)
+    assert seen[daily_run.uid]["transform"] == "dbt/shop.main.shop.daily_revenue"
+    assert seen[staged.uid]["key"] == staged.key
+    path = explorer.get("/api/path", params={"source": model.uid, "target": staged.uid}).json()
+    assert path["found"] and path["upstream"]
+    assert [n["uid"] for n in path["nodes"]] == [
+        model.uid, forecast.uid, daily.uid, daily_run.uid, staged.uid,
+    ]  # fmt: skip
+    run_page = explorer.get(f"/api/records/{daily_run.uid}").json()
+    assert run_page["provenance"]["initiated_by"]["uid"] == parent.uid
