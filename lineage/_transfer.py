@@ -56,6 +56,10 @@ FORMAT = "lineagegraph-dump"
 FORMAT_VERSION = 1
 NODES, EDGES, MANIFEST = "nodes.jsonl", "edges.jsonl", "manifest.json"
 MANAGED_DIR = ".lineage"
+# Records per page an export reads (each with its edges): the client holds one page, so this
+# bounds its memory. Exporting 100k artifacts (load ~2): pages of 10,000 took 9.5 s and 91 MB of
+# peak RSS growth, pages of 2,000 7.6 s and 43 MB.
+EXPORT_BATCH = 2000
 _LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 # Labels merged by a unique field other than uid: another graph may hold the same user, storage
 # root or feature under another uid, and the dumped records then point at that node.
@@ -206,7 +210,7 @@ def export_graph(
     key: str | None = None,
     upstream_of: str | None = None,
     with_files: str | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = EXPORT_BATCH,
     pause_creates: bool = False,
 ) -> ExportReport:
     """Write the graph (or a part: records whose key starts with `key`, or everything

@@ -44,7 +44,7 @@ from lineage._resolve import record_by_uid
 from lineage._serve import DEFAULT_HOST as SERVE_HOST
 from lineage._serve import DEFAULT_PORT as SERVE_PORT
 from lineage._serve import run_forever
-from lineage._transfer import backup, export_graph, import_graph, restore
+from lineage._transfer import EXPORT_BATCH, backup, export_graph, import_graph, restore
 from lineage.demo import run_demo
 from lineage.errors import InvalidArgument, LineageError
 
@@ -317,7 +317,7 @@ def _add_transfer_commands(sub: Any, server_sub: Any) -> None:
         "--with-files", default=None, metavar="ROOT",
         help="copy the artifacts' files to this storage root (local or s3://) and point there",
     )  # fmt: skip
-    exp.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="rows per batch")
+    exp.add_argument("--batch-size", type=int, default=EXPORT_BATCH, help="records per page read")
     exp.add_argument("--json", action="store_true", help="print the report as JSON")
     exp.set_defaults(func=_export)
 
