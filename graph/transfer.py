@@ -212,10 +212,11 @@ class WriteBehind:
     rows was a fifth of a dump import's time). `submit(work, done)` first waits for the batch
     before and runs its `done(result)` in the caller's thread, in order, then hands `work` to
     the thread; `drain()` waits for the last one. A write's error comes out of the `submit` or
-    `drain` after it; `close()` (always, in a `finally`) stops the thread.
+    `drain` after it. Used as a context manager: leaving the block drains (unless an error is
+    leaving it) and stops the thread.
 
-    >>> behind = WriteBehind()
-    >>> behind.submit(lambda: 2 + 2, print); behind.drain(); behind.close()
+    >>> with WriteBehind() as behind:
+    ...     behind.submit(lambda: 2 + 2, print)
     4
     """
 
@@ -233,9 +234,16 @@ class WriteBehind:
             self._last = None
             done(future.result())
 
-    def close(self) -> None:
-        self._last = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        try:
+            if exc_type is None:
+                self.drain()
+        finally:
+            self._last = None
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def relation_for(label: str, edge: str, target: str) -> tuple[str, Relation]:

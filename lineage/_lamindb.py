@@ -791,10 +791,8 @@ class _Importer:
         return {"src": row["src"], "dst": row["dst"], "props": {"feature": ref.uid}}
 
     def run(self) -> ImportReport:
-        try:
+        with self.behind:
             return self._run()
-        finally:
-            self.behind.close()
 
     def _run(self) -> ImportReport:
         for spec in SPECS:

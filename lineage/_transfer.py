@@ -378,8 +378,6 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
     report = ImportReport(str(source))
     same: dict[str, dict[str, str]] = {label: {} for label in MERGE_KEYS}
 
-    behind = gt.WriteBehind()
-
     def flush_nodes(label: str, rows: list[dict[str, Any]]) -> None:
         if label == VALUE_LABEL:
             behind.submit(
@@ -408,26 +406,6 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
                         "is mapped to it"
                     )
 
-    pending: dict[str, list[dict[str, Any]]] = {}
-    try:
-        for line in _lines(source / NODES):
-            label = str(line.get("label"))
-            if label != VALUE_LABEL:
-                gt.check_label(label)
-            props = {k: decode(v) for k, v in line["props"].items()}
-            rows = pending.setdefault(label, [])
-            rows.append(props)
-            if len(rows) >= batch_size:
-                flush_nodes(label, rows)
-                pending[label] = []
-        for label, rows in pending.items():
-            if rows:
-                flush_nodes(label, rows)
-        behind.drain()  # every node, and `same`, before the first edge
-    except BaseException:
-        behind.close()
-        raise
-
     def end_uid(end: dict[str, Any]) -> str:
         return same.get(end["label"], {}).get(end["uid"], end["uid"])
 
@@ -449,7 +427,23 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
 
         behind.submit(work, done)
 
-    try:
+    pending: dict[str, list[dict[str, Any]]] = {}
+    with gt.WriteBehind() as behind:
+        for line in _lines(source / NODES):
+            label = str(line.get("label"))
+            if label != VALUE_LABEL:
+                gt.check_label(label)
+            props = {k: decode(v) for k, v in line["props"].items()}
+            rows = pending.setdefault(label, [])
+            rows.append(props)
+            if len(rows) >= batch_size:
+                flush_nodes(label, rows)
+                pending[label] = []
+        for label, rows in pending.items():
+            if rows:
+                flush_nodes(label, rows)
+        behind.drain()  # every node, and `same`, before the first edge
+
         for line in _lines(source / EDGES):
             src, dst = line["src"], line["dst"]
             group = (line["type"], src["label"], dst["label"])
@@ -471,8 +465,7 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
                 held -= len(rows)
             elif held >= 2 * batch_size:
                 # Many kinds of edge each part-way to a batch: the fullest goes now, so no more
-                # than two batches of rows are held whatever the graph (the peak RSS growth of a
-                # 1M-artifact dump import was 179 MB without this, 64 MB at 100k).
+                # than two batches of rows are held, however many kinds of edge a graph has.
                 fullest = max(groups, key=lambda g: len(groups[g]))
                 held -= len(groups[fullest])
                 flush_edges(fullest, groups[fullest])
@@ -480,9 +473,6 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
         for group, rows in groups.items():
             if rows:
                 flush_edges(group, rows)
-        behind.drain()
-    finally:
-        behind.close()
     counters = {k: v for k, v in manifest.get("counters", {}).items() if k in gm.RECORD_LABELS}
     conn.write(lambda tx: gt.raise_counters(tx, counters))
     report.seconds = (datetime.now(UTC) - started).total_seconds()
