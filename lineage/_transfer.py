@@ -250,12 +250,21 @@ def export_graph(
         }
         extra_user = {k: v for k, v in user._values.items() if v is not None}
     nodes, edges = _Writer(target / NODES), _Writer(target / EDGES)
+
+    def put_node(label: str, props: dict[str, Any]) -> None:
+        nodes.write({"label": label, "props": _props(props)})
+        report.nodes[label] = report.nodes.get(label, 0) + 1
+
+    def put_edge(edge: dict[str, Any]) -> None:
+        edges.write(edge)
+        report.edges[edge["type"]] = report.edges.get(edge["type"], 0) + 1
+
     try:
         with gt.GraphReader(conn, pause_creates=pause_creates) as reader:
             scope = _scope(reader, key, upstream_of)
             counters = reader.counters()
             users: set[str] = set()
-            edge_types = report.edges
+            storage_dumped = False  # the --with-files root's Storage node was in the graph
             for label in gm.RECORD_LABELS:
                 for batch in reader.records(label, scope, batch_size):
                     for node, out in batch:
@@ -265,14 +274,9 @@ def export_graph(
                             report.files_copied += 1
                         if label == "User":
                             users.add(props["uid"])
-                        if (
-                            label == "Storage"
-                            and new_storage
-                            and props["uid"] == new_storage["uid"]
-                        ):
-                            new_storage = {**new_storage, "_written": True}
-                        nodes.write({"label": label, "props": _props(props)})
-                        report.nodes[label] = report.nodes.get(label, 0) + 1
+                        if label == "Storage" and new_storage:
+                            storage_dumped |= props["uid"] == new_storage["uid"]
+                        put_node(label, props)
                         for edge in out:
                             if new_storage is not None and edge["type"] == "STORED_IN":
                                 edge["dst"] = {"label": "Storage", "uid": new_storage["uid"]}
@@ -281,24 +285,23 @@ def export_graph(
                             dst = edge["dst"]
                             if "value" in dst:
                                 dst["value"] = encode(dst["value"])
-                            edges.write(edge)
-                            edge_types[edge["type"]] = edge_types.get(edge["type"], 0) + 1
+                            put_edge(edge)
             for values in reader.values(scope, batch_size):
                 for value in values:
-                    nodes.write({"label": VALUE_LABEL, "props": _props(value["props"])})
-                    report.nodes[VALUE_LABEL] = report.nodes.get(VALUE_LABEL, 0) + 1
+                    put_node(VALUE_LABEL, value["props"])
             if new_storage is not None and extra_user is not None:
                 if extra_user["uid"] not in users:
-                    nodes.write({"label": "User", "props": _props(extra_user)})
-                    report.nodes["User"] = report.nodes.get("User", 0) + 1
-                if not new_storage.pop("_written", False):
-                    nodes.write({"label": "Storage", "props": _props(new_storage)})
-                    report.nodes["Storage"] = report.nodes.get("Storage", 0) + 1
-                    edge = {"type": "CREATED_BY", "props": {}}
-                    edge["src"] = {"label": "Storage", "uid": new_storage["uid"]}
-                    edge["dst"] = {"label": "User", "uid": extra_user["uid"]}
-                    edges.write(edge)
-                    report.edges["CREATED_BY"] = report.edges.get("CREATED_BY", 0) + 1
+                    put_node("User", extra_user)
+                if not storage_dumped:
+                    put_node("Storage", new_storage)
+                    put_edge(
+                        {
+                            "type": "CREATED_BY",
+                            "src": {"label": "Storage", "uid": new_storage["uid"]},
+                            "dst": {"label": "User", "uid": extra_user["uid"]},
+                            "props": {},
+                        }
+                    )
     finally:
         files = {NODES: nodes.close(), EDGES: edges.close()}
     manifest = {
