@@ -32,6 +32,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -44,6 +45,7 @@ import loaders
 from graph import ids as gids
 from graph import models as gm
 from graph import transfer as gt
+from graph.connection import plain
 from graph.features import VALUE_LABEL
 from graph.schema import SCHEMA_VERSION
 from lineage._instance import current
@@ -126,17 +128,72 @@ class _Writer:
 
     def write(self, obj: Any) -> None:
         # orjson: 0.3 us a line where json.dumps took 6-12 (720k lines in a 100k-artifact dump)
-        line = orjson.dumps(obj, option=_LINE)
-        self.fp.write(line)
-        self.sha.update(line)
-        self.lines += 1
-        self.size += len(line)
+        self.write_lines([orjson.dumps(obj, option=_LINE)])
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Lines already JSON, each ending in a newline: one write and one hash update for all
+        of them (per line, the bookkeeping cost more than the JSON)."""
+        chunk = b"".join(lines)
+        self.fp.write(chunk)
+        self.sha.update(chunk)
+        self.lines += len(lines)
+        self.size += len(chunk)
 
     def close(self) -> dict[str, Any]:
         self.fp.flush()
         os.fsync(self.fp.fileno())
         self.fp.close()
         return {"sha256": self.sha.hexdigest(), "bytes": self.size, "lines": self.lines}
+
+
+class _Lines:
+    """Dump lines of one record and its edges. An edge line is built from byte pieces,
+    `{"dst":END,"props":{...},"src":END,"type":...}`: the bytes `orjson.dumps(edge,
+    option=OPT_SORT_KEYS)` gives (keys sorted, no spaces), each name and uid JSON-quoted by
+    orjson. A 100k-artifact export writes 608k edges: a dict per edge, dumped and counted one
+    line at a time, was 8 of its 13 s (cProfile); from pieces, written a batch at a time, the
+    whole export took 7.3 s. `moved_to`: the END every `STORED_IN` edge points at instead
+    (`--with-files`)."""
+
+    def __init__(self, moved_to: dict[str, Any] | None = None) -> None:
+        self._quoted: dict[str, bytes] = {}
+        self.moved_to = None if moved_to is None else self.end("Storage", moved_to["uid"])
+
+    def quote(self, text: str) -> bytes:
+        """`text` as a JSON string, cached (edge types and labels repeat on every line)."""
+        found = self._quoted.get(text)
+        if found is None:
+            found = self._quoted[text] = orjson.dumps(text)
+        return found
+
+    def end(self, label: str, uid: str) -> bytes:
+        return b'{"label":' + self.quote(label) + b',"uid":' + orjson.dumps(uid) + b"}"
+
+    def node(self, label: str, props: dict[str, Any]) -> bytes:
+        return orjson.dumps({"label": label, "props": _props(props)}, option=_LINE)
+
+    def edges(self, label: str, uid: str, out: list[list[Any]]) -> Iterator[tuple[str, bytes]]:
+        """`(type, line)` of each edge of `GraphReader.records`' form leaving record `uid`."""
+        src = self.end(label, uid)
+        for kind, props, dst_label, *end in out:
+            body = b"{}"
+            if props:  # most edges have none
+                body = orjson.dumps(_props(plain(props)), option=orjson.OPT_SORT_KEYS)
+            if dst_label == VALUE_LABEL:
+                feature, value = end
+                value = encode(plain(value))
+                dst = orjson.dumps(
+                    {"feature": feature, "label": VALUE_LABEL, "value": value},
+                    option=orjson.OPT_SORT_KEYS,
+                )
+            elif self.moved_to is not None and kind == "STORED_IN":
+                dst = self.moved_to
+            else:
+                dst = self.end(dst_label, end[0])
+            yield kind, (
+                b'{"dst":' + dst + b',"props":' + body + b',"src":' + src
+                + b',"type":' + self.quote(kind) + b"}\n"
+            )  # fmt: skip
 
 
 @dataclass
@@ -259,6 +316,7 @@ def export_graph(
         edges.write(edge)
         report.edges[edge["type"]] = report.edges.get(edge["type"], 0) + 1
 
+    lines = _Lines(new_storage)
     try:
         with gt.GraphReader(conn, pause_creates=pause_creates) as reader:
             scope = _scope(reader, key, upstream_of)
@@ -267,8 +325,8 @@ def export_graph(
             storage_dumped = False  # the --with-files root's Storage node was in the graph
             for label in gm.RECORD_LABELS:
                 for batch in reader.records(label, scope, batch_size):
-                    for node, out in batch:
-                        props = node["props"]
+                    node_lines, edge_lines, kinds = [], [], Counter[str]()
+                    for props, out in batch:
                         if label == "Artifact" and new_storage and props.get("storage_path"):
                             props["storage_path"] = _copy_file(props, new_storage["root"])
                             report.files_copied += 1
@@ -276,16 +334,15 @@ def export_graph(
                             users.add(props["uid"])
                         if label == "Storage" and new_storage:
                             storage_dumped |= props["uid"] == new_storage["uid"]
-                        put_node(label, props)
-                        for edge in out:
-                            if new_storage is not None and edge["type"] == "STORED_IN":
-                                edge["dst"] = {"label": "Storage", "uid": new_storage["uid"]}
-                            if edge["props"]:
-                                edge["props"] = _props(edge["props"])
-                            dst = edge["dst"]
-                            if "value" in dst:
-                                dst["value"] = encode(dst["value"])
-                            put_edge(edge)
+                        node_lines.append(lines.node(label, props))
+                        for kind, line in lines.edges(label, props["uid"], out):
+                            edge_lines.append(line)
+                            kinds[kind] += 1
+                    nodes.write_lines(node_lines)
+                    edges.write_lines(edge_lines)
+                    report.nodes[label] = report.nodes.get(label, 0) + len(node_lines)
+                    for kind, n in kinds.items():
+                        report.edges[kind] = report.edges.get(kind, 0) + n
             for values in reader.values(scope, batch_size):
                 for value in values:
                     put_node(VALUE_LABEL, value["props"])
