@@ -24,6 +24,8 @@ every value is a parameter.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +83,24 @@ def _unique_fields(label: str) -> set[str]:
         for name, prop in model.defined_properties(aliases=False, rels=False).items()
         if prop.unique_index
     }
+
+
+@contextlib.contextmanager
+def old_objects_frozen() -> Iterator[None]:
+    """Inside the block, Python's cycle collector leaves the objects that existed before it
+    alone (`gc.freeze`; `gc.unfreeze` on the way out hands them back to it).
+
+    A transfer allocates millions of short-lived lists and dicts (the driver unpacking a page,
+    the rows of a batch), and every full collection they trigger walked all of the process's
+    objects (the modules of lineage, neo4j, pandas...): 26% of an export's CPU samples were in
+    `gc_collect_main` (py-spy), and a 100k-artifact export took 5.7 s with them, 3.9 s frozen
+    (3.7 s with the collector off). New objects are still collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 # -- writing -------------------------------------------------------------------------------------

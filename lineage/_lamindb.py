@@ -868,7 +868,8 @@ def import_lamindb(source: str | Path, *, batch_size: int = BATCH_SIZE) -> Impor
     start = datetime.now(UTC)
     src = _Source(source)
     try:
-        report = _Importer(src, conn, batch_size).run()
+        with gt.old_objects_frozen():
+            report = _Importer(src, conn, batch_size).run()
     finally:
         src.close()
     report.seconds = (datetime.now(UTC) - start).total_seconds()

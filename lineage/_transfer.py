@@ -318,7 +318,7 @@ def export_graph(
 
     lines = _Lines(new_storage)
     try:
-        with gt.GraphReader(conn, pause_creates=pause_creates) as reader:
+        with gt.old_objects_frozen(), gt.GraphReader(conn, pause_creates=pause_creates) as reader:
             scope = _scope(reader, key, upstream_of)
             counters = reader.counters()
             users: set[str] = set()
@@ -488,7 +488,7 @@ def import_graph(directory: str | Path, *, batch_size: int = BATCH_SIZE) -> Impo
         behind.submit(work, done)
 
     pending: dict[str, list[dict[str, Any]]] = {}
-    with gt.WriteBehind() as behind:
+    with gt.old_objects_frozen(), gt.WriteBehind() as behind:
         for line in _lines(source / NODES):
             label = str(line.get("label"))
             if label != VALUE_LABEL:
