@@ -3,6 +3,7 @@
     python benchmarks/transfer.py                        # 100k lamindb artifacts (and 20k, for memory)
     python benchmarks/transfer.py --sizes 20000,100000,500000
     python benchmarks/transfer.py --sizes 2000           # a quick look
+    python benchmarks/transfer.py --keep-dumps DIR       # and keep each dump as DIR/dump-<N>
 
 For each size N in `--sizes` (artifacts), against a fresh local Neo4j started in a temporary
 lineage home on a free port (the Neo4j jars are shared with the user's install; `NEO4J_URI` is
@@ -266,7 +267,7 @@ def _child(name: str, directory: Path) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
+def one_size(ln: Any, lenv: Any, tmp: Path, n: int, keep: Path | None) -> dict[str, Any]:
     from _lamindb_env import init_instance, run_worker
     from _lineage_env import free_port
 
@@ -319,6 +320,9 @@ def one_size(ln: Any, lenv: Any, tmp: Path, n: int) -> dict[str, Any]:
         imported["nodes"],
         imported["edges"],
     )
+    if keep is not None:  # for benchmarks/offline_import.py
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.move(dump, keep / dump.name)
     shutil.rmtree(dump, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
     # The next size starts from an empty server of its own.
@@ -341,6 +345,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="20000,100000", help="artifacts per lamindb instance")
     parser.add_argument("--tmp-dir", default=None)
+    parser.add_argument("--keep-dumps", type=Path, default=None, help="keep each dump there")
     parser.add_argument("--worker", choices=["lamindb"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["export", "import"], help=argparse.SUPPRESS)
@@ -388,7 +393,7 @@ def main() -> int:
         server = LocalServer()
         fig["neo4j_heap"], fig["neo4j_pagecache"] = server.heap, server.pagecache
         for n in sizes:
-            fig["sizes"][str(n)] = one_size(ln, lenv, tmp, n)
+            fig["sizes"][str(n)] = one_size(ln, lenv, tmp, n, args.keep_dumps)
             fig[f"loadavg_1m_after_{n}"] = round(os.getloadavg()[0], 2)
         largest = fig["sizes"][str(max(sizes))]
         fig["goals"] = {
