@@ -144,7 +144,9 @@ def offline_import(args: list[str], folder: Path, threads: int) -> tuple[float, 
     command = [
         "java", "-Xmx1g", "-cp", classpath, "org.neo4j.cli.AdminTool",
         "database", "import", "full", "neo4j",  # the database first: --nodes takes many files
-        f"--threads={threads}", "--max-off-heap-memory=2g", *args,
+        f"--threads={threads}", "--max-off-heap-memory=2g",
+        f"--report-file={folder / 'import.report'}",  # (default: the current directory)
+        *args,
     ]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

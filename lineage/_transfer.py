@@ -126,10 +126,6 @@ class _Writer:
         self.lines = 0
         self.size = 0
 
-    def write(self, obj: Any) -> None:
-        # orjson: 0.3 us a line where json.dumps took 6-12 (720k lines in a 100k-artifact dump)
-        self.write_lines([orjson.dumps(obj, option=_LINE)])
-
     def write_lines(self, lines: list[bytes]) -> None:
         """Lines already JSON, each ending in a newline: one write and one hash update for all
         of them (per line, the bookkeeping cost more than the JSON)."""
@@ -170,15 +166,21 @@ class _Lines:
         return b'{"label":' + self.quote(label) + b',"uid":' + orjson.dumps(uid) + b"}"
 
     def node(self, label: str, props: dict[str, Any]) -> bytes:
+        # orjson: 0.3 us a line where json.dumps took 6-12 (720k lines in a 100k-artifact dump)
         return orjson.dumps({"label": label, "props": _props(props)}, option=_LINE)
+
+    def edge(self, kind: str, src: bytes, dst: bytes, props: dict[str, Any] | None) -> bytes:
+        """An edge line from its ENDs (`end`'s bytes) and its properties (plain values)."""
+        body = orjson.dumps(_props(props), option=orjson.OPT_SORT_KEYS) if props else b"{}"
+        return (
+            b'{"dst":' + dst + b',"props":' + body + b',"src":' + src
+            + b',"type":' + self.quote(kind) + b"}\n"
+        )  # fmt: skip
 
     def edges(self, label: str, uid: str, out: list[list[Any]]) -> Iterator[tuple[str, bytes]]:
         """`(type, line)` of each edge of `GraphReader.records`' form leaving record `uid`."""
         src = self.end(label, uid)
         for kind, props, dst_label, *end in out:
-            body = b"{}"
-            if props:  # most edges have none
-                body = orjson.dumps(_props(plain(props)), option=orjson.OPT_SORT_KEYS)
             if dst_label == VALUE_LABEL:
                 feature, value = end
                 value = encode(plain(value))
@@ -190,10 +192,8 @@ class _Lines:
                 dst = self.moved_to
             else:
                 dst = self.end(dst_label, end[0])
-            yield kind, (
-                b'{"dst":' + dst + b',"props":' + body + b',"src":' + src
-                + b',"type":' + self.quote(kind) + b"}\n"
-            )  # fmt: skip
+            # most edges have no properties; those that have are driver values
+            yield kind, self.edge(kind, src, dst, plain(props) if props else None)
 
 
 @dataclass
@@ -308,15 +308,17 @@ def export_graph(
         extra_user = {k: v for k, v in user._values.items() if v is not None}
     nodes, edges = _Writer(target / NODES), _Writer(target / EDGES)
 
-    def put_node(label: str, props: dict[str, Any]) -> None:
-        nodes.write({"label": label, "props": _props(props)})
-        report.nodes[label] = report.nodes.get(label, 0) + 1
-
-    def put_edge(edge: dict[str, Any]) -> None:
-        edges.write(edge)
-        report.edges[edge["type"]] = report.edges.get(edge["type"], 0) + 1
-
     lines = _Lines(new_storage)
+
+    def put_nodes(label: str, node_lines: list[bytes]) -> None:
+        nodes.write_lines(node_lines)
+        report.nodes[label] = report.nodes.get(label, 0) + len(node_lines)
+
+    def put_edges(typed_lines: list[tuple[str, bytes]]) -> None:
+        edges.write_lines([line for _, line in typed_lines])
+        for kind, n in Counter(kind for kind, _ in typed_lines).items():
+            report.edges[kind] = report.edges.get(kind, 0) + n
+
     try:
         with gt.old_objects_frozen(), gt.GraphReader(conn, pause_creates=pause_creates) as reader:
             scope = _scope(reader, key, upstream_of)
@@ -325,7 +327,8 @@ def export_graph(
             storage_dumped = False  # the --with-files root's Storage node was in the graph
             for label in gm.RECORD_LABELS:
                 for batch in reader.records(label, scope, batch_size):
-                    node_lines, edge_lines, kinds = [], [], Counter[str]()
+                    node_lines: list[bytes] = []
+                    edge_lines: list[tuple[str, bytes]] = []
                     for props, out in batch:
                         if label == "Artifact" and new_storage and props.get("storage_path"):
                             props["storage_path"] = _copy_file(props, new_storage["root"])
@@ -335,30 +338,19 @@ def export_graph(
                         if label == "Storage" and new_storage:
                             storage_dumped |= props["uid"] == new_storage["uid"]
                         node_lines.append(lines.node(label, props))
-                        for kind, line in lines.edges(label, props["uid"], out):
-                            edge_lines.append(line)
-                            kinds[kind] += 1
-                    nodes.write_lines(node_lines)
-                    edges.write_lines(edge_lines)
-                    report.nodes[label] = report.nodes.get(label, 0) + len(node_lines)
-                    for kind, n in kinds.items():
-                        report.edges[kind] = report.edges.get(kind, 0) + n
+                        edge_lines.extend(lines.edges(label, props["uid"], out))
+                    put_nodes(label, node_lines)
+                    put_edges(edge_lines)
             for values in reader.values(scope, batch_size):
-                for value in values:
-                    put_node(VALUE_LABEL, value["props"])
+                put_nodes(VALUE_LABEL, [lines.node(VALUE_LABEL, v["props"]) for v in values])
             if new_storage is not None and extra_user is not None:
                 if extra_user["uid"] not in users:
-                    put_node("User", extra_user)
+                    put_nodes("User", [lines.node("User", extra_user)])
                 if not storage_dumped:
-                    put_node("Storage", new_storage)
-                    put_edge(
-                        {
-                            "type": "CREATED_BY",
-                            "src": {"label": "Storage", "uid": new_storage["uid"]},
-                            "dst": {"label": "User", "uid": extra_user["uid"]},
-                            "props": {},
-                        }
-                    )
+                    put_nodes("Storage", [lines.node("Storage", new_storage)])
+                    src = lines.end("Storage", new_storage["uid"])
+                    dst = lines.end("User", extra_user["uid"])
+                    put_edges([("CREATED_BY", lines.edge("CREATED_BY", src, dst, None))])
     finally:
         files = {NODES: nodes.close(), EDGES: edges.close()}
     manifest = {
